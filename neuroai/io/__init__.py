@@ -1,0 +1,45 @@
+"""Input and output: the artifact store, provenance, and dataset readers."""
+
+from neuroai.io.atomic import atomic_open, atomic_path, is_temporary, remove_stale_temporaries
+from neuroai.io.provenance import file_digest, library_versions, provenance_path, read_provenance
+from neuroai.io.regions import (
+    RegionTimeseries,
+    index_region_runs,
+    read_region_timeseries,
+    run_key,
+    write_region_timeseries,
+)
+from neuroai.io.store import (
+    check_artifact,
+    load_array,
+    load_json,
+    load_table,
+    save_array,
+    save_json,
+    save_table,
+    write_artifact,
+)
+
+__all__ = [
+    "RegionTimeseries",
+    "index_region_runs",
+    "run_key",
+    "atomic_open",
+    "atomic_path",
+    "check_artifact",
+    "file_digest",
+    "is_temporary",
+    "library_versions",
+    "load_array",
+    "load_json",
+    "load_table",
+    "provenance_path",
+    "read_provenance",
+    "read_region_timeseries",
+    "remove_stale_temporaries",
+    "save_array",
+    "save_json",
+    "save_table",
+    "write_artifact",
+    "write_region_timeseries",
+]

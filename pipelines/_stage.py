@@ -1,0 +1,109 @@
+"""Shared command-line plumbing of the stage entry points."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from neuroai import get_logger, set_log_level
+from neuroai.errors import ConfigError, NeuroaiError, did_you_mean
+
+
+def stage_parser(module_doc: str | None, prog: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every stage shares.
+
+    ``--params`` takes the stage's parameters as a JSON object (or ``@file.json``);
+    ``--log`` sends the log to a file (the rule's ``log:``); ``--no-progress``
+    turns progress bars off.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(module_doc or "").strip().splitlines()[0] if module_doc else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join((module_doc or "").strip().splitlines()[1:]).strip() or None,
+    )
+    parser.add_argument(
+        "--params",
+        default="{}",
+        help="stage parameters as a JSON object, or @path/to/params.json",
+    )
+    parser.add_argument("--log", default=None, help="append the log to this file")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """Parse ``--params``: a JSON object or ``@file``."""
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"--params must be a JSON object, got {type(params).__name__}.")
+    return params
+
+
+def check_params(func: Callable, params: Mapping[str, Any], *, fixed: Sequence[str] = ()) -> None:
+    """Raise :class:`ConfigError` for a parameter ``func`` does not take."""
+    signature = inspect.signature(func)
+    accepted = [
+        name
+        for name, p in signature.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in fixed
+    ]
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(
+                f"Unknown parameter {key!r} for stage {func.__module__}.{func.__name__}."
+                f"{did_you_mean(key, accepted)} Valid parameters: {', '.join(accepted)}."
+            )
+
+
+def execute(
+    args: argparse.Namespace,
+    func: Callable[..., Any],
+    /,
+    *positional: Any,
+    **kwargs: Any,
+) -> Any:
+    """Set up logging from ``args``, call ``func`` with ``--params`` merged in.
+
+    Errors that neuroai raises on purpose are logged and end the process with
+    status 1 and a one-line message (no traceback); anything else propagates.
+    """
+    set_log_level(args.log_level, log_file=args.log)
+    if args.log:
+        # Mirror warnings and errors on stderr, so they also reach the terminal.
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        get_logger().addHandler(console)
+    logging.captureWarnings(True)
+    if args.no_progress:
+        os.environ["NEUROAI_PROGRESS"] = "0"
+    module = func.__module__
+    if module == "__main__":  # python -m pipelines.<stage>
+        module = Path(sys.argv[0]).stem
+    logger = get_logger(f"stage.{module.rsplit('.', 1)[-1]}")
+    try:
+        params = parse_params(args.params)
+        check_params(func, params, fixed=list(kwargs))
+        start = time.perf_counter()
+        logger.info("Starting with parameters %s", json.dumps(params, sort_keys=True))
+        result = func(*positional, **kwargs, **params)
+        logger.info("Done in %.1f s", time.perf_counter() - start)
+        return result
+    except NeuroaiError as exc:
+        logger.error("%s", exc)
+        sys.exit(f"error: {exc}")

@@ -1,0 +1,103 @@
+"""Group summary of a dataset's static FC: group-mean matrix and edge statistics.
+
+Writes <out>_mean.npy (n_regions x n_regions) and <out>_summary.json, each with a
+provenance record. Groups (for example the site) come from participants.tsv.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from neuroai import get_logger
+from neuroai.errors import DataError
+from neuroai.fmri.group import summarize_connectivity
+from neuroai.io import load_array, save_array, save_json
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.group_fc")
+SUFFIX = "_connectivity.npy"
+
+
+def _run_key(path: Path) -> str:
+    name = Path(path).name
+    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else Path(path).stem
+
+
+def run(
+    connectivity: list[str | Path],
+    mean_output: str | Path,
+    summary_output: str | Path,
+    *,
+    dataset: str,
+    participants: str | Path | None = None,
+    group_by: str | None = "site",
+) -> tuple[Path, Path]:
+    """Summarise the per-run connectivity matrices of one dataset.
+
+    Parameters
+    ----------
+    connectivity : list of path-like
+        ``*_connectivity.npy`` artifacts of the static FC stage.
+    mean_output, summary_output : path-like
+        Destinations of the group-mean matrix (.npy) and the summary (.json).
+    dataset : str
+        Dataset name, recorded in the summary.
+    participants : path-like | None
+        ``participants.tsv`` giving each subject's group.
+    group_by : str | None
+        Column of ``participants.tsv`` that defines the groups.
+    """
+    paths = [Path(p) for p in connectivity]
+    matrices = [load_array(p, stage="static_fc") for p in paths]
+    runs = [_run_key(p) for p in paths]
+    groups = {}
+    if participants is not None and group_by:
+        table = pd.read_csv(participants, sep="\t", dtype=str)
+        if group_by not in table.columns:
+            raise DataError(
+                f"{participants} has no column {group_by!r} to group by; columns: "
+                f"{', '.join(table.columns)}."
+            )
+        by_subject = dict(zip(table["participant_id"], table[group_by], strict=True))
+        groups = {run: by_subject.get(run.split("_", 1)[0], "unknown") for run in runs}
+    mean, summary = summarize_connectivity(matrices, runs=runs, groups=groups)
+    summary["dataset"] = dataset
+    summary["group_by"] = group_by if groups else None
+    kinds = {load_kind(p) for p in paths}
+    summary["kind"] = kinds.pop() if len(kinds) == 1 else "mixed"
+    inputs = [*paths] + ([Path(participants)] if participants else [])
+    params = {"dataset": dataset, "group_by": group_by}
+    save_array(mean_output, mean, stage="group_fc", params=params, inputs=inputs)
+    save_json(summary_output, summary, stage="group_fc", params=params, inputs=inputs)
+    logger.info("Summarised %d runs of %s", len(paths), dataset)
+    return Path(mean_output), Path(summary_output)
+
+
+def load_kind(path: Path) -> str:
+    from neuroai.io import read_provenance
+
+    return read_provenance(path)["params"].get("kind", "unknown")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.group_fc")
+    parser.add_argument("--connectivity", nargs="+", required=True, help="*_connectivity.npy files")
+    parser.add_argument("--mean-output", required=True)
+    parser.add_argument("--summary-output", required=True)
+    parser.add_argument("--participants", default=None, help="participants.tsv with the groups")
+    args = parser.parse_args(argv)
+    execute(
+        args,
+        run,
+        args.connectivity,
+        args.mean_output,
+        args.summary_output,
+        participants=args.participants,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

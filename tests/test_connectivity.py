@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from nilearn.connectome import ConnectivityMeasure
+
+from neuroai.errors import ConfigError, DataError
+from neuroai.fmri import KINDS, connectivity
+from neuroai.fmri.group import summarize_connectivity
+from neuroai.testing import connectivity_matrices, correlated_timeseries
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_equals_nilearn(kind):
+    ts = correlated_timeseries(53, 7, seed=1)
+    ours = connectivity(ts, kind)
+    theirs = ConnectivityMeasure(kind=kind).fit_transform([ts])[0]
+    np.testing.assert_allclose(ours, theirs, atol=1e-10)
+    np.testing.assert_allclose(ours, ours.T)
+
+
+def test_fisher_z():
+    ts = correlated_timeseries(53, 7, seed=2)
+    r = connectivity(ts, "correlation")
+    z = connectivity(ts, "correlation", fisher_z=True)
+    off = ~np.eye(7, dtype=bool)
+    np.testing.assert_allclose(z[off], np.arctanh(r[off]))
+    assert np.all(np.diag(z) == 0)
+    with pytest.raises(DataError, match="fisher_z applies to correlations"):
+        connectivity(ts, "covariance", fisher_z=True)
+
+
+def test_bad_input():
+    with pytest.raises(ConfigError, match="Did you mean 'correlation'"):
+        connectivity(np.ones((10, 3)), "corelation")
+    with pytest.raises(DataError, match="shape"):
+        connectivity(np.ones(10))
+    ts = correlated_timeseries(20, 3)
+    ts[4, 1] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        connectivity(ts)
+    with pytest.raises(DataError, match="at least 3"):
+        connectivity(np.ones((2, 3)))
+
+
+def test_group_summary():
+    mats = connectivity_matrices(5, 7, seed=0)
+    runs = [f"sub-0{i}_task-rest" for i in range(5)]
+    groups = {run: ("A" if i < 3 else "B") for i, run in enumerate(runs)}
+    mean, summary = summarize_connectivity(list(mats), runs=runs, groups=groups, bins=10)
+    np.testing.assert_allclose(mean, mats.mean(axis=0))
+    assert summary["groups"]["A"]["n_runs"] == 3 and summary["groups"]["B"]["n_runs"] == 2
+    upper = np.triu_indices(7, 1)
+    assert summary["groups"]["A"]["mean_edge"] == pytest.approx(
+        mats[:3][:, upper[0], upper[1]].mean()
+    )
+    assert sum(summary["groups"]["B"]["counts"]) == 2 * 21
+    with pytest.raises(DataError, match="differ in shape"):
+        summarize_connectivity([np.eye(3), np.eye(4)], runs=["a", "b"])

@@ -1,0 +1,118 @@
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pipelines
+from neuroai.io import load_array, read_provenance
+from neuroai.testing import region_timeseries_dataset
+
+STAGES = sorted(
+    name for _, name, _ in pkgutil.iter_modules(pipelines.__path__) if not name.startswith("_")
+)
+
+
+def test_there_are_stages():
+    assert {"demo_regions", "static_fc", "group_fc", "report"} <= set(STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_has_run_main_and_help(stage):
+    module = importlib.import_module(f"pipelines.{stage}")
+    assert callable(module.run) and callable(module.main)
+    assert module.run.__doc__
+    done = subprocess.run(
+        [sys.executable, "-m", f"pipelines.{stage}", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--params" in done.stdout
+
+
+def test_static_fc_stage_cli_and_api_agree(tmp_path):
+    from pipelines import static_fc
+
+    runs = region_timeseries_dataset(tmp_path / "ds", subjects=["01"])
+    tsv = next(iter(runs.values()))
+    api = static_fc.run(tsv, tmp_path / "api.npy", kind="partial correlation")
+    log = tmp_path / "cli.log"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.static_fc",
+            "--timeseries",
+            str(tsv),
+            "--output",
+            str(tmp_path / "cli.npy"),
+            "--params",
+            '{"kind": "partial correlation"}',
+            "--log",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(load_array(api), load_array(tmp_path / "cli.npy"))
+    assert read_provenance(api)["params"] == {"kind": "partial correlation", "fisher_z": False}
+    assert "neuroai.stage.static_fc" in log.read_text()
+
+
+def test_unknown_parameter_is_a_clear_error(tmp_path):
+    runs = region_timeseries_dataset(tmp_path / "ds", subjects=["01"])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.static_fc",
+            "--timeseries",
+            str(next(iter(runs.values()))),
+            "--output",
+            str(tmp_path / "x.npy"),
+            "--params",
+            '{"knd": "correlation"}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Unknown parameter 'knd'" in done.stderr and "Did you mean 'kind'?" in done.stderr
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_bad_input_fails_without_artifact(tmp_path):
+    from neuroai.errors import DataError
+    from pipelines import static_fc
+
+    runs = region_timeseries_dataset(tmp_path / "ds", subjects=["01"])
+    tsv = next(iter(runs.values()))
+    tsv.with_suffix(".json").unlink()
+    with pytest.raises(DataError, match="no JSON sidecar"):
+        static_fc.run(tsv, tmp_path / "fc.npy")
+    assert not any((tmp_path).glob("fc.npy*"))
+
+
+def test_zero_variance_region_is_logged_and_zeroed(tmp_path, caplog):
+    from neuroai.io import write_region_timeseries
+    from neuroai.testing import correlated_timeseries
+    from pipelines import static_fc
+
+    data = correlated_timeseries(40, 5)
+    data[:, 2] = 7.0
+    tsv = write_region_timeseries(
+        tmp_path / "sub-01_timeseries.tsv", data, tr=1.0, regions=list("abcde")
+    )
+    with caplog.at_level("WARNING", logger="neuroai"):
+        out = static_fc.run(tsv, tmp_path / "fc.npy")
+    fc = load_array(out)
+    assert np.all(fc[2] == 0) and np.all(fc[:, 2] == 0)
+    assert "zero variance" in caplog.text
+    assert read_provenance(out)["extra"]["zero_variance_regions"] == ["c"]

