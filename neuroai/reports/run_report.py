@@ -10,15 +10,12 @@ import json
 import os
 import platform
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import numpy as np
 
 from neuroai.datasets.cards import DataCard
 from neuroai.io.provenance import library_versions, lineage
-from neuroai.reports import figures
-from neuroai.reports.html import Page, Section, badge, figure, pre, table, text
+from neuroai.reports.html import Page, Section, badge, pre, table, text
 
 
 def datasets_section(cards: Sequence[DataCard]) -> Section:
@@ -89,45 +86,6 @@ def stages_section(records: Sequence[tuple[Path, dict]]) -> Section:
     return section
 
 
-def connectivity_section(groups: Sequence[tuple[np.ndarray, dict]]) -> Section:
-    """Group-mean static FC per dataset and the distribution of edge values per group.
-
-    Parameters
-    ----------
-    groups : sequence of (mean, summary)
-        Output of :func:`neuroai.fmri.group.summarize_connectivity` per dataset,
-        with ``dataset`` and ``kind`` added to the summary.
-    """
-    section = Section("static-fc", "Static functional connectivity")
-    for mean, summary in groups:
-        dataset, kind = summary["dataset"], summary.get("kind", "connectivity")
-        section.add(
-            f"<h3>{_esc(dataset)}</h3>",
-            text(f"{summary['n_runs']} runs, {summary['n_regions']} regions, kind: {kind}."),
-            figure(
-                figures.connectivity_matrix(mean, title=f"{dataset}: group-mean {kind}"),
-                caption=f"Group-mean {kind} over {summary['n_runs']} runs of {dataset}.",
-            ),
-            figure(
-                figures.edge_histograms(
-                    np.asarray(summary["bin_edges"]),
-                    {g: np.asarray(v["counts"]) for g, v in summary["groups"].items()},
-                    title=f"{dataset}: edge values by {summary.get('group_by') or 'group'}",
-                    xlabel=kind,
-                ),
-                caption="Distribution of upper-triangle connectivity values, per group.",
-            ),
-        )
-        rows = [
-            (g, v["n_runs"], f"{v['mean_edge']:.3f}", f"{v['sd_edge']:.3f}")
-            for g, v in summary["groups"].items()
-        ]
-        section.add(
-            table(rows, [summary.get("group_by") or "group", "runs", "mean edge", "sd edge"])
-        )
-    return section
-
-
 def config_section(config_text: str) -> Section:
     """The configuration, verbatim."""
     return Section("config", "Configuration").add(pre(config_text))
@@ -149,9 +107,8 @@ def build_run_report(
     *,
     title: str,
     cards: Sequence[DataCard],
-    artifacts: Sequence[str | os.PathLike],
     config_text: str,
-    connectivity: Sequence[tuple[np.ndarray, dict]] = (),
+    sections: Mapping[str, Sequence[str | os.PathLike]] | None = None,
 ) -> Path:
     """Write the run report to ``path`` (a self-contained HTML file).
 
@@ -163,20 +120,22 @@ def build_run_report(
         Page title.
     cards : sequence of DataCard
         The datasets used.
-    artifacts : sequence of path-like
-        The report's input artifacts; their lineage fills "Stages run".
     config_text : str
         The configuration, shown verbatim.
-    connectivity : sequence of (mean, summary)
-        Group FC summaries per dataset.
+    sections : mapping | None
+        Section name (a key of :data:`neuroai.reports.sections.REGISTRY`) to
+        its artifacts. Their lineage fills "Stages run".
     """
     from neuroai import __version__
+    from neuroai.reports.sections import render
 
+    sections = dict(sections or {})
     page = Page(title=title, subtitle=f"neuroai {__version__}")
     page.sections.append(datasets_section(cards))
+    artifacts = [p for paths in sections.values() for p in paths]
     page.sections.append(stages_section(lineage(artifacts)))
-    if connectivity:
-        page.sections.append(connectivity_section(connectivity))
+    for name, paths in sections.items():
+        page.sections.extend(render(name, paths))
     page.sections.append(config_section(config_text))
     page.sections.append(system_section())
     return page.write(path)

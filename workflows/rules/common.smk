@@ -93,9 +93,17 @@ def participants_of(dataset):
 
 
 def used_datasets():
-    """Every dataset some stage uses."""
-    names = list(config.get("static_fc", {}).get("datasets", []))
+    """Every dataset that some config section lists under its `datasets` key."""
+    names = []
+    for section in config.values():
+        if isinstance(section, dict) and isinstance(section.get("datasets"), list):
+            names.extend(section["datasets"])
     return list(dict.fromkeys(names))
+
+
+# Report section name -> function returning the artifacts the section is drawn
+# from (see neuroai.reports.sections.REGISTRY); each domain's inputs file adds its own.
+REPORT_SECTIONS = {}
 
 
 include: "inputs/demo.smk"

@@ -1,9 +1,10 @@
 # The run's HTML report: depends on the summaries of everything configured.
 
+
 rule report:
     """One self-contained HTML report of the run."""
     input:
-        unpack(report_inputs),
+        report_inputs,
     output:
         f"{RESULTS}/report/index.html",
     params:
@@ -18,5 +19,5 @@ rule report:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipelines.report --output {output:q} --cards {input.cards:q} "
-        "--group-fc {input.group_fc:q} --params {params.cfg:q} --log {log:q} --no-progress"
+        "python -m pipelines.report --output {output:q} --params {params.cfg:q} "
+        "--log {log:q} --no-progress"

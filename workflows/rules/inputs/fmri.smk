@@ -21,3 +21,10 @@ def group_fc_participants_arg(wildcards, input):
 
 def group_fc_params(wildcards):
     return json.dumps({"dataset": wildcards.dataset, "group_by": config["group_fc"]["group_by"]})
+
+
+def static_fc_report_inputs():
+    return [f"{RESULTS}/fmri/{name}/group_fc_summary.json" for name in RUNS]
+
+
+REPORT_SECTIONS["static_fc"] = static_fc_report_inputs

@@ -1,13 +1,19 @@
-# Input, params and target functions of the rules in ../report.smk.
+# Input and params functions of the rule in ../report.smk.
 
 
-def report_inputs(wildcards):
+def report_manifest():
+    """Cards and, per report section, the artifacts it is drawn from."""
     return {
         "cards": [repo_path(dataset_config(name)["card"]) for name in used_datasets()],
-        "group_fc": [f"{RESULTS}/fmri/{name}/group_fc_summary.json" for name in used_datasets()],
-        "group_fc_mean": [f"{RESULTS}/fmri/{name}/group_fc_mean.npy" for name in used_datasets()],
+        "sections": {name: paths() for name, paths in REPORT_SECTIONS.items() if paths()},
     }
 
 
+def report_inputs(wildcards):
+    manifest = report_manifest()
+    return manifest["cards"] + [p for paths in manifest["sections"].values() for p in paths]
+
+
 def report_params():
-    return json.dumps({"title": config["report"]["title"], "config": config}, sort_keys=True)
+    params = {"title": config["report"]["title"], "config": config, **report_manifest()}
+    return json.dumps(params, sort_keys=True)

@@ -1,0 +1,34 @@
+"""Report sections, one module per domain.
+
+Each section is named in :data:`REGISTRY` by the key the workflow uses for it
+(``"static_fc"``, ...) and rendered by a function that takes the section's
+artifact paths (summaries, metrics, figures' data) and returns
+:class:`~neuroai.reports.html.Section` objects. Renderers read artifacts only;
+they never recompute features or retrain models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from neuroai.errors import check_option
+from neuroai.reports.html import Section
+
+#: Section name -> "module:function" of its renderer.
+REGISTRY = {
+    "static_fc": "neuroai.reports.sections.fmri:render_static_fc",
+}
+
+
+def render(name: str, paths: Sequence[str | os.PathLike]) -> list[Section]:
+    """Render the report section ``name`` from its artifacts."""
+    check_option("report section", name, REGISTRY)
+    module_name, function = REGISTRY[name].split(":")
+    renderer = getattr(importlib.import_module(module_name), function)
+    return list(renderer([Path(p) for p in paths]))
+
+
+__all__ = ["REGISTRY", "render"]
