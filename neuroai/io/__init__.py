@@ -1,6 +1,13 @@
 """Input and output: the artifact store, provenance, and dataset readers."""
 
 from neuroai.io.atomic import atomic_open, atomic_path, is_temporary, remove_stale_temporaries
+from neuroai.io.decathlon import (
+    DecathlonCase,
+    DecathlonDataset,
+    check_case,
+    read_decathlon,
+    write_dataset_json,
+)
 from neuroai.io.provenance import file_digest, library_versions, provenance_path, read_provenance
 from neuroai.io.regions import (
     RegionTimeseries,
@@ -21,6 +28,11 @@ from neuroai.io.store import (
 )
 
 __all__ = [
+    "DecathlonCase",
+    "DecathlonDataset",
+    "check_case",
+    "read_decathlon",
+    "write_dataset_json",
     "RegionTimeseries",
     "index_region_runs",
     "run_key",

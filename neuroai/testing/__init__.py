@@ -9,5 +9,12 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
-__all__ = ["connectivity_matrices", "correlated_timeseries", "region_timeseries_dataset"]
+__all__ = [
+    "connectivity_matrices",
+    "correlated_timeseries",
+    "hippocampus_like_case",
+    "hippocampus_like_dataset",
+    "region_timeseries_dataset",
+]
