@@ -247,6 +247,7 @@ def write_dataset_json(
     training: Sequence[tuple[str, str]],
     test: Sequence[str] = (),
     extra: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``dataset.json`` (atomically) for files already in place.
 
@@ -263,7 +264,11 @@ def write_dataset_json(
     test : sequence of str
         Test image paths relative to ``root``.
     extra : mapping | None
-        Further entries (description, reference, licence, provenance).
+        Further entries (description, reference, licence).
+    provenance : mapping | None
+        When given (``stage``, ``params``, ``inputs``), ``dataset.json`` is written
+        with a provenance record (see :func:`neuroai.io.write_artifact`); write it
+        last, as the mark that the dataset is complete.
     """
     document = {
         "name": name,
@@ -277,7 +282,13 @@ def write_dataset_json(
         "test": [f"./{t}" for t in test],
     }
     path = Path(root) / "dataset.json"
+    text = json.dumps(document, indent=2) + "\n"
+    if provenance is not None:
+        from neuroai.io.store import write_artifact
+
+        return write_artifact(
+            path, lambda tmp: tmp.write_text(text, encoding="utf-8"), **provenance
+        )
     with atomic_open(path) as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+        handle.write(text)
     return path

@@ -275,11 +275,11 @@ class DSDConfig(ModelConfig):
 #: Tiny settings that train in CPU minutes (see workflows/config/config.yaml).
 DEMO_BACKBONES: dict[str, dict[str, Any]] = {
     "unet": {
-        "roi_size": (48, 48, 48),
+        "roi_size": (32, 32, 32),
         "backbone_options": {"channels": (8, 16, 32, 64), "strides": (2, 2, 2), "num_res_units": 1},
     },
     "dynunet": {
-        "roi_size": (48, 48, 48),
+        "roi_size": (32, 32, 32),
         "backbone_options": {
             "kernel_size": (3, 3, 3, 3),
             "strides": (1, 2, 2, 2),
@@ -351,7 +351,7 @@ PAPER_BACKBONES: dict[str, dict[str, Any]] = {
 }
 
 
-def _preset(table: Mapping[str, dict[str, Any]]):
+def _preset(table: Mapping[str, dict[str, Any]], **extra: Any):
     def values(overrides: Mapping[str, Any]) -> dict[str, Any]:
         backbone = overrides.get("backbone", "unet")
         check_option("backbone", backbone, table)
@@ -360,6 +360,7 @@ def _preset(table: Mapping[str, dict[str, Any]]):
             "backbone": backbone,
             "roi_size": chosen["roi_size"],
             "backbone_options": dict(chosen["backbone_options"]),
+            **extra,
         }
 
     return values
@@ -380,7 +381,10 @@ class DSDOutputs:
 @register_model(
     "dsd",
     config=DSDConfig,
-    presets={"demo": _preset(DEMO_BACKBONES), "paper": _preset(PAPER_BACKBONES)},
+    presets={
+        "demo": _preset(DEMO_BACKBONES, sw_overlap=0.25, sw_batch_size=4),
+        "paper": _preset(PAPER_BACKBONES, sw_overlap=0.5, sw_batch_size=2),
+    },
     description="Dual self-distillation of a U-shaped MONAI backbone for 3D segmentation",
 )
 class DSDNet(NeuroModel):
