@@ -20,6 +20,8 @@ prediction and evaluation by implementing them:
 ``validation_metrics(batch)``
     Scalars to log on a validation batch (``"loss"`` at least); the engine averages
     them over the validation set and monitors one of them for the best checkpoint.
+``example_input(batch_size)``
+    A random input of the right shape (the registry-wide tests feed it to every model).
 
 Batches are dicts: ``batch["inputs"]`` holds the model input and ``batch["target"]``
 the supervision (class indices, label volumes). ``INPUTS`` and ``TARGET`` name them.
@@ -85,6 +87,10 @@ class NeuroModel(nn.Module):
         """Scalars for a validation batch; the training loss in eval mode by default."""
         terms = self.training_loss(batch)
         return {"loss": terms["loss"].detach()}
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:  # pragma: no cover
+        """A random input batch of the shape the model takes (for tests and benchmarks)."""
+        raise NotImplementedError
 
     def parameter_count(self, *, trainable_only: bool = False) -> int:
         """Number of parameters (trainable ones only when asked)."""

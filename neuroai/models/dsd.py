@@ -434,6 +434,10 @@ class DSDNet(NeuroModel):
     def embed_dim(self) -> int:
         return self.backbone.bottleneck_channels
 
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        """Random patches ``(batch_size, in_channels, *roi_size)``."""
+        return torch.randn(batch_size, self.config.in_channels, *self.config.roi_size)
+
     def head_parameter_count(self) -> int:
         """Parameters of the DSD / deep-supervision heads alone."""
         heads = [*self.decoder_heads.parameters(), *self.encoder_heads.parameters()]

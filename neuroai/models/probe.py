@@ -130,6 +130,9 @@ class ProbeModel(NeuroModel):
     def embed_dim(self) -> int:
         return self.encoder.embed_dim
 
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        return self.encoder.example_input(batch_size)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder.embed(x)
 

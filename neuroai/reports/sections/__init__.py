@@ -20,6 +20,8 @@ from neuroai.reports.html import Section
 #: Section name -> "module:function" of its renderer.
 REGISTRY = {
     "static_fc": "neuroai.reports.sections.fmri:render_static_fc",
+    "segmentation": "neuroai.reports.sections.segmentation:render_segmentation",
+    "inference": "neuroai.reports.sections.inference:render_inference",
 }
 
 
