@@ -24,8 +24,11 @@ def _wants_tuple(annotation: Any) -> bool:
 
 
 def _to_tuples(value: Any) -> Any:
-    if isinstance(value, list):
+    """Lists become tuples, also inside dicts (JSON has no tuples; configs keep them)."""
+    if isinstance(value, list | tuple):
         return tuple(_to_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_tuples(v) for k, v in value.items()}
     return value
 
 
@@ -48,8 +51,9 @@ class JsonConfig:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            if _wants_tuple(field.type):
-                setattr(self, field.name, _to_tuples(getattr(self, field.name)))
+            value = getattr(self, field.name)
+            if _wants_tuple(field.type) or isinstance(value, dict):
+                setattr(self, field.name, _to_tuples(value))
         self.validate()
 
     def validate(self) -> None:
