@@ -12,14 +12,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
 from neuroai.io import save_array, save_table
-from neuroai.models import load_pretrained
-from neuroai.models.inputs import batched, dataset_inputs, read_model_input
 from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.embed")
@@ -27,6 +23,8 @@ STAGE = "embed"
 
 
 def _device(device: str) -> str:
+    import torch
+
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
@@ -60,6 +58,13 @@ def run(
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
+    # Imported here so that `--help` answers without loading torch.
+    import pandas as pd
+    import torch
+
+    from neuroai.models import load_pretrained
+    from neuroai.models.inputs import batched, dataset_inputs, read_model_input
+
     if (inputs is None) == (dataset is None):
         raise ConfigError("Give either inputs (files) or a dataset (dataset.json), not both.")
     files = [Path(p) for p in inputs] if inputs is not None else dataset_inputs(dataset, split)
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     execute(args, run, args.model, args.index_output, inputs=args.inputs, dataset=args.dataset)
 

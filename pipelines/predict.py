@@ -13,14 +13,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
 from neuroai.io import save_array, save_table, write_artifact
-from neuroai.models import load_pretrained
-from neuroai.models.inputs import batched, dataset_inputs, read_model_input
 from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.predict")
@@ -66,6 +62,13 @@ def run(
         As in :func:`pipelines.embed.run`.
     """
     import nibabel as nib
+
+    # Imported here so that `--help` answers without loading torch.
+    import pandas as pd
+    import torch
+
+    from neuroai.models import load_pretrained
+    from neuroai.models.inputs import batched, dataset_inputs, read_model_input
 
     if (inputs is None) == (dataset is None):
         raise ConfigError("Give either inputs (files) or a dataset (dataset.json), not both.")
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     execute(args, run, args.model, args.index_output, inputs=args.inputs, dataset=args.dataset)
 

@@ -15,15 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
-from neuroai.evaluation.results import pairwise_comparisons, summarize_per_case
-from neuroai.evaluation.segmentation import METRICS, predict_case, segmentation_metrics
 from neuroai.io import read_decathlon, save_json, save_table, write_artifact
-from neuroai.models import load_pretrained
-from neuroai.training import SegmentationDataConfig
 from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.segmentation_evaluate")
@@ -81,7 +76,14 @@ def run(
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     """
+    # Imported here so that `--help` answers without loading torch and MONAI.
+    import pandas as pd
     import torch
+
+    from neuroai.evaluation.results import pairwise_comparisons, summarize_per_case
+    from neuroai.evaluation.segmentation import METRICS, predict_case, segmentation_metrics
+    from neuroai.models import load_pretrained
+    from neuroai.training import SegmentationDataConfig
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -15,26 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from neuroai import get_logger
 from neuroai.errors import check_option
-from neuroai.evaluation.splits import decathlon_split
-from neuroai.io import check_case, read_decathlon, save_table, write_artifact
-from neuroai.models import build_model, model_config
-from neuroai.models.dsd import MODES
-from neuroai.training import (
-    SegmentationDataConfig,
-    SegmentationDataModule,
-    SupervisedModule,
-    TrainConfig,
-    fit,
-    seed_everything,
-)
 from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.segmentation_train")
 STAGE = "segmentation_train"
+MODES = ("plain", "deep_supervision", "dsd")
 
 
 def run(
@@ -80,6 +67,21 @@ def run(
     Path | None
         ``model_output`` (None on the other processes of a distributed run).
     """
+    # Imported here so that `--help` answers without loading torch, MONAI and Lightning.
+    import pandas as pd
+
+    from neuroai.evaluation.splits import decathlon_split
+    from neuroai.io import check_case, read_decathlon, save_table, write_artifact
+    from neuroai.models import build_model, model_config
+    from neuroai.training import (
+        SegmentationDataConfig,
+        SegmentationDataModule,
+        SupervisedModule,
+        TrainConfig,
+        fit,
+        seed_everything,
+    )
+
     check_option("variant", variant, MODES)
     model = dict(model or {})
     task = read_decathlon(dataset)

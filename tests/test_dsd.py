@@ -85,7 +85,9 @@ def test_detach_teacher_stops_gradients_through_the_teachers():
     main, target = _logits(1, 8)[0], _target()
     for detach in (False, True):
         decoder, encoder = _logits(2, 10), _logits(2, 11)
-        terms = dsd_loss_terms(main, decoder, encoder, target, temperature=2.0, detach_teacher=detach)
+        terms = dsd_loss_terms(
+            main, decoder, encoder, target, temperature=2.0, detach_teacher=detach
+        )
         terms["loss"].backward()
         teacher_grad = encoder[0].grad  # the encoder teacher has no Dice + CE term
         assert (teacher_grad is None or teacher_grad.abs().sum() == 0) == detach

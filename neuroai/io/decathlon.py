@@ -201,7 +201,7 @@ def check_case(
     import nibabel as nib
 
     image = nib.load(case.image)
-    zooms = np.asarray(image.header.get_zooms()[:3], dtype=float)
+    zooms = _raw_zooms(case.image, type(image.header))
     if zooms.size < 3 or not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
         raise DataError(
             f"Case {case.id}: {case.image.name} has missing or invalid voxel spacing "
@@ -236,6 +236,15 @@ def check_case(
         )
     info["values"] = values.astype(int).tolist()
     return info
+
+
+def _raw_zooms(path: Path, header_class) -> np.ndarray:
+    """Voxel sizes as stored: nibabel silently replaces a zero pixdim by 1 on loading."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(path) as handle:
+        header = header_class.from_fileobj(handle, check=False)
+    return np.asarray(header["pixdim"][1:4], dtype=float)
 
 
 def write_dataset_json(
