@@ -150,6 +150,7 @@ def run(
         "best_step": result.best_step,
         "steps": result.steps,
         "resumed_from": result.resumed_from,
+        "world_size": result.world_size,
         "monitor": train_config.monitor,
         "n_parameters": network.parameter_count(),
         "n_head_parameters": network.head_parameter_count(),

@@ -64,6 +64,8 @@ class FitResult:
         Whether this process is rank 0 (only rank 0 should write stage outputs).
     stopped_early : bool
         Whether early stopping ended the run.
+    world_size : int
+        Processes that trained together (DDP).
     """
 
     run_dir: Path
@@ -76,6 +78,7 @@ class FitResult:
     resumed_from: int | None = None
     is_global_zero: bool = True
     stopped_early: bool = False
+    world_size: int = 1
 
 
 def _is_rank_zero_process() -> bool:
@@ -266,6 +269,7 @@ def fit(
         resumed_from=resumed_from,
         is_global_zero=trainer.is_global_zero,
         stopped_early=stopped_early,
+        world_size=trainer.world_size,
     )
 
 
