@@ -3,8 +3,8 @@
 Preprocessing (deterministic, cached once per case by MONAI's ``CacheDataset``):
 load, channel first, orientation (RAS), resampling to ``spacing`` (trilinear for
 images, nearest for labels), intensity scaling of each channel to [0, 1] between its
-0.5th and 99.5th percentiles, and a crop to the foreground (voxels above 0 after
-scaling, with a margin).
+0.5th and 99.5th percentiles, and a crop to the foreground (voxels above a threshold
+after scaling, with a margin).
 
 Training augmentation (random, reseeded per item from the run's seed): padding to the
 patch size, ``num_samples`` random patches per volume centred on foreground or
@@ -43,7 +43,11 @@ class SegmentationDataConfig(JsonConfig):
         Per-channel scaling: 0.5-99.5 percentiles to [0, 1] (clipped), min-max to
         [0, 1], or zero mean and unit variance over the non-zero voxels.
     crop_foreground : bool
-        Crop each volume to its non-zero bounding box (plus ``margin`` voxels).
+        Crop each volume to the bounding box of its voxels above
+        ``foreground_threshold`` after scaling (plus ``margin`` voxels).
+    foreground_threshold : float
+        Intensity (after scaling) above which a voxel counts as foreground; raise it
+        above the background noise level of noisy images.
     margin : int
         Margin of the foreground crop (voxels).
     num_samples : int
@@ -66,6 +70,7 @@ class SegmentationDataConfig(JsonConfig):
     orientation: str = "RAS"
     intensity: str = "percentile"
     crop_foreground: bool = True
+    foreground_threshold: float = 0.0
     margin: int = 2
     num_samples: int = 2
     pos: float = 1.0
@@ -82,8 +87,14 @@ class SegmentationDataConfig(JsonConfig):
         check_option("cache", self.cache, ("memory", "disk", "none"))
 
 
-def _foreground(x):
-    return x > 0
+class _Above:
+    """``x > threshold`` as a picklable callable (MONAI ``select_fn`` in worker processes)."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def __call__(self, x):
+        return x > self.threshold
 
 
 def preprocessing(config: SegmentationDataConfig, *, with_label: bool = True) -> list:
@@ -119,7 +130,7 @@ def preprocessing(config: SegmentationDataConfig, *, with_label: bool = True) ->
             T.CropForegroundd(
                 keys=keys,
                 source_key=INPUTS,
-                select_fn=_foreground,
+                select_fn=_Above(config.foreground_threshold),
                 margin=config.margin,
                 allow_smaller=True,
             )

@@ -150,6 +150,8 @@ def _examples(document: dict) -> list[str]:
             for name, preds in document["artifacts"]["predictions"].items()
             if case in preds
         ]
+        # The same slices in every row: cut through the reference labels.
+        cuts = plotting.find_cut_slices(nib.load(example["reference"]), direction="z", n_cuts=5)
         fig = Figure(figsize=(9.0, 1.9 * len(maps)))
         for row, (title, path) in enumerate(maps):
             check_artifact(path, stage="segmentation_evaluate")
@@ -158,7 +160,7 @@ def _examples(document: dict) -> list[str]:
                 nib.load(path),
                 bg_img=image,
                 display_mode="z",
-                cut_coords=5,
+                cut_coords=cuts,
                 figure=fig,
                 axes=ax,
                 title=title,
