@@ -72,6 +72,10 @@ def tiny(tmp_path_factory):
             },
         },
         "static_fc": {"datasets": ["tiny", "synth"]},
+        # --configfile merges into the default config: switch the other demos off.
+        "segmentation": {"datasets": []},
+        "embed": {"datasets": []},
+        "predict": {"datasets": []},
         "report": {"title": "tiny test report"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
