@@ -191,3 +191,49 @@ def test_pretraining_then_frozen_probe_on_array_artifacts(tmp_path):
     reloaded = load_pretrained(result.best)
     assert isinstance(reloaded, ProbeModel) and reloaded.config.freeze
     assert any("val/accuracy" in r for r in result.history)
+
+
+def _array_task(tmp_path, n=8):
+    rng = np.random.default_rng(1)
+    volumes = rng.random((n, 1, 16, 16, 16)).astype(np.float32)
+    labels = np.arange(n) % 2
+    volumes[labels == 1] += 0.3
+    paths = [save_array(tmp_path / f"x{i}.npy", v, stage="test") for i, v in enumerate(volumes)]
+    return paths, labels
+
+
+def test_early_stopping_accumulation_and_csv_logs(tmp_path):
+    paths, labels = _array_task(tmp_path)
+    encoder = create_model("dsd", mode="plain", **{**TINY_UNET, "out_channels": 2})
+    probe = ProbeModel.from_encoder(encoder, n_outputs=2, freeze=True)
+    config = TrainConfig(
+        max_steps=20, batch_size=2, accumulate_grad_batches=2, lr=1e-12, val_every_steps=1,
+        early_stopping_patience=2, log_every_steps=1, progress_bar=False,
+    )  # fmt: skip
+    datamodule = ArrayDataModule(
+        paths[:6], paths[6:], train_targets=labels[:6], val_targets=labels[6:], batch_size=2
+    )
+    result = fit(FineTuneModule(probe, config), datamodule, config, tmp_path / "run")
+    assert result.stopped_early and 3 <= result.steps < 20  # lr ~ 0: no validation improves much
+    train_rows = [r for r in result.history if "train/loss" in r]
+    assert [r["step"] for r in train_rows] == list(range(1, result.steps + 1))
+    assert train_rows[2]["epoch"] == 1  # 3 batches per epoch, 2 batches per optimizer step
+    assert list((tmp_path / "run" / "logs").glob("version_*/metrics.csv"))
+
+
+def test_embed_stage_writes_one_embedding_per_window(tmp_path):
+    from neuroai.io import load_array, load_table, read_provenance
+    from neuroai.models import save_pretrained
+    from pipelines import embed
+
+    model = create_model("dsd", mode="plain", **TINY_UNET)
+    folder = save_pretrained(model, tmp_path / "model")
+    windows = save_array(
+        tmp_path / "sub-01_windows.npy",
+        np.random.default_rng(0).random((3, 1, 16, 16, 16)),
+        stage="test",
+    )
+    index = load_table(embed.run(folder, tmp_path / "emb" / "index.tsv", inputs=[windows]))
+    out = index["embedding"][0]
+    assert load_array(out).shape == (3, model.embed_dim) and load_array(out).dtype == np.float16
+    assert read_provenance(out)["extra"]["level"] == "window"

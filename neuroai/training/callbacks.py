@@ -153,8 +153,9 @@ class RunCheckpoints(L.Callback):
         step = trainer.global_step
         if step == self._last_saved or step == 0:
             return
-        boundary = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
-        if boundary and step % self.config.log_every_steps == 0 and step != self._last_row_step:
+        # A row per logged optimizer step (the step count changes once per accumulation,
+        # and on the last batch of an epoch).
+        if step % self.config.log_every_steps == 0 and step != self._last_row_step:
             row = {"step": step, "epoch": trainer.current_epoch}
             row.update(
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
@@ -232,19 +233,18 @@ class ProgressLog(L.Callback):
         self.every = max(int(every), 1)
         self._start = time.perf_counter()
         self._start_step = 0
+        self._last_logged = -1
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._start, self._start_step = time.perf_counter(), trainer.global_step
+        self._last_logged = trainer.global_step
         logger.info("Training from step %d to %d", trainer.global_step, trainer.max_steps)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if (
-            step % self.every
-            or not trainer.is_global_zero
-            or (batch_idx + 1) % trainer.accumulate_grad_batches
-        ):
+        if step % self.every or not trainer.is_global_zero or step == self._last_logged:
             return
+        self._last_logged = step
         elapsed = time.perf_counter() - self._start
         rate = elapsed / max(step - self._start_step, 1)
         loss = trainer.callback_metrics.get("train/loss")
