@@ -22,12 +22,20 @@ LABEL_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2
 UNITS = {"dice": "", "hd95": " mm", "msd": " mm"}
 
 
+def _num(value) -> float:
+    """A number from metrics.json (non-finite values are stored as text, e.g. "nan")."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _fmt(summary: dict, digits: int = 3) -> str:
-    estimate = summary.get("estimate")
-    if estimate is None or not math.isfinite(estimate):
+    estimate = _num(summary.get("estimate"))
+    if not math.isfinite(estimate):
         return "n/a"
-    low, high = summary.get("ci_low"), summary.get("ci_high")
-    if low is None or not math.isfinite(low):
+    low, high = _num(summary.get("ci_low")), _num(summary.get("ci_high"))
+    if not math.isfinite(low):
         return f"{estimate:.{digits}f}"
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
@@ -77,7 +85,7 @@ def _comparisons(document: dict) -> str:
                 f"{c['a']} - {c['b']}",
                 c["metric"],
                 _fmt(c) + unit,
-                f"{c.get('p_greater', float('nan')):.2f}",
+                f"{_num(c.get('p_greater')):.2f}",
                 c.get("n"),
             )
         )
@@ -92,9 +100,9 @@ def _dice_bars(document: dict) -> Figure:
     width = 0.8 / max(len(models), 1)
     for i, name in enumerate(models):
         dice = document["models"][name]["metrics"]["dice"]
-        est = np.array([dice.get(c, {}).get("estimate", np.nan) for c in classes], dtype=float)
-        low = np.array([dice.get(c, {}).get("ci_low", np.nan) for c in classes], dtype=float)
-        high = np.array([dice.get(c, {}).get("ci_high", np.nan) for c in classes], dtype=float)
+        est = np.array([_num(dice.get(c, {}).get("estimate")) for c in classes])
+        low = np.array([_num(dice.get(c, {}).get("ci_low")) for c in classes])
+        high = np.array([_num(dice.get(c, {}).get("ci_high")) for c in classes])
         x = np.arange(len(classes)) + (i - (len(models) - 1) / 2) * width
         err = np.vstack([np.nan_to_num(est - low), np.nan_to_num(high - est)])
         ax.bar(x, est, width, yerr=err, capsize=3, label=name, color=COLOURS[i % len(COLOURS)])
