@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
-from scipy import signal as sp_signal
-from scipy.interpolate import CubicSpline
 
 from neuroai._logging import get_logger
 from neuroai.errors import ConfigError, DataError, check_option
@@ -132,6 +130,8 @@ def butterworth(
     DataError
         When the run is too short for the filter's padding.
     """
+    from scipy import signal as sp_signal
+
     if low_pass is None and high_pass is None:
         return np.array(signals, copy=True)
     if low_pass is not None and high_pass is not None and high_pass >= low_pass:
@@ -361,6 +361,8 @@ def _add_cosines(conf: np.ndarray | None, cosines: np.ndarray) -> np.ndarray | N
 
 
 def _interpolate(values: np.ndarray, mask: np.ndarray, t_r: float, extrapolate: bool) -> np.ndarray:
+    from scipy.interpolate import CubicSpline
+
     times = np.arange(values.shape[0]) * t_r
     spline = CubicSpline(times[mask], values[mask], extrapolate=extrapolate)
     out = values.copy()

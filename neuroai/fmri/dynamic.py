@@ -22,6 +22,8 @@ for blocks of windows at once.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from neuroai._logging import get_logger
@@ -35,10 +37,9 @@ ESTIMATORS = ("empirical", "ledoit_wolf")
 STAGIN_WINDOW = 50
 STAGIN_STEP = 3
 
-try:  # numba is optional: the vectorised numpy path gives the same results
-    import numba as _numba
-except ImportError:  # pragma: no cover - exercised where numba is missing
-    _numba = None
+#: Whether the compiled kernel is available (numba is optional: the vectorised
+#: numpy path gives the same results). numba is imported on first use.
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
 
 
 def window_starts(n_timepoints: int, window: int, step: int) -> np.ndarray:
@@ -163,7 +164,7 @@ def _empirical_windows(ts, starts, window, kind, fisher_z, dtype, resync) -> np.
     out = np.empty((starts.size, n_regions, n_regions), dtype=dtype)
     correlation = kind == "correlation"
     flat_windows = np.zeros(starts.size, dtype=np.int64)
-    if _numba is not None:
+    if HAS_NUMBA:
         _run_kernel(
             x, starts, window, means, out, correlation, fisher_z, max(1, resync), flat_windows
         )
@@ -220,7 +221,7 @@ def _kernel():
     global _KERNEL
     if _KERNEL is not None:
         return _KERNEL
-    numba = _numba
+    import numba
 
     @numba.njit(nogil=True, cache=True)
     def kernel(x, starts, window, means, out, correlation, fisher_z, resync, flat_windows, k0, k1):
