@@ -1,5 +1,6 @@
 """Datasets: data cards and the builders of the embedded demo datasets."""
 
+from neuroai.datasets.bold_demos import build_bold_demo
 from neuroai.datasets.cards import DataCard, load_card, load_cards
 from neuroai.datasets.neurolib_regions import (
     build_neurolib_regions,
@@ -11,6 +12,7 @@ from neuroai.datasets.neurolib_regions import (
 )
 
 __all__ = [
+    "build_bold_demo",
     "DataCard",
     "build_neurolib_regions",
     "build_neurolib_run",

@@ -4,16 +4,19 @@ Format ``neuroai.graphs/1`` (stable; a reader refuses other versions). One
 folder, written atomically with a provenance record beside it
 (``<folder>.prov.json``)::
 
-    dataset.json      format, n_runs, n_regions, regions, node_features (names),
+    dataset.json      format, n_runs, n_regions, regions, node_features (names
+                      of the loaded columns), stored_features, identity,
                       edge_attributes (names), windowing (window, step, kind,
                       fisher_z), sparsity (method, density, threshold, absolute),
                       runs (key, subject, n_windows), labels (per column:
                       "categorical" with its categories, or "numeric"),
                       excluded_runs (key and reason)
-    x.npy             (total_windows, n_regions, n_features) float32 node features
+    x.npy             (total_windows, n_regions, n_stored_features) float32 node
+                      features; when "identity" is true in dataset.json, one-hot
+                      region identity (constant, so not stored) is appended on load
     edge_index.npy    (2, total_edges) int16/int32, region indices within a window
-    edge_weight.npy   (total_edges,) float32 connectivity value of each edge
-    edge_attr.npy     (total_edges, n_edge_attributes) float32
+    edge_weight.npy   (total_edges,) float32 connectivity value of each edge; the
+                      edge attributes (weight, |weight|) are derived from it on load
     window_ptr.npy    (total_windows + 1,) int64 edge offsets of each window
     run_ptr.npy       (n_runs + 1,) int64 window offsets of each run
     label_<col>.npy   (n_runs,) int64 category code (-1 missing) or float64 (NaN missing)
@@ -45,7 +48,7 @@ from neuroai.fmri.graphs import EDGE_ATTRIBUTES, WindowGraphs
 logger = get_logger(__name__)
 
 FORMAT = "neuroai.graphs/1"
-ARRAYS = ("x", "edge_index", "edge_weight", "edge_attr", "window_ptr", "run_ptr")
+ARRAYS = ("x", "edge_index", "edge_weight", "window_ptr", "run_ptr")
 
 
 def _encode_labels(
@@ -132,7 +135,11 @@ def write_graph_dataset(
     keys = list(runs)
     first = runs[keys[0]]
     for key, graphs in runs.items():
-        if graphs.n_regions != len(regions) or graphs.feature_names != first.feature_names:
+        if (
+            graphs.n_regions != len(regions)
+            or graphs.feature_names != first.feature_names
+            or graphs.identity != first.identity
+        ):
             raise DataError(
                 f"Run {key} has {graphs.n_regions} regions and features {graphs.feature_names[:3]}..., "
                 f"unlike the dataset ({len(regions)} regions, {first.feature_names[:3]}...): every "
@@ -151,7 +158,9 @@ def write_graph_dataset(
         "n_windows": int(run_ptr[-1]),
         "n_edges": int(window_ptr[-1]),
         "regions": list(regions),
-        "node_features": list(first.feature_names),
+        "node_features": list(first.node_feature_names),
+        "stored_features": list(first.feature_names),
+        "identity": bool(first.identity),
         "edge_attributes": list(EDGE_ATTRIBUTES),
         "windowing": dict(windowing),
         "sparsity": dict(sparsity),
@@ -172,7 +181,6 @@ def write_graph_dataset(
             np.concatenate([runs[k].edge_index for k in keys], axis=1).astype(index_dtype),
         )
         save("edge_weight", np.concatenate([runs[k].edge_weight for k in keys]).astype(np.float32))
-        save("edge_attr", np.concatenate([runs[k].edge_attr for k in keys]).astype(np.float32))
         save("window_ptr", window_ptr)
         save("run_ptr", run_ptr)
         for column, values in labels.items():
@@ -247,9 +255,9 @@ class GraphArrays:
             x=np.asarray(self["x"][w0:w1]),
             edge_index=np.asarray(self["edge_index"][:, e0:e1]),
             edge_weight=np.asarray(self["edge_weight"][e0:e1]),
-            edge_attr=np.asarray(self["edge_attr"][e0:e1]),
             window_ptr=np.asarray(self["window_ptr"][w0 : w1 + 1]) - e0,
-            feature_names=list(self.meta["node_features"]),
+            feature_names=list(self.meta["stored_features"]),
+            identity=bool(self.meta["identity"]),
         )
 
 

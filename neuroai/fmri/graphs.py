@@ -9,7 +9,9 @@ window graphs on the same nodes (regions):
   (``"node"``), or every edge above a ``threshold``; by absolute value or by
   signed value. Self-loops are never kept.
 - **edge attributes**: the connectivity value and its absolute value.
-- **node features** (:func:`node_features`), concatenated in the order asked:
+- **node features** (:func:`node_features`), concatenated in the order asked
+  (in :class:`WindowGraphs` the identity block, constant over windows, is not
+  stored but appended on conversion, last):
   ``"connectivity"`` (the node's row of the window's FC, n_regions values),
   ``"identity"`` (one-hot region identity, n_regions values, as STAGIN), and
   ``"timeseries"`` (mean, standard deviation, skewness and excess kurtosis of
@@ -196,26 +198,29 @@ class WindowGraphs:
 
     Attributes
     ----------
-    x : ndarray, shape (n_windows, n_regions, n_features)
-        Node features (float32).
+    x : ndarray, shape (n_windows, n_regions, n_stored_features)
+        Stored node features (float32): every requested block except
+        ``"identity"``, which is the same for every window and is appended when
+        the graphs are converted (:meth:`node_matrix`, :meth:`to_data`).
     edge_index : ndarray, shape (2, n_edges)
         Source and target region of every edge of every window (both
         directions of each undirected edge), windows one after the other.
     edge_weight : ndarray, shape (n_edges,)
         Connectivity value of each edge (float32).
-    edge_attr : ndarray, shape (n_edges, n_edge_attributes)
-        ``weight`` and ``abs_weight`` (float32).
     window_ptr : ndarray, shape (n_windows + 1,)
         Edges of window ``w`` are ``window_ptr[w]:window_ptr[w + 1]``.
     feature_names : list of str
+        Names of the stored feature columns.
+    identity : bool
+        Append one-hot region identity to the node features.
     """
 
     x: np.ndarray
     edge_index: np.ndarray
     edge_weight: np.ndarray
-    edge_attr: np.ndarray
     window_ptr: np.ndarray
     feature_names: list[str]
+    identity: bool = False
 
     @property
     def n_windows(self) -> int:
@@ -224,6 +229,28 @@ class WindowGraphs:
     @property
     def n_regions(self) -> int:
         return int(self.x.shape[1])
+
+    @property
+    def edge_attr(self) -> np.ndarray:
+        """Edge attributes ``(weight, |weight|)``, shape (n_edges, 2), float32."""
+        weight = np.asarray(self.edge_weight, dtype=np.float32)
+        return np.stack([weight, np.abs(weight)], axis=1)
+
+    @property
+    def node_feature_names(self) -> list[str]:
+        """Names of the columns of :meth:`node_matrix`."""
+        extra = [f"id_{i}" for i in range(self.n_regions)] if self.identity else []
+        return list(self.feature_names) + extra
+
+    def node_matrix(self, w: int | slice = slice(None)) -> np.ndarray:
+        """Node features of window(s) ``w``, identity appended: (..., n_regions, n_features)."""
+        x = np.asarray(self.x[w], dtype=np.float32)
+        if not self.identity:
+            return x
+        eye = np.broadcast_to(
+            np.eye(self.n_regions, dtype=np.float32), (*x.shape[:-1], self.n_regions)
+        )
+        return np.concatenate([x, eye], axis=-1)
 
     def density(self) -> np.ndarray:
         """Fraction of possible undirected edges present, per window, shape (n_windows,)."""
@@ -236,11 +263,12 @@ class WindowGraphs:
         from torch_geometric.data import Data
 
         a, b = self.window_ptr[w], self.window_ptr[w + 1]
+        weight = np.array(self.edge_weight[a:b], dtype=np.float32)
         return Data(
-            x=torch.from_numpy(np.ascontiguousarray(self.x[w])),
-            edge_index=torch.from_numpy(self.edge_index[:, a:b].astype(np.int64)),
-            edge_weight=torch.from_numpy(np.array(self.edge_weight[a:b])),
-            edge_attr=torch.from_numpy(np.array(self.edge_attr[a:b])),
+            x=torch.from_numpy(np.ascontiguousarray(self.node_matrix(w))),
+            edge_index=torch.from_numpy(np.asarray(self.edge_index[:, a:b], dtype=np.int64)),
+            edge_weight=torch.from_numpy(weight),
+            edge_attr=torch.from_numpy(np.stack([weight, np.abs(weight)], axis=1)),
             window=torch.tensor([w]),
             **attributes,
         )
@@ -255,12 +283,13 @@ class WindowGraphs:
         import torch
 
         offsets = np.repeat(np.arange(self.n_windows) * self.n_regions, np.diff(self.window_ptr))
-        edge_index = self.edge_index.astype(np.int64) + offsets[None, :]
+        edge_index = np.asarray(self.edge_index, dtype=np.int64) + offsets[None, :]
+        x = self.node_matrix()
         return _window_sequence_class()(
-            x=torch.from_numpy(np.ascontiguousarray(self.x.reshape(-1, self.x.shape[-1]))),
+            x=torch.from_numpy(np.ascontiguousarray(x.reshape(-1, x.shape[-1]))),
             edge_index=torch.from_numpy(edge_index),
-            edge_weight=torch.from_numpy(np.ascontiguousarray(self.edge_weight)),
-            edge_attr=torch.from_numpy(np.ascontiguousarray(self.edge_attr)),
+            edge_weight=torch.from_numpy(np.array(self.edge_weight, dtype=np.float32)),
+            edge_attr=torch.from_numpy(self.edge_attr),
             window=torch.arange(self.n_windows).repeat_interleave(self.n_regions),
             n_windows=self.n_windows,
             n_regions=self.n_regions,
@@ -336,14 +365,19 @@ def window_graphs(
     keep = sparsify(dfc, method=method, density=density, threshold=threshold, absolute=absolute)
     w_idx, src, dst = np.nonzero(keep)
     index_dtype = np.int16 if dfc.shape[1] < 2**15 else np.int32
-    weights = dfc[w_idx, src, dst].astype(np.float32)
     counts = np.bincount(w_idx, minlength=dfc.shape[0])
-    x, names = node_features(dfc, features=features, ts=ts, window=window, step=step)
+    stored = [f for f in features if f != "identity"]
+    for name in features:
+        check_option("node feature", name, NODE_FEATURES)
+    if stored:
+        x, names = node_features(dfc, features=stored, ts=ts, window=window, step=step)
+    else:
+        x, names = np.zeros((*dfc.shape[:2], 0), dtype=np.float32), []
     return WindowGraphs(
         x=x,
         edge_index=np.stack([src, dst]).astype(index_dtype),
-        edge_weight=weights,
-        edge_attr=np.stack([weights, np.abs(weights)], axis=1),
+        edge_weight=dfc[w_idx, src, dst].astype(np.float32),
         window_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         feature_names=names,
+        identity="identity" in features,
     )

@@ -459,8 +459,10 @@ def _companion(
     return None
 
 
-def participants_table(root: str | os.PathLike):
-    """``participants.tsv`` of a dataset as a DataFrame of strings, or ``None``.
+def participants_table(path: str | os.PathLike):
+    """``participants.tsv`` as a DataFrame of strings, or ``None`` when absent.
+
+    ``path`` is the file or the dataset folder holding it.
 
     Raises
     ------
@@ -469,7 +471,9 @@ def participants_table(root: str | os.PathLike):
     """
     import pandas as pd
 
-    path = Path(root) / "participants.tsv"
+    path = Path(path)
+    if path.is_dir():
+        path = path / "participants.tsv"
     if not path.is_file():
         return None
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=["n/a"])
