@@ -33,6 +33,14 @@ def _run_key(path: Path) -> str:
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else Path(path).stem
 
 
+def _degrees(graphs) -> np.ndarray:
+    """Node degree in each window graph, shape (n_windows, n_regions)."""
+    window = np.repeat(np.arange(graphs.n_windows), np.diff(graphs.window_ptr))
+    flat = window * graphs.n_regions + graphs.edge_index[0].astype(np.int64)
+    counts = np.bincount(flat, minlength=graphs.n_windows * graphs.n_regions)
+    return counts.reshape(graphs.n_windows, graphs.n_regions)
+
+
 def run(
     dynamic_fc: list[str | Path],
     timeseries: list[str | Path],
@@ -46,7 +54,7 @@ def run(
     density: float = 0.3,
     threshold: float | None = None,
     absolute: bool = True,
-    node_features: list[str] | tuple[str, ...] = ("connectivity", "timeseries"),
+    node_features: list[str] | tuple[str, ...] = ("identity", "timeseries"),
     label_columns: list[str] | None = None,
 ) -> Path:
     """Build a dataset's graph dataset and its dynamic-FC summary.
@@ -85,7 +93,7 @@ def run(
             f"Got {len(dynamic_fc)} dynamic FC files but {len(timeseries)} time series."
         )
     graphs, subjects, excluded = {}, {}, {}
-    variability, run_summary = [], {}
+    variability, run_summary, degrees = [], {}, []
     windowing = None
     regions = None
     for dfc_path, ts_path in zip(dynamic_fc, timeseries, strict=True):
@@ -118,6 +126,7 @@ def run(
             step=windowing["step"],
         )
         subjects[key] = key.split("_", 1)[0][4:]
+        degrees.append(_degrees(graphs[key]))
         spread = connectivity_variability(dfc)
         variability.append(spread)
         off = ~np.eye(spread.shape[0], dtype=bool)
@@ -157,6 +166,7 @@ def run(
     provenance = {"stage": "graph_dataset", "params": params, "inputs": inputs}
     save_array(variability_output, mean_variability, **provenance)
     densities = np.concatenate([g.density() for g in graphs.values()])
+    degree = np.concatenate(degrees)  # all windows x regions
     summary = {
         "dataset": dataset,
         "n_runs": len(graphs),
@@ -173,6 +183,11 @@ def run(
             "min": float(densities.min()),
             "max": float(densities.max()),
         },
+        "degree": {
+            "mean": degree.mean(axis=0).round(4).tolist(),
+            "sd": degree.std(axis=0).round(4).tolist(),
+        },
+        "regions": list(regions),
         "runs": run_summary,
         "graph_dataset": str(output),
     }

@@ -52,7 +52,8 @@ def carpet_plot(
         2, 2, height_ratios=(1, 3), width_ratios=(40, 1), hspace=0.08, wspace=0.02
     )
     top = fig.add_subplot(grid[0, 0])
-    top.plot(times, trace, color="#b2182b", lw=1)
+    # Both traces are differences to the previous volume: undefined at the first one.
+    top.plot(times[1:], np.asarray(trace, dtype=float)[1:], color="#b2182b", lw=1)
     if threshold is not None:
         top.axhline(threshold, color="k", ls="--", lw=0.8)
     for volume in censored:
@@ -117,4 +118,25 @@ def density_traces(
     ax.set_title(title, fontsize=10)
     if 1 < len(densities) <= 12:
         ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def degree_profile(
+    mean: Sequence[float], sd: Sequence[float], *, density: float, title: str = ""
+) -> Figure:
+    """Mean node degree of the window graphs per region, with its SD over windows."""
+    mean = np.asarray(mean, dtype=float)
+    sd = np.asarray(sd, dtype=float)
+    x = np.arange(mean.size)
+    fig = Figure(figsize=(6.0, 3.0))
+    ax = fig.add_subplot()
+    ax.fill_between(x, mean - sd, mean + sd, color="#9ecae1", lw=0, label="SD over windows")
+    ax.plot(x, mean, color="#08519c", lw=1.2, label="mean degree")
+    ax.axhline(
+        density * (mean.size - 1), color="k", ls="--", lw=0.8, label="graph density x (n - 1)"
+    )
+    ax.set_xlabel("region")
+    ax.set_ylabel("node degree")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
     return fig

@@ -188,13 +188,27 @@ def render_dynamic_fc(paths: Sequence[Path]) -> list[Section]:
                 caption="Standard deviation of each edge over windows, averaged over runs.",
             ),
             figure(
-                fmri_figures.density_traces(
-                    {run: v["density"] for run, v in summary["runs"].items()},
-                    title=f"{dataset}: graph density per window",
+                fmri_figures.degree_profile(
+                    summary["degree"]["mean"],
+                    summary["degree"]["sd"],
+                    density=summary["density"]["mean"],
+                    title=f"{dataset}: node degree in the window graphs",
                 ),
-                caption="Fraction of possible edges kept in each window graph (first 12 runs).",
+                caption="Degree of each region in the window graphs, averaged over windows and "
+                "runs, with its standard deviation over windows; the dashed line is the "
+                "degree every node would have at the mean graph density.",
             ),
         )
+        if summary["density"]["sd"] > 0:
+            section.add(
+                figure(
+                    fmri_figures.density_traces(
+                        {run: v["density"] for run, v in summary["runs"].items()},
+                        title=f"{dataset}: graph density per window",
+                    ),
+                    caption="Fraction of possible edges kept in each window graph (first 12 runs).",
+                )
+            )
         rows = [
             (run, v["n_windows"], f"{v['mean_edge_sd']:.3f}", f"{v['density_mean']:.3f}")
             for run, v in list(summary["runs"].items())[:MAX_ROWS]
