@@ -224,7 +224,9 @@ def _kernel():
     import numba
 
     @numba.njit(nogil=True, cache=True)
-    def kernel(x, starts, window, means, out, correlation, fisher_z, resync, flat_windows, k0, k1):
+    def kernel(
+        x, starts, window, means, out, correlation, fisher_z, resync, flat_windows, k0, k1, offset
+    ):
         n_regions = x.shape[1]
         cross = np.zeros((n_regions, n_regions))
         diag = np.empty(n_regions)
@@ -268,7 +270,7 @@ def _kernel():
                     a = x[t, i]
                     for j in range(n_regions):
                         row[j] += a * x[t, j]
-                target = out[k, i]
+                target = out[k - offset, i]
                 a = inv[i]
                 b = window * m[i]
                 if correlation:
@@ -288,7 +290,11 @@ def _kernel():
 
 
 def _run_kernel(x, starts, window, means, out, correlation, fisher_z, resync, flat_windows):
-    """Run the kernel on contiguous segments of windows, one thread each."""
+    """Run the kernel on contiguous segments of windows, one thread each.
+
+    The kernel writes float64; a float32 output is filled through a float64
+    buffer of ``_BLOCK`` windows per thread (one compiled kernel for both types).
+    """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -296,17 +302,33 @@ def _run_kernel(x, starts, window, means, out, correlation, fisher_z, resync, fl
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n_threads = max(1, min(cores or 1, starts.size // 8))
     bounds = np.linspace(0, starts.size, n_threads + 1).round().astype(int)
-    args = (x, starts, window, means, out, correlation, fisher_z, resync, flat_windows)
+    args = (x, starts, window, means)
+    flags = (correlation, fisher_z, resync, flat_windows)
+
+    def segment(k0: int, k1: int) -> None:
+        if out.dtype == np.float64:
+            kernel(*args, out, *flags, k0, k1, 0)
+            return
+        buffer = np.empty((min(_BLOCK, k1 - k0), *out.shape[1:]))
+        for b0 in range(k0, k1, _BLOCK):
+            b1 = min(k1, b0 + _BLOCK)
+            kernel(*args, buffer, *flags, b0, b1, b0)
+            out[b0:b1] = buffer[: b1 - b0]
+
     if n_threads == 1:
-        kernel(*args, 0, starts.size)
+        segment(0, starts.size)
         return
     with ThreadPoolExecutor(n_threads) as pool:
         jobs = [
-            pool.submit(kernel, *args, int(a), int(b))
+            pool.submit(segment, int(a), int(b))
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         for job in jobs:
             job.result()
+
+
+#: Windows per float64 buffer when the output is float32.
+_BLOCK = 32
 
 
 def _ledoit_wolf_windows(ts, starts, window, kind, fisher_z, dtype) -> np.ndarray:

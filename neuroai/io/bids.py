@@ -58,6 +58,7 @@ ENTITY_ORDER = (
 )
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 _ENTITY = re.compile(r"^([a-z]+)-([A-Za-z0-9]+)$")
+_NAME = re.compile(r"^([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9]+)*)$")
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 #: Entities of a preprocessed run that its confounds file does not carry.
 _IMAGE_ONLY_ENTITIES = ("space", "cohort", "res", "den", "desc")
@@ -114,10 +115,12 @@ def parse_name(name: str) -> tuple[dict[str, str], str, str] | None:
     >>> parse_name("sub-01_task-rest_run-1_bold.nii.gz")
     ({'sub': '01', 'task': 'rest', 'run': '1'}, 'bold', '.nii.gz')
     """
-    stem, dot, rest = name.partition(".")
-    extension = dot + rest
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    stem, extension = match.group(1), match.group(2)
     parts = stem.split("_")
-    if len(parts) < 2:
+    if len(parts) < 2 or not _LABEL.match(parts[-1]):
         return None
     entities: dict[str, str] = {}
     for part in parts[:-1]:

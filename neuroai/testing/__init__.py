@@ -4,10 +4,28 @@ Dimensions are deliberately unequal (7 regions, 53 time points ...) so that a
 swapped axis fails loudly, and every generator takes a ``seed``.
 """
 
+from neuroai.testing.bold import (
+    bids_dataset,
+    bold_image,
+    fmriprep_confounds,
+    fmriprep_dataset,
+    label_atlas,
+    prob_atlas,
+)
 from neuroai.testing.generators import (
     connectivity_matrices,
     correlated_timeseries,
     region_timeseries_dataset,
 )
 
-__all__ = ["connectivity_matrices", "correlated_timeseries", "region_timeseries_dataset"]
+__all__ = [
+    "bids_dataset",
+    "bold_image",
+    "connectivity_matrices",
+    "correlated_timeseries",
+    "fmriprep_confounds",
+    "fmriprep_dataset",
+    "label_atlas",
+    "prob_atlas",
+    "region_timeseries_dataset",
+]
