@@ -93,17 +93,23 @@ class Reducer:
     voxels : ndarray of int, shape (n_voxels,)
         Fortran-order flat indices (as NIfTI stores volumes) of the voxels used.
     weights : sparse or ndarray, shape (n_regions, n_voxels)
-        Averaging weights (labels, spheres) or the maps' pseudo-inverse.
+        Membership (labels, spheres: 1 for each voxel of a region) or the
+        maps' pseudo-inverse.
     names : list of str
         Region names, one per row.
     empty : list of str
         Regions with no voxel on this grid (their signal is 0).
+    divisor : ndarray, shape (n_regions,) | None
+        Voxels per region: region sums are divided by it (a mean computed as
+        ``sum / count``, in the voxel order of ``voxels``, as scipy.ndimage's
+        mean does, so float32 results round the same way).
     """
 
     voxels: np.ndarray
     weights: sparse.csr_matrix | np.ndarray
     names: list[str]
     empty: list[str] = field(default_factory=list)
+    divisor: np.ndarray | None = None
 
     @property
     def n_regions(self) -> int:
@@ -125,7 +131,10 @@ class Reducer:
         values = chunk[self.voxels]
         if values.dtype != np.float64:
             values = values.astype(np.float64)
-        return np.asarray(self.weights @ values).T
+        out = np.asarray(self.weights @ values)
+        if self.divisor is not None:
+            out /= self.divisor[:, None]
+        return out.T
 
 
 @dataclass
@@ -393,24 +402,29 @@ class Atlas:
         return empty
 
     def _label_reducer(self, data, mask, image_name) -> Reducer:
-        flat = np.asarray(data).ravel(order="F")
-        keep = flat != self.background_label
+        data = np.asarray(data)
+        keep = data != self.background_label
         if mask is not None:
-            keep &= mask.ravel(order="F")
-        voxels = np.flatnonzero(keep)
+            keep &= mask
+        # Voxels in C order (as scipy.ndimage sums them), addressed by Fortran-order
+        # index (as NIfTI stores a volume).
+        c_order = np.flatnonzero(keep)
+        voxels = np.ravel_multi_index(np.unravel_index(c_order, data.shape), data.shape, order="F")
         index = {v: i for i, v in enumerate(self.values)}
-        found, codes = np.unique(flat[voxels], return_inverse=True)
+        found, codes = np.unique(data.ravel()[c_order], return_inverse=True)
         region = np.array([index.get(float(v), -1) for v in found], dtype=int)[codes]
         known = region >= 0  # nearest-neighbour resampling creates no new value; be safe
         voxels, region = voxels[known], region[known]
         counts = np.bincount(region, minlength=self.n_regions)
         weights = sparse.csr_matrix(
-            (1.0 / counts[region], (region, np.arange(voxels.size))),
+            (np.ones(voxels.size), (region, np.arange(voxels.size))),
             shape=(self.n_regions, voxels.size),
         )
         where = "inside the brain mask" if mask is not None else "on the grid"
         empty = self._finish(counts > 0, image_name, where)
-        return Reducer(voxels, weights, list(self.names), empty)
+        return Reducer(
+            voxels, weights, list(self.names), empty, np.maximum(counts, 1).astype(float)
+        )
 
     def _maps_reducer(self, data, mask, image_name) -> Reducer:
         maps = np.asarray(data, dtype=np.float64).reshape(-1, data.shape[3], order="F")
@@ -474,9 +488,9 @@ class Atlas:
         used = np.unique(cols)
         local = np.searchsorted(used, cols)
         weights = sparse.csr_matrix(
-            (1.0 / counts[rows], (rows, local)), shape=(self.n_regions, used.size)
+            (np.ones(rows.size), (rows, local)), shape=(self.n_regions, used.size)
         )
-        return Reducer(candidates[used], weights, list(self.names), [])
+        return Reducer(candidates[used], weights, list(self.names), [], counts.astype(float))
 
 
 def load_atlas(spec: dict, *, root: str | os.PathLike | None = None) -> Atlas:

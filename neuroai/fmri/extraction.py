@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 from neuroai._logging import get_logger
 from neuroai.errors import DataError, check_option
@@ -243,14 +244,17 @@ class RegionExtractor:
         else:
             brain = np.unique(reducer.voxels)
         # Region of each brain voxel: the row holding its largest weight.
-        region = np.full(brain.size, -1)
         weights = reducer.weights
-        dense = weights.toarray() if hasattr(weights, "toarray") else np.asarray(weights)
-        pos = np.searchsorted(reducer.voxels, brain)
-        inside = (pos < reducer.voxels.size) & (
-            reducer.voxels[np.minimum(pos, reducer.voxels.size - 1)] == brain
-        )
-        region[inside] = np.abs(dense[:, pos[inside]]).argmax(axis=0)
+        if sparse.issparse(weights):
+            column_region = np.asarray(abs(weights).argmax(axis=0)).ravel()
+        else:
+            column_region = np.abs(weights).argmax(axis=0)
+        by_voxel = np.argsort(reducer.voxels)
+        ordered = reducer.voxels[by_voxel]
+        pos = np.minimum(np.searchsorted(ordered, brain), ordered.size - 1)
+        inside = ordered[pos] == brain
+        region = np.full(brain.size, -1)
+        region[inside] = column_region[by_voxel[pos[inside]]]
         order = np.lexsort((brain, np.where(region < 0, np.iinfo(int).max, region)))
         n = min(self.n_carpet_voxels, brain.size)
         pick = order[np.linspace(0, brain.size - 1, n).round().astype(int)]

@@ -266,22 +266,27 @@ def _nifti_stem(name: str) -> str | None:
     return None
 
 
-def _inherited_jsons(
-    folders: Sequence[tuple[Path, list[str]]], entities: Mapping[str, str], suffix: str
-) -> tuple[Path, ...]:
-    """Sidecars whose entities are a subset of ``entities``, general first."""
+def _sidecar_candidates(folder: Path, names: Sequence[str], suffix: str = "bold"):
+    """``(entities, path)`` of the ``*_<suffix>.json`` files among ``names``."""
     found = []
-    for folder, names in folders:
-        level = []
-        for name in names:
-            if not name.endswith(f"_{suffix}.json") and name != f"{suffix}.json":
-                continue
-            parsed = parse_name(name)
-            if parsed is None:
-                continue
-            keys, _, _ = parsed
-            if all(entities.get(k) == v for k, v in keys.items()):
-                level.append((len(keys), folder / name))
+    for name in names:
+        if not name.endswith(f"_{suffix}.json"):
+            continue
+        parsed = parse_name(name)
+        if parsed is not None:
+            found.append((parsed[0], folder / name))
+    return found
+
+
+def _inherited_jsons(levels: Sequence[list], entities: Mapping[str, str]) -> tuple[Path, ...]:
+    """Sidecars whose entities are a subset of ``entities``, most general first."""
+    found = []
+    for candidates in levels:
+        level = [
+            (len(keys), path)
+            for keys, path in candidates
+            if all(entities.get(k) == v for k, v in keys.items())
+        ]
         found.extend(path for _, path in sorted(level))
     return tuple(found)
 
@@ -345,7 +350,7 @@ def index_bold_runs(
         )
     if want_run is not None:
         want_run = {r.lstrip("0") or "0" for r in want_run}
-    top_names = _scan(root)
+    top_jsons = _sidecar_candidates(root, _scan(root))
     found: dict[str, BoldRun] = {}
     for sub, sub_dir in _subdirs(root, "sub"):
         if want_sub is not None and sub not in want_sub:
@@ -360,10 +365,10 @@ def index_bold_runs(
                 continue
             func = folder / "func"
             func_names = _scan(func) if "func" in names else []
-            levels = [(root, top_names), (sub_dir, sub_names)]
+            levels = [top_jsons, _sidecar_candidates(sub_dir, sub_names)]
             if ses is not None:
-                levels.append((folder, names))
-            levels.append((func, func_names))
+                levels.append(_sidecar_candidates(folder, names))
+            levels.append(_sidecar_candidates(func, func_names))
             for run in _runs_in_folder(
                 func, func_names, layout, sub=sub, ses=ses, desc=desc, root=root, levels=levels
             ):
@@ -400,7 +405,7 @@ def _runs_in_folder(
     ses: str | None,
     desc: str,
     root: Path,
-    levels: Sequence[tuple[Path, list[str]]],
+    levels: Sequence[list],
 ) -> list[BoldRun]:
     runs = []
     name_set = set(names)
@@ -444,7 +449,7 @@ def _runs_in_folder(
                 root=root,
                 confounds=confounds,
                 mask=mask,
-                _sidecars=_inherited_jsons(levels, entities, "bold"),
+                _sidecars=_inherited_jsons(levels, entities),
             )
         )
     return runs

@@ -92,8 +92,8 @@ def volume_runs(name):
     if not runs:
         raise ConfigError(f"Dataset {name!r} has no BOLD run under {root} that passes its filters.")
     for key, files in runs.items():
-        parts = key.split("_")
-        files["subdir"] = "/".join(p for p in parts[:2] if p.startswith(("sub-", "ses-")))
+        folders = [part for part in key.split("_")[:2] if part.startswith(("sub-", "ses-"))]
+        files["subdir"] = str(Path(*folders))
     _VOLUME_RUNS[name] = runs
     return runs
 
