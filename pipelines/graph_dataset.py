@@ -18,6 +18,7 @@ import numpy as np
 from neuroai import get_logger
 from neuroai.errors import DataError
 from neuroai.fmri.dynamic import connectivity_variability
+from neuroai.fmri.graph_dataset import write_graph_dataset
 from neuroai.fmri.graphs import window_graphs
 from neuroai.io import load_array, read_provenance, read_region_timeseries, save_array, save_json
 from neuroai.io.bids import participants_table
@@ -87,8 +88,6 @@ def run(
     Path
         ``output``.
     """
-    from neuroai.fmri.graph_dataset import write_graph_dataset  # imports torch
-
     if len(dynamic_fc) != len(timeseries):
         raise DataError(
             f"Got {len(dynamic_fc)} dynamic FC files but {len(timeseries)} time series."

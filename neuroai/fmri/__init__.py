@@ -24,6 +24,7 @@ from neuroai.fmri.connectivity import (
 )
 from neuroai.fmri.dynamic import connectivity_variability, dynamic_connectivity, window_starts
 from neuroai.fmri.extraction import Extraction, RegionExtractor, extract_timeseries
+from neuroai.fmri.graph_dataset import GraphArrays, write_graph_dataset
 from neuroai.fmri.graphs import WindowGraphs, node_features, sparsify, window_graphs
 from neuroai.fmri.qc import framewise_displacement
 from neuroai.fmri.run_timeseries import RunTimeseries, run_timeseries
@@ -33,6 +34,7 @@ __all__ = [
     "CohortResult",
     "Extraction",
     "GROUP_KINDS",
+    "GraphArrays",
     "GraphWindowDataset",
     "GroupConnectivity",
     "KINDS",
@@ -63,10 +65,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The graph dataset subclasses torch_geometric's Dataset: imported on first use
-    # so that `import neuroai.fmri` does not import torch.
-    if name in ("GraphWindowDataset", "write_graph_dataset"):
+    # GraphWindowDataset subclasses torch_geometric's Dataset: built on first use so
+    # that `import neuroai.fmri` does not import torch.
+    if name == "GraphWindowDataset":
         from neuroai.fmri import graph_dataset
 
-        return getattr(graph_dataset, name)
+        return graph_dataset.GraphWindowDataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,6 +34,7 @@ column in ``y``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -261,13 +262,7 @@ class GraphArrays:
         )
 
 
-def _dataset_base():
-    from torch_geometric.data import Dataset
-
-    return Dataset
-
-
-class GraphWindowDataset(_dataset_base()):
+class _GraphWindowDataset:
     """PyTorch Geometric dataset over a graph dataset folder, read lazily.
 
     Parameters
@@ -305,7 +300,7 @@ class GraphWindowDataset(_dataset_base()):
         self.target = target
         if target is not None:
             self.arrays.label(target)
-        super().__init__(root=None, transform=transform)
+        super().__init__(root=None, transform=transform)  # torch_geometric's Dataset
 
     @property
     def meta(self) -> dict:
@@ -338,3 +333,23 @@ class GraphWindowDataset(_dataset_base()):
         graphs = self.arrays.run(run)
         local = idx - int(self.arrays["run_ptr"][run])
         return graphs.window_data(local, **self._attributes(run))
+
+
+@functools.cache
+def _graph_window_dataset_class():
+    from torch_geometric.data import Dataset
+
+    cls = type("GraphWindowDataset", (_GraphWindowDataset, Dataset), {})
+    cls.__doc__ = _GraphWindowDataset.__doc__
+    cls.__module__ = (
+        __name__  # importable, so picklable, as neuroai.fmri.graph_dataset.GraphWindowDataset
+    )
+    return cls
+
+
+def __getattr__(name: str):
+    # GraphWindowDataset subclasses torch_geometric's Dataset: it is built on first use, so
+    # that writing a graph dataset (and importing this module) does not import torch.
+    if name == "GraphWindowDataset":
+        return _graph_window_dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
