@@ -115,8 +115,8 @@ class Reducer:
     def n_regions(self) -> int:
         return len(self.names)
 
-    def apply(self, chunk: np.ndarray) -> np.ndarray:
-        """Region values of a chunk of volumes.
+    def gather(self, chunk: np.ndarray) -> np.ndarray:
+        """The voxels the atlas uses from a chunk of volumes, as float64.
 
         Parameters
         ----------
@@ -125,16 +125,21 @@ class Reducer:
 
         Returns
         -------
-        ndarray, shape (n_volumes, n_regions)
-            float64.
+        ndarray, shape (n_voxels, n_volumes)
         """
         values = chunk[self.voxels]
-        if values.dtype != np.float64:
-            values = values.astype(np.float64)
+        return values if values.dtype == np.float64 else values.astype(np.float64)
+
+    def reduce(self, values: np.ndarray) -> np.ndarray:
+        """Region values from :meth:`gather`'s output, shape (n_volumes, n_regions)."""
         out = np.asarray(self.weights @ values)
         if self.divisor is not None:
             out /= self.divisor[:, None]
         return out.T
+
+    def apply(self, chunk: np.ndarray) -> np.ndarray:
+        """Region values of a chunk of volumes (n_grid_voxels, n_volumes) -> (n_volumes, n_regions)."""
+        return self.reduce(self.gather(chunk))
 
 
 @dataclass

@@ -313,21 +313,22 @@ class RegionExtractor:
             dvars = np.empty(n_time - 1)
             carpet = np.empty((self.carpet_voxels_.size, n_time), dtype=np.float32)
             previous = None
-        checked = np.union1d(reducer.voxels, self.brain_voxels_) if qc else reducer.voxels
         for start in range(0, n_time, chunk):
             stop = min(n_time, start + chunk)
             block = np.asanyarray(image.dataobj[..., start:stop])
             flat = block.reshape(n_grid, stop - start, order="F")
-            self._check_finite(flat, checked, name, start, image.shape[:3])
-            out[start:stop] = reducer.apply(flat)
+            values = reducer.gather(flat)
+            values = self._check_finite(values, reducer.voxels, name, start, image.shape[:3])
+            out[start:stop] = reducer.reduce(values)
             if qc:
                 values = flat[brain].astype(np.float64)
+                values = self._check_finite(values, brain, name, start, image.shape[:3])
                 global_signal[start:stop] = values.mean(axis=0)
                 joined = values if previous is None else np.column_stack([previous, values])
                 change = np.diff(joined, axis=1)
                 dvars[max(start - 1, 0) : stop - 1] = np.sqrt((change**2).mean(axis=0))
                 previous = values[:, -1]
-                carpet[:, start:stop] = flat[self.carpet_voxels_]
+                carpet[:, start:stop] = np.nan_to_num(flat[self.carpet_voxels_], posinf=0, neginf=0)
             del block, flat
         if reducer.empty:
             out[:, [reducer.names.index(r) for r in reducer.empty]] = 0.0
@@ -340,14 +341,12 @@ class RegionExtractor:
         return result
 
     def _check_finite(
-        self, flat: np.ndarray, voxels: np.ndarray, name: str, start: int, shape
-    ) -> None:
-        if flat.dtype.kind != "f":
-            return
-        values = flat[voxels]
+        self, values: np.ndarray, voxels: np.ndarray, name: str, start: int, shape
+    ) -> np.ndarray:
+        """Refuse, or zero with a warning, NaN/Inf in gathered voxel values (n_voxels, n_volumes)."""
         bad = ~np.isfinite(values)
         if not bad.any():
-            return
+            return values
         vox, vol = np.nonzero(bad)
         if self.non_finite == "error":
             raise DataError(
@@ -362,11 +361,11 @@ class RegionExtractor:
             name,
             int(bad.sum()),
             start,
-            start + flat.shape[1] - 1,
+            start + values.shape[1] - 1,
         )
-        fixed = flat[voxels]
-        fixed[bad] = 0
-        flat[voxels] = fixed
+        values = values.copy()
+        values[bad] = 0
+        return values
 
 
 def extract_timeseries(img, atlas, **options) -> np.ndarray:
