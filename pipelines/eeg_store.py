@@ -96,9 +96,7 @@ def run(
         patch_stride=patch_stride,
         dtype=dtype,
     ).to_dict()
-    recordings = index_eeg_recordings(
-        root, layout, label_column=label_column, subjects=subjects
-    )
+    recordings = index_eeg_recordings(root, layout, label_column=label_column, subjects=subjects)
     outputs = [recording_outputs(recordings_dir, r.key) for r in recordings]
     missing = [str(s) for s, _ in outputs if not s.exists()]
     if missing:

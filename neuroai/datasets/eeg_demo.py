@@ -235,7 +235,9 @@ def _pathology(rng, kind: str, head, n: int, sfreq: float, duration_s: float):
         return sensors, spans
     if kind == "spike_wave":
         weights = np.full(n_regions, 0.5)
-        weights[head.region_indices(["PFCM", "PFCDM", "PFCDL", "PFCCL", "PMCM", "CCA", "CCR"])] = 1.0
+        weights[head.region_indices(["PFCM", "PFCDM", "PFCDL", "PFCCL", "PMCM", "CCA", "CCR"])] = (
+            1.0
+        )
         train = np.zeros(n)
         for start, stop in _bursts(rng, duration_s, (2, 6), (12, 30)):
             train += sim.spike_wave_train(n, sfreq, start, stop, rng.uniform(3.0, 3.5))
@@ -248,7 +250,9 @@ def _pathology(rng, kind: str, head, n: int, sfreq: float, duration_s: float):
         length = rng.uniform(20, 40)
         start = rng.uniform(10, max(11.0, duration_s - length - 10))
         stop = start + length
-        wave = sim.evolving_discharge(n, sfreq, start, stop, rng.uniform(6, 8), rng.uniform(2.5, 3.5))
+        wave = sim.evolving_discharge(
+            n, sfreq, start, stop, rng.uniform(6, 8), rng.uniform(2.5, 3.5)
+        )
         src[focus] = wave
         spread = sim.burst_window(n, sfreq, start + 0.3 * length, stop, 2.0)
         src[_neighbours(head, focus, 3)] = 0.7 * wave * spread
@@ -362,7 +366,9 @@ def simulate_recording(
             artifacts.append(TuhSpan(name, start, stop, "elec"))
     # Line noise (unannotated), then the ECG channel.
     phases = rng.uniform(0, 2 * np.pi, size=(len(electrodes), 1))
-    data += rng.uniform(1, 4, size=(len(electrodes), 1)) * np.sin(2 * np.pi * line_freq * t + phases)
+    data += rng.uniform(1, 4, size=(len(electrodes), 1)) * np.sin(
+        2 * np.pi * line_freq * t + phases
+    )
     beat = 60.0 / rng.uniform(60, 90)
     lag = np.arange(int(beat * sfreq)) / sfreq  # one heartbeat: QRS spike, then T wave
     cycle = 800 * np.exp(-0.5 * ((lag - 0.1) / 0.012) ** 2)
@@ -411,12 +417,18 @@ def write_demo_recording(
     dict
         The recording's manifest row.
     """
-    rec = simulate_recording(plan, duration_s=duration_s, sfreq=sfreq, line_freq=line_freq, seed=seed)
+    rec = simulate_recording(
+        plan, duration_s=duration_s, sfreq=sfreq, line_freq=line_freq, seed=seed
+    )
     edf = Path(root) / plan.relpath
     write_tuh_csv(edf.with_suffix(".csv"), rec.artifacts, duration=duration_s)
-    write_tuh_csv(edf.with_suffix(".csv_bi"), _with_background(rec.pathology, duration_s), duration=duration_s)
+    write_tuh_csv(
+        edf.with_suffix(".csv_bi"), _with_background(rec.pathology, duration_s), duration=duration_s
+    )
     # The EDF last: a recording whose EDF exists has its annotation files.
-    write_edf(edf, rec.data_uv, sfreq=sfreq, ch_names=rec.ch_names, physical_range_uv=PHYSICAL_RANGE_UV)
+    write_edf(
+        edf, rec.data_uv, sfreq=sfreq, ch_names=rec.ch_names, physical_range_uv=PHYSICAL_RANGE_UV
+    )
     artifact_counts: dict[str, int] = {}
     for span in rec.artifacts:
         artifact_counts[span.label] = artifact_counts.get(span.label, 0) + 1
@@ -481,7 +493,9 @@ def build_eeg_demo(
         n_recordings, abnormal_fraction=abnormal_fraction, eval_fraction=eval_fraction, seed=seed
     )
     rows = [
-        write_demo_recording(root, item, duration_s=duration_s, sfreq=sfreq, line_freq=line_freq, seed=seed)
+        write_demo_recording(
+            root, item, duration_s=duration_s, sfreq=sfreq, line_freq=line_freq, seed=seed
+        )
         for item in progress(plan, desc="simulating EEG")
     ]
     params = {

@@ -63,9 +63,7 @@ def standard_names() -> dict[str, str]:
 
     The old names T3, T4, T5, T6 are not keys: they map to T7, T8, P7, P8.
     """
-    return {
-        name.upper(): name for name in _template().ch_names if name.upper() not in OLD_TO_NEW
-    }
+    return {name.upper(): name for name in _template().ch_names if name.upper() not in OLD_TO_NEW}
 
 
 def electrode_positions(names: Sequence[str]):

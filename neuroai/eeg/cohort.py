@@ -82,7 +82,9 @@ def _compute(tasks: list, scheduler):
     if scheduler is None:
         workers = max(1, min(len(tasks), os.cpu_count() or 1))
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, dashboard_address=None
+            ) as cluster,
             Client(cluster) as client,
         ):
             return list(client.gather(client.compute(tasks)))
@@ -143,7 +145,9 @@ def process_cohort(
     failed = {key: error for key, error in results if error is not None}
     done = [rec for rec in recordings if rec.key not in failed]
     if not done:
-        raise NeuroaiError(f"Every recording failed; the first error: {next(iter(failed.values()))}")
+        raise NeuroaiError(
+            f"Every recording failed; the first error: {next(iter(failed.values()))}"
+        )
     outputs = [recording_outputs(out_dir / "recordings", rec.key) for rec in done]
     stores, qcs = [s for s, _ in outputs], [q for _, q in outputs]
     paths = build_cohort_store(
@@ -287,7 +291,15 @@ def summarize_cohort(qcs: Sequence[Mapping[str, Any]], store) -> tuple[dict, np.
         "classes": dict(sorted(classes.items())),
         "store": {
             key: store.header[key]
-            for key in ("n_rows", "n_patches", "patch_len", "segments", "sfreq", "window_s", "dtype")
+            for key in (
+                "n_rows",
+                "n_patches",
+                "patch_len",
+                "segments",
+                "sfreq",
+                "window_s",
+                "dtype",
+            )
         },
         "examples": example_meta,
     }

@@ -95,7 +95,9 @@ class EEGParams:
         positive = ("h_freq", "sfreq", "window_s", "stride_s", "patch_len", "patch_stride")
         for name in positive:
             if not getattr(self, name) > 0:
-                raise ConfigError(f"EEG parameter {name!r} must be positive, got {getattr(self, name)!r}.")
+                raise ConfigError(
+                    f"EEG parameter {name!r} must be positive, got {getattr(self, name)!r}."
+                )
         if not 0 <= self.l_freq < self.h_freq:
             raise ConfigError(
                 f"EEG band-pass: need 0 <= l_freq < h_freq, got l_freq={self.l_freq}, "

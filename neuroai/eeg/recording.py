@@ -67,9 +67,7 @@ class RecordingMeta:
         """Infer from a TUH path (folders give split and label) or a BIDS name."""
         path = Path(path)
         if bids_root(path) is not None:
-            entities = dict(
-                part.split("-", 1) for part in path.name.split("_")[:-1] if "-" in part
-            )
+            entities = dict(part.split("-", 1) for part in path.name.split("_")[:-1] if "-" in part)
             key = path.name.rsplit("_", 1)[0]
             return cls(key=key, subject=entities.get("sub"), session=entities.get("ses"))
         info = parse_tuh_path(path)

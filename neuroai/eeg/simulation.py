@@ -93,10 +93,16 @@ def load_head_model() -> HeadModel:
     names = [row[0].split("/")[0] for row in rows]
     positions = np.array([[float(v) for v in row[1:4]] for row in rows])
     usable = ~np.isnan(projection).all(axis=1)
-    mapping = np.loadtxt(io.StringIO((root / "regionMapping" / "regionMapping_16k_76.txt").read_text()))
+    mapping = np.loadtxt(
+        io.StringIO((root / "regionMapping" / "regionMapping_16k_76.txt").read_text())
+    )
     mapping = mapping.astype(int)
-    with zipfile.ZipFile(io.BytesIO((root / "connectivity" / "connectivity_76.zip").read_bytes())) as zf:
-        centres_rows = [r.split() for r in zf.read("centres.txt").decode().splitlines() if r.strip()]
+    with zipfile.ZipFile(
+        io.BytesIO((root / "connectivity" / "connectivity_76.zip").read_bytes())
+    ) as zf:
+        centres_rows = [
+            r.split() for r in zf.read("centres.txt").decode().splitlines() if r.strip()
+        ]
         weights = np.loadtxt(io.StringIO(zf.read("weights.txt").decode()))
     regions = [r[0] for r in centres_rows]
     centres = np.array([[float(v) for v in r[1:4]] for r in centres_rows])
@@ -150,7 +156,9 @@ def band_noise(
     return out / out.std(axis=1, keepdims=True)
 
 
-def envelope(rng: np.random.Generator, n_times: int, sfreq: float, depth: float = 0.6) -> np.ndarray:
+def envelope(
+    rng: np.random.Generator, n_times: int, sfreq: float, depth: float = 0.6
+) -> np.ndarray:
     """A slow positive amplitude envelope (waxing and waning below 0.3 Hz), mean 1."""
     slow = band_noise(rng, 1, n_times, sfreq, 0.02, 0.3)[0]
     env = np.clip(1 + depth * slow, 0.05, None)

@@ -345,7 +345,9 @@ class PatchStore:
         return int(self.header["n_windows"])
 
     def __repr__(self) -> str:
-        return f"PatchStore({str(self.path)!r}, n_windows={len(self)}, n_rows={self.header['n_rows']})"
+        return (
+            f"PatchStore({str(self.path)!r}, n_windows={len(self)}, n_rows={self.header['n_rows']})"
+        )
 
     def rows(self, window: int) -> slice:
         """The rows of window ``window``."""
