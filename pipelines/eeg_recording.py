@@ -8,8 +8,13 @@ windows (rejecting flat and saturated ones), labels them and writes their patche
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+
+# MNE imports numba (~0.2 s per job) when present; nothing here needs it, and this
+# stage runs once per recording.
+os.environ.setdefault("MNE_USE_NUMBA", "false")
 
 from neuroai.eeg.params import EEGParams
 from neuroai.eeg.recording import RecordingMeta, save_recording

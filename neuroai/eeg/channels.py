@@ -26,7 +26,7 @@ from dataclasses import dataclass
 OLD_TO_NEW = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
 #: Reference suffixes removed from referential channel names (``FP1-REF``, ``C3-LE``).
 REFERENCE_SUFFIXES = ("REF", "LE", "AR", "AVG", "AV", "CAR", "A1A2", "LM", "M1M2", "A1", "A2")
-_PREFIX = re.compile(r"^(EEG|EEG:)[\s_\-]+", re.IGNORECASE)
+_PREFIX = re.compile(r"^EEG[:\s_\-]+", re.IGNORECASE)
 #: Non-EEG channel kinds, recognised by name after prefix and suffix removal.
 _NON_EEG = (
     ("ecg", re.compile(r"^(EKG|ECG)\w*$", re.IGNORECASE)),

@@ -119,8 +119,8 @@ class EEGPatchDataset(Dataset):
         window = int(self._window[index])
         entry = store.windows[window]
         rows = slice(int(entry["row"]), int(entry["row"]) + int(entry["n_channels"]))
-        block = np.asarray(store.patches[rows], dtype=np.float32)
-        stats = np.asarray(store.stats[rows], dtype=np.float32)
+        block = np.array(store.patches[rows], dtype=np.float32)
+        stats = np.array(store.stats[rows], dtype=np.float32)
         time_end = self.segments["time"][1]
         events = torch.zeros(len(self.events), dtype=torch.float32)
         hot = np.flatnonzero(store.events[window])

@@ -121,6 +121,23 @@ def _attach_tuh_annotations(raw, path: Path) -> None:
     raw.set_annotations(raw.annotations + extra)
 
 
+def _refuse_from_warnings(path: Path, caught) -> None:
+    """Turn MNE's warnings about duplicate names or out-of-range annotations into errors."""
+    for warning in caught:
+        message = str(warning.message)
+        if message.startswith(_DUPLICATES):
+            raise DataError(
+                f"{path} has duplicate channel names ({message.split(':', 1)[-1].strip()}). "
+                "Every channel must have its own name; rename them in the file or exclude it."
+            )
+        if any(text in message for text in _OUTSIDE):
+            raise DataError(
+                f"{path}: annotations end past the end of the recording ({message}). The events "
+                "belong to another recording, or the recording is truncated; fix the events or "
+                "exclude the file."
+            )
+
+
 def read_raw(path: str | os.PathLike, *, preload: bool = False, annotations: bool = True):
     """Read an EEG recording in any supported format as an MNE Raw.
 
@@ -164,22 +181,12 @@ def read_raw(path: str | os.PathLike, *, preload: bool = False, annotations: boo
         except DataError:
             raise
         except (ValueError, RuntimeError, OSError, KeyError, IndexError, TypeError) as exc:
+            _refuse_from_warnings(path, caught)
             kind = f"BIDS {fmt}" if in_bids else fmt
             raise DataError(f"{path} could not be read as {kind}: {exc}") from exc
+    _refuse_from_warnings(path, caught)
     for warning in caught:
-        message = str(warning.message)
-        if message.startswith(_DUPLICATES):
-            raise DataError(
-                f"{path} has duplicate channel names ({message.split(':', 1)[-1].strip()}). "
-                "Every channel must have its own name; rename them in the file or exclude it."
-            )
-        if any(text in message for text in _OUTSIDE):
-            raise DataError(
-                f"{path}: annotations end past the end of the recording ({message}). The events "
-                "belong to another recording, or the recording is truncated; fix the events or "
-                "exclude the file."
-            )
-        logger.warning("%s: %s", path.name, message)
+        logger.warning("%s: %s", path.name, warning.message)
     if preload and not raw.preload:
         raw.load_data(verbose="error")
     if len(raw.ch_names) == 0:

@@ -225,25 +225,28 @@ def process_recording(
     return ProcessedRecording(part=part, layout=layout, qc=qc)
 
 
-def _index_table(meta: RecordingMeta, start_s: np.ndarray, events, n_channels: int):
-    import pandas as pd
-
+def _index_table(
+    meta: RecordingMeta, start_s: np.ndarray, events, n_channels: int
+) -> dict[str, np.ndarray]:
+    """The recording's windows as ``index.tsv`` columns (see :mod:`neuroai.eeg.store`)."""
     n = len(start_s)
-    return pd.DataFrame(
-        {
-            "window": np.arange(n, dtype=int),
-            "recording": meta.key,
-            "subject": meta.subject or MISSING,
-            "session": meta.session or MISSING,
-            "split": meta.split or MISSING,
-            "label": meta.label or MISSING,
-            "events": [";".join(labels) for labels in events],
-            "channel_set": 0,
-            "row": np.arange(n, dtype=int) * n_channels,
-            "n_channels": n_channels,
-            "start_s": np.asarray(start_s, dtype=float),
-        }
-    )
+
+    def repeat(value: str | None) -> np.ndarray:
+        return np.array([value or MISSING] * n, dtype=object)
+
+    return {
+        "window": np.arange(n, dtype=np.int64),
+        "recording": repeat(meta.key),
+        "subject": repeat(meta.subject),
+        "session": repeat(meta.session),
+        "split": repeat(meta.split),
+        "label": repeat(meta.label),
+        "events": np.array([";".join(labels) for labels in events], dtype=object),
+        "channel_set": np.zeros(n, dtype=np.int64),
+        "row": np.arange(n, dtype=np.int64) * n_channels,
+        "n_channels": np.full(n, n_channels, dtype=np.int64),
+        "start_s": np.asarray(start_s, dtype=float),
+    }
 
 
 def recording_inputs(path: str | os.PathLike) -> list[Path]:

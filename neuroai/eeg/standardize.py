@@ -151,6 +151,12 @@ def standardize_channels(
             report.dropped[match.original] = reason
     if not keep:
         found = ", ".join(raw.ch_names[:12]) + (" ..." if len(raw.ch_names) > 12 else "")
+        if any(match.kind == "eeg_other" for match in matches):
+            raise DataError(
+                f"{source} has EEG channels ({found}) but none with a 10-05 electrode name, so "
+                f"they cannot be mapped to montage {montage!r}. Use montage=None to keep them "
+                "as they are, or rename them to 10-05 names."
+            )
         raise DataError(
             f"{source} has no EEG channels: none of its {len(raw.ch_names)} channels ({found}) "
             "is a 10-05 electrode name or an EEG-typed channel. Check that this is an EEG "
@@ -253,7 +259,7 @@ def _log(report: ChannelReport) -> None:
         f", dropped {sorted(report.dropped)}" if report.dropped else "",
     )
     if report.interpolated:
-        logger.warning(
+        logger.info(
             "%s: interpolated missing electrodes %s (spherical splines)",
             report.source,
             report.interpolated,

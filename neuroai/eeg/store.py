@@ -90,8 +90,9 @@ class PatchPart:
 
     Attributes
     ----------
-    index : pandas.DataFrame
-        One line per window with the columns of ``index.tsv``; ``row`` and
+    index : mapping of str to array-like
+        The columns of ``index.tsv`` (a dict of arrays or a
+        :class:`pandas.DataFrame`), one entry per window; ``row`` and
         ``channel_set`` are local to this part.
     channel_sets : list of list of str
         Channel names of each local channel set.
@@ -122,15 +123,15 @@ def _codes(values, vocabulary: list[str]) -> np.ndarray:
     return np.array([lookup.get(str(v), -1) for v in values], dtype=np.int32)
 
 
-def _numeric_index(index, header: dict) -> tuple[np.ndarray, np.ndarray]:
+def _numeric_index(index: dict[str, np.ndarray], header: dict) -> tuple[np.ndarray, np.ndarray]:
     """``windows.npy`` and ``events.npy`` of an index table."""
-    windows = np.zeros(len(index), dtype=WINDOW_DTYPE)
+    windows = np.zeros(header["n_windows"], dtype=WINDOW_DTYPE)
     for name in ("row", "n_channels", "channel_set", "start_s"):
-        windows[name] = index[name].to_numpy()
+        windows[name] = index[name]
     windows["label"] = _codes(index["label"], header["labels"])
     windows["split"] = _codes(index["split"], header["splits"])
     windows["recording"] = _codes(index["recording"], header["recordings"])
-    events = np.zeros((len(index), len(header["events"])), dtype=np.uint8)
+    events = np.zeros((header["n_windows"], len(header["events"])), dtype=np.uint8)
     lookup = {name: k for k, name in enumerate(header["events"])}
     for i, text in enumerate(index["events"]):
         for name in str(text).split(";"):
@@ -172,8 +173,6 @@ def write_patch_store(
     stage, inputs, extra
         Provenance (see :func:`neuroai.io.write_artifact`).
     """
-    import pandas as pd
-
     shape = (layout.n_patches, layout.patch_len)
     for number, part in enumerate(parts):
         if tuple(part.patches.shape[1:]) != shape:
@@ -182,27 +181,32 @@ def write_patch_store(
                 f"{tuple(part.patches.shape[1:])}, the store's layout needs {shape}."
             )
     channel_sets: list[list[str]] = []
-    tables = []
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in INDEX_COLUMNS}
     row_offset = 0
     for part in parts:
-        remap = {}
-        for local, names in enumerate(part.channel_sets):
+        remap = []
+        for names in part.channel_sets:
             names = list(names)
             if names not in channel_sets:
                 channel_sets.append(names)
-            remap[local] = channel_sets.index(names)
-        table = part.index.copy()
-        table["channel_set"] = table["channel_set"].map(remap).astype(int)
-        table["row"] = table["row"].astype(int) + row_offset
-        tables.append(table)
+            remap.append(channel_sets.index(names))
+        for name in INDEX_COLUMNS:
+            values = np.asarray(part.index[name])
+            if name == "channel_set":
+                values = np.asarray(remap, dtype=np.int64)[values.astype(np.int64)]
+            elif name == "row":
+                values = values.astype(np.int64) + row_offset
+            columns[name].append(values)
         row_offset += part.n_rows
-    index = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=INDEX_COLUMNS)
-    index["window"] = np.arange(len(index), dtype=int)
-    index = index[list(INDEX_COLUMNS)]
+    index = {
+        name: np.concatenate(values) if values else np.zeros(0) for name, values in columns.items()
+    }
+    n_windows = len(index["recording"])
+    index["window"] = np.arange(n_windows, dtype=np.int64)
     header = {
         "format": FORMAT,
         "version": VERSION,
-        "n_windows": len(index),
+        "n_windows": n_windows,
         "n_rows": row_offset,
         "n_patches": layout.n_patches,
         "patch_len": layout.patch_len,
@@ -240,7 +244,7 @@ def write_patch_store(
         del patches, stats
         np.save(folder / "windows.npy", windows, allow_pickle=False)
         np.save(folder / "events.npy", events, allow_pickle=False)
-        index.to_csv(folder / "index.tsv", sep="\t", index=False, float_format="%.6f")
+        _write_index(folder / "index.tsv", index)
         (folder / "store.json").write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
 
     return write_artifact(
@@ -249,9 +253,25 @@ def write_patch_store(
         stage=stage,
         params=params,
         inputs=inputs,
-        extra={"n_windows": len(index), "n_rows": row_offset, **dict(extra or {})},
+        extra={"n_windows": n_windows, "n_rows": row_offset, **dict(extra or {})},
         directory=True,
     )
+
+
+def _write_index(path: Path, index: dict[str, np.ndarray]) -> None:
+    """``index.tsv``: a header line, then one tab-separated line per window."""
+    n = len(index["window"])
+    cells = []
+    for name in INDEX_COLUMNS:
+        values = index[name]
+        if name == "start_s":
+            cells.append([f"{float(v):.6f}" for v in values])
+        else:
+            cells.append([str(v) for v in values])
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\t".join(INDEX_COLUMNS) + "\n")
+        for i in range(n):
+            handle.write("\t".join(column[i] for column in cells) + "\n")
 
 
 class PatchStore:
