@@ -17,7 +17,7 @@ from neuroai.eeg.cohort import build_cohort_store, recording_outputs
 from neuroai.eeg.layouts import index_eeg_recordings
 from neuroai.eeg.params import EEGParams
 from neuroai.errors import DataError
-from neuroai.io import check_artifact
+from neuroai.io import check_artifact, provenance_path
 from pipelines._stage import execute, stage_parser
 
 _D = EEGParams()
@@ -108,8 +108,17 @@ def run(
     qcs = [q for _, q in outputs]
     for path in stores:
         check_artifact(path, stage="eeg_recording", params=params)
+    manifest = Path(root) / "recordings.tsv"  # the demo builder's, with its provenance
     build_cohort_store(
-        stores, qcs, store, summary, examples, stage="eeg_store", params=params, dataset=dataset
+        stores,
+        qcs,
+        store,
+        summary,
+        examples,
+        stage="eeg_store",
+        params=params,
+        dataset=dataset,
+        inputs=[manifest] if provenance_path(manifest).is_file() else [],
     )
     return Path(store)
 

@@ -5,8 +5,8 @@ simulates it with the forward model of :mod:`neuroai.eeg.simulation` (the
 ``tvb-data`` lead field, region mapping and connectome):
 
 - background: 1/f region noise (exponent 1.0-1.6) coupled through the
-  connectome; posterior alpha (peak 9.5-11 Hz, waxing and waning) in visual and
-  parietal regions; a little central beta;
+  connectome; posterior alpha (peak 9.5-11 Hz, waxing and waning) in visual cortex,
+  precuneus and posterior parietal regions; a little central beta;
 - abnormal recordings (about half) carry one or two labelled pathologies:
   focal slowing (polymorphic 1-3.5 Hz delta bursts in a temporal or frontal
   region and its strongest connectome neighbours, ``slow``), generalised
@@ -247,8 +247,8 @@ def _pathology(rng, kind: str, head, n: int, sfreq: float, duration_s: float):
     if kind == "seizure":
         candidates = head.region_indices(["TCC", "TCI", "TCS", "HC", "PHC", "PFCDL", "PMCDL"])
         focus = int(rng.choice(candidates))
-        length = rng.uniform(20, 40)
-        start = rng.uniform(10, max(11.0, duration_s - length - 10))
+        length = min(rng.uniform(20, 40), 0.6 * duration_s)
+        start = rng.uniform(0.15 * duration_s, 0.9 * duration_s - length)
         stop = start + length
         wave = sim.evolving_discharge(
             n, sfreq, start, stop, rng.uniform(6, 8), rng.uniform(2.5, 3.5)
@@ -290,7 +290,7 @@ def simulate_recording(
     alpha_peak = rng.uniform(6.8, 7.8) if slowed else rng.uniform(9.5, 11.0)
     alpha_src = np.zeros((n_regions, n))
     drive = sim.band_noise(rng, 2, n, sfreq, alpha_peak - 0.8, alpha_peak + 0.8)
-    weights = {"V1": 1.0, "V2": 1.0, "PCIP": 0.6, "IP": 0.6, "PCS": 0.6, "PCI": 0.3, "PCM": 0.3}
+    weights = {"V1": 1.0, "V2": 1.0, "PCM": 0.6, "PCIP": 0.4}
     regions = head.region_indices(weights)
     own = sim.band_noise(rng, len(regions), n, sfreq, alpha_peak - 0.8, alpha_peak + 0.8)
     for k, region in enumerate(regions):

@@ -174,6 +174,7 @@ def build_cohort_store(
     params: Mapping[str, Any],
     dataset: str | None = None,
     failed: Mapping[str, str] | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> tuple[Path, Path, Path]:
     """Concatenate per-recording stores and summarise the cohort for the report.
 
@@ -189,6 +190,8 @@ def build_cohort_store(
         Name shown in the report.
     failed : mapping | None
         Recordings left out, with their errors.
+    inputs : sequence of path-like
+        Further inputs to record in the summary's provenance (a dataset manifest).
     """
     if len(stores) != len(qc_paths):
         raise ConfigError(f"{len(stores)} stores but {len(qc_paths)} QC summaries.")
@@ -206,7 +209,13 @@ def build_cohort_store(
         inputs=[store_output],
         extra={"examples": summary["examples"]},
     )
-    save_json(summary_output, summary, stage=stage, params=params, inputs=[store_output, *qc_paths])
+    save_json(
+        summary_output,
+        summary,
+        stage=stage,
+        params=params,
+        inputs=[store_output, *qc_paths, *inputs],
+    )
     logger.info(
         "Cohort store %s: %d recordings, %d windows", store_output, len(qcs), summary["n_windows"]
     )

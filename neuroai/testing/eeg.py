@@ -70,7 +70,9 @@ def tuh_edf(
     events: Sequence[TuhSpan] | None = None,
 ) -> Path:
     """Write a TUH-style EDF file, with ``.csv`` / ``.csv_bi`` annotation files if given."""
-    raw = tuh_raw(sfreq=sfreq, duration_s=duration_s, suffix=suffix, seed=seed, electrodes=electrodes)
+    raw = tuh_raw(
+        sfreq=sfreq, duration_s=duration_s, suffix=suffix, seed=seed, electrodes=electrodes
+    )
     path = Path(path)
     if artifacts is not None:
         write_tuh_csv(path.with_suffix(".csv"), artifacts, duration=duration_s)

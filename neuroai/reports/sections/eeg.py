@@ -83,13 +83,13 @@ def render_eeg(paths: Sequence[Path]) -> list[Section]:
     Parameters
     ----------
     paths : sequence of Path
-        ``summary.json`` artifacts of the ``eeg_store`` stage (``examples.npy``
-        beside each is read too).
+        ``summary.json`` artifacts of the ``eeg_store`` stage or of
+        :func:`neuroai.eeg.process_cohort` (``examples.npy`` beside each is read too).
     """
     section = Section("eeg", "EEG windows and patch stores")
     for summary_path in paths:
-        summary = load_json(summary_path, stage="eeg_store")
-        examples = load_array(summary_path.with_name("examples.npy"), stage="eeg_store")
+        summary = load_json(summary_path)  # from the eeg_store stage or process_cohort
+        examples = load_array(summary_path.with_name("examples.npy"))
         _render_dataset(section, summary, examples)
     return [section]
 
