@@ -127,7 +127,7 @@ def test_cohort_on_dask_with_a_skipped_bad_file(demo, tmp_path):
 
 
 def test_every_span_lies_inside_short_recordings():
-    for plan in [p for p in demo_plan(12, seed=5) if p.label == "abnormal"]:
+    for plan in [p for p in demo_plan(6, seed=5) if p.label == "abnormal"]:
         rec = simulate_recording(plan, duration_s=30.0, seed=5)
         assert rec.kinds
         assert all(0 <= s.start < s.stop <= 30.0 for s in rec.artifacts + rec.pathology)

@@ -17,7 +17,7 @@ from neuroai.eeg import (
     window_patches,
 )
 from neuroai.eeg.patches import fft_amplitude, instance_norm, n_patches
-from neuroai.eeg.windows import extract_windows, window_starts
+from neuroai.eeg.windows import constant_spans, extract_windows, window_starts
 from neuroai.errors import ConfigError, DataError
 from neuroai.testing import eeg_signals
 
@@ -93,7 +93,7 @@ def test_windows_and_rejection_counts():
         stride=length,
         flat_uv=0.5,
         saturation_uv=1000,
-        bad_spans=np.array([[6.5, 6.6]]),
+        spans={"bad_annotation": np.array([[6.5, 6.6]])},
     )
     np.testing.assert_array_equal(windows.starts, [0, 300, 600, 900])
     assert windows.counts() == {
@@ -108,6 +108,27 @@ def test_windows_and_rejection_counts():
     np.testing.assert_array_equal(window_starts(1000, 300, 150), [0, 150, 300, 450, 600])
     cut = extract_windows(data, np.array([300]), 300)
     np.testing.assert_array_equal(cut[0], data[:, 300:600])
+
+
+def test_constant_spans_tell_dead_from_railed_channels():
+    sfreq = 50.0
+    rng = np.random.default_rng(4)
+    data = rng.standard_normal((3, 1000)) * 10 + np.array([[0.0], [-20000.0], [300.0]])  # offsets
+    data[0, 200:330] = 17.0  # dead for 2.6 s: blocks 4 and 5 are wholly inside
+    data[2, 600:720] = data[2].max() + 50  # pinned at its maximum: blocks 12 and 13
+    spans = constant_spans(data, sfreq, tolerance_uv=0.5)
+    np.testing.assert_allclose(spans["flat"], [[4, 5], [5, 6]])
+    np.testing.assert_allclose(spans["saturated"], [[12, 13], [13, 14]])
+    windows = find_windows(
+        data - data.mean(axis=1, keepdims=True),
+        sfreq=sfreq,
+        length=250,
+        stride=250,
+        flat_uv=0.5,
+        saturation_uv=1e6,
+        spans=spans,
+    )
+    assert windows.counts()["flat"] == 2 and windows.counts()["saturated"] == 1
 
 
 def test_window_event_labels_follow_overlap_rules():

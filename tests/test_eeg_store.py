@@ -194,3 +194,18 @@ def test_montage_none_keeps_channels_and_meta_override(recording):
     assert len(result.part.channel_sets[0]) == 19
     assert list(result.part.index["recording"])[0] == "custom"
     assert len(result.part.index["start_s"]) == 7  # 21 s, 5 s windows every 2.5 s
+
+
+def test_dead_and_railed_stretches_reject_windows(tmp_path):
+    from neuroai.eeg import write_edf
+    from neuroai.testing import tuh_raw
+
+    raw = tuh_raw(sfreq=200.0, duration_s=21.0)
+    data = raw.get_data() * 1e6
+    data[:, 1000:1800] = 0.0  # every channel dead, 5-9 s
+    data[8, 2800:3400] = 3000.0  # O1 at the top of the physical range, 14-17 s
+    edf = write_edf(tmp_path / "faults.edf", data, sfreq=200.0, ch_names=raw.ch_names)
+    result = process_recording(edf, params=PARAMS)
+    counts = result.qc["windows"]
+    assert (counts["flat"], counts["saturated"], counts["kept"]) == (2, 2, 1)
+    np.testing.assert_allclose(result.part.index["start_s"], [0.0])

@@ -349,7 +349,13 @@ def simulate_recording(
         data[channel, span] += rng.choice([-1, 1]) * rng.uniform(150, 400) * step
         for name in _tcp_channels([electrodes[channel]]):
             artifacts.append(TuhSpan(name, onset, onset + 5 * tau, "elpp"))
-    # Electrode faults in some recordings: a saturated electrode or a flat stretch.
+    # Line noise (unannotated).
+    phases = rng.uniform(0, 2 * np.pi, size=(len(electrodes), 1))
+    data += rng.uniform(1, 4, size=(len(electrodes), 1)) * np.sin(
+        2 * np.pi * line_freq * t + phases
+    )
+    # Electrode faults in some recordings, on top of everything: an electrode at the
+    # amplifier rail, or every channel dead (digital zeros).
     fault = rng.random()
     if fault < 0.12:
         channel = int(rng.integers(len(electrodes)))
@@ -364,11 +370,7 @@ def simulate_recording(
         data[:, (t >= start) & (t < stop)] = 0.0
         for name in _tcp_channels(electrodes):
             artifacts.append(TuhSpan(name, start, stop, "elec"))
-    # Line noise (unannotated), then the ECG channel.
-    phases = rng.uniform(0, 2 * np.pi, size=(len(electrodes), 1))
-    data += rng.uniform(1, 4, size=(len(electrodes), 1)) * np.sin(
-        2 * np.pi * line_freq * t + phases
-    )
+    # The ECG channel.
     beat = 60.0 / rng.uniform(60, 90)
     lag = np.arange(int(beat * sfreq)) / sfreq  # one heartbeat: QRS spike, then T wave
     cycle = 800 * np.exp(-0.5 * ((lag - 0.1) / 0.012) ** 2)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from neuroai._logging import get_logger
+from neuroai.eeg.montages import montage_electrodes
 from neuroai.eeg.params import EEGParams
 from neuroai.eeg.patches import PatchLayout, window_patches
 from neuroai.eeg.preprocessing import (
@@ -34,7 +35,13 @@ from neuroai.eeg.readers import bids_root, read_raw
 from neuroai.eeg.standardize import standardize_channels
 from neuroai.eeg.store import MISSING, PatchPart, write_patch_store
 from neuroai.eeg.tuh import annotation_files, parse_tuh_path
-from neuroai.eeg.windows import extract_windows, find_windows, is_bad_description, window_events
+from neuroai.eeg.windows import (
+    constant_spans,
+    extract_windows,
+    find_windows,
+    is_bad_description,
+    window_events,
+)
 from neuroai.io.store import save_json
 
 logger = get_logger(__name__)
@@ -146,16 +153,25 @@ def process_recording(
     """
     path = Path(path)
     meta = meta or RecordingMeta.from_path(path)
-    raw = read_raw(path)
-    sfreq_in = float(raw.info["sfreq"])
-    n_channels_in = len(raw.ch_names)
+    original = read_raw(path)
+    sfreq_in = float(original.info["sfreq"])
+    n_channels_in = len(original.ch_names)
     raw, report = standardize_channels(
-        raw,
+        original,
         params.montage,
         missing=params.missing_channels,
         max_interpolated=params.max_interpolated,
         reference=params.reference,
         return_report=True,
+    )
+    # Dead and railed stretches, judged on the electrodes as read (filters smear them).
+    used = [
+        source
+        for name, source in report.sources.items()
+        if params.montage is None or name in montage_electrodes(params.montage)
+    ]
+    spans = constant_spans(
+        original.get_data(picks=used) * 1e6, sfreq_in, tolerance_uv=params.reject_flat_uv
     )
     preprocess_raw(
         raw,
@@ -167,7 +183,9 @@ def process_recording(
     data_uv = to_microvolts(raw)
     onset, duration, description = _relative_annotations(raw)
     bad = [is_bad_description(d) for d in description]
-    bad_spans = np.column_stack([onset, onset + duration])[np.asarray(bad, dtype=bool)]
+    spans["bad_annotation"] = np.column_stack([onset, onset + duration])[
+        np.asarray(bad, dtype=bool)
+    ]
     windows = find_windows(
         data_uv,
         sfreq=params.sfreq,
@@ -175,7 +193,7 @@ def process_recording(
         stride=params.stride_samples,
         flat_uv=params.reject_flat_uv,
         saturation_uv=params.reject_saturation_uv,
-        bad_spans=bad_spans,
+        spans=spans,
     )
     kept = windows.kept
     starts = windows.starts[kept]

@@ -51,6 +51,9 @@ class ChannelReport:
         Channel names of the result, in order.
     found : list of str
         10-05 electrodes the recording has (good or marked bad).
+    sources : dict
+        Name after renaming (10-05 where there is one) -> the channel it was read
+        from, for every good EEG channel kept before any montage derivation.
     renamed : dict
         Original name -> 10-05 name, where they differ.
     dropped : dict
@@ -65,6 +68,7 @@ class ChannelReport:
     montage: str | None
     channels: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     interpolated: list[str] = field(default_factory=list)
@@ -166,6 +170,7 @@ def standardize_channels(
     out.rename_channels(rename, verbose="error")
     out.set_channel_types(dict.fromkeys(out.ch_names, "eeg"), verbose="error")
     report.found = list(rename.values())
+    report.sources = {rename.get(k, k): k for k in keep if k not in raw.info["bads"]}
     report.renamed = {k: v for k, v in rename.items() if k != v}
     bads = [rename.get(name, name) for name in raw.info["bads"] if name in keep]
     if montage is None:

@@ -4,10 +4,15 @@ A recording of ``n_times`` samples gives windows of ``length`` samples every
 ``stride`` samples (the tail shorter than a window is left out). A window is
 rejected, and counted by reason, when
 
-- ``flat``: a channel's peak-to-peak amplitude is below ``flat_uv`` (a
-  disconnected electrode, a paused amplifier);
-- ``saturated``: a channel's absolute value exceeds ``saturation_uv`` (an
-  amplifier at its rail, an electrode pop off the scale);
+- ``flat``: a channel is flat in it, either over the whole preprocessed window
+  (peak-to-peak below ``flat_uv``) or, in the recording as read (before any
+  filter, which would smear a dead stretch), for at least one second
+  (:func:`constant_spans`: a disconnected electrode, a paused amplifier);
+- ``saturated``: a channel's preprocessed absolute value exceeds
+  ``saturation_uv`` (an electrode pop off the scale, a huge artifact), or the
+  recording as read sits at a channel's extreme value for a second or more (an
+  amplifier at its rail). Constant stretches are judged on the signal as read,
+  so DC offsets (BioSemi) do not count as saturation;
 - ``bad_annotation``: it overlaps an annotation marked bad (MNE's ``BAD_*``
   convention, EEGLAB's ``boundary`` discontinuities).
 
@@ -83,6 +88,61 @@ def window_starts(n_times: int, length: int, stride: int) -> np.ndarray:
     return np.arange(0, n_times - length + 1, stride, dtype=np.int64)
 
 
+def constant_spans(
+    data_uv: np.ndarray, sfreq: float, *, tolerance_uv: float, block_s: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Stretches where a channel of the signal as read does not move.
+
+    The signal is cut into blocks of ``block_s`` seconds; a block in which a
+    channel's peak-to-peak amplitude is below ``tolerance_uv`` is constant. It is
+    ``saturated`` when its value is the channel's largest or smallest over the
+    recording (a rail), ``flat`` otherwise.
+
+    Parameters
+    ----------
+    data_uv : ndarray, shape (n_channels, n_times)
+        Unfiltered signals in microvolts.
+    sfreq : float
+        Sampling frequency in Hz.
+    tolerance_uv : float
+        Peak-to-peak amplitude below which a block is constant.
+    block_s : float
+        Block length in seconds.
+
+    Returns
+    -------
+    dict
+        ``{"flat": spans, "saturated": spans}``, each of shape (n_spans, 2):
+        start and stop in seconds from the first sample.
+    """
+    block = max(1, int(round(block_s * sfreq)))
+    n_blocks = data_uv.shape[1] // block
+    out = {"flat": np.zeros((0, 2)), "saturated": np.zeros((0, 2))}
+    if n_blocks == 0:
+        return out
+    blocks = data_uv[:, : n_blocks * block].reshape(data_uv.shape[0], n_blocks, block)
+    constant = np.ptp(blocks, axis=2) < tolerance_uv
+    level = blocks[:, :, 0]
+    top, bottom = data_uv.max(axis=1, keepdims=True), data_uv.min(axis=1, keepdims=True)
+    at_rail = constant & (
+        (np.abs(level - top) < tolerance_uv) | (np.abs(level - bottom) < tolerance_uv)
+    )
+    for reason, mask in (("saturated", at_rail), ("flat", constant & ~at_rail)):
+        hit = np.flatnonzero(mask.any(axis=0))
+        out[reason] = np.column_stack([hit * block / sfreq, (hit + 1) * block / sfreq])
+    return out
+
+
+def _overlapping(begin: np.ndarray, end: np.ndarray, spans: np.ndarray | None) -> np.ndarray:
+    """Windows [begin, end) that overlap any span [start, stop] (seconds)."""
+    hit = np.zeros(begin.shape, dtype=bool)
+    if spans is None:
+        return hit
+    for onset, stop in np.asarray(spans, dtype=float).reshape(-1, 2):
+        hit |= (begin < max(stop, onset + 1e-9)) & (end > onset)
+    return hit
+
+
 def find_windows(
     data_uv: np.ndarray,
     *,
@@ -91,7 +151,7 @@ def find_windows(
     stride: int,
     flat_uv: float,
     saturation_uv: float,
-    bad_spans: np.ndarray | None = None,
+    spans: dict[str, np.ndarray] | None = None,
 ) -> Windows:
     """Place windows on a recording and decide which to reject.
 
@@ -105,9 +165,12 @@ def find_windows(
         Window length and stride in samples.
     flat_uv, saturation_uv : float
         Rejection thresholds in microvolts (see the module docstring).
-    bad_spans : ndarray, shape (n_spans, 2) | None
-        Start and stop (seconds) of spans marked bad.
+    spans : dict | None
+        Reason (``flat``, ``saturated``, ``bad_annotation``) to spans of shape
+        (n_spans, 2), start and stop in seconds, that reject the windows they
+        overlap (from :func:`constant_spans` and bad annotations).
     """
+    spans = spans or {}
     starts = window_starts(data_uv.shape[1], length, stride)
     flat = np.zeros(starts.shape, dtype=bool)
     saturated = np.zeros(starts.shape, dtype=bool)
@@ -115,14 +178,13 @@ def find_windows(
         segment = data_uv[:, start : start + length]
         flat[i] = bool((np.ptp(segment, axis=1) < flat_uv).any())
         saturated[i] = bool((np.abs(segment) > saturation_uv).any())
-    bad = np.zeros(starts.shape, dtype=bool)
-    if bad_spans is not None and len(bad_spans):
-        begin = starts / sfreq
-        end = begin + length / sfreq
-        spans = np.asarray(bad_spans, dtype=float).reshape(-1, 2)
-        for onset, stop in spans:
-            bad |= (begin < max(stop, onset + 1e-9)) & (end > onset)
-    reasons = {"flat": flat, "saturated": saturated, "bad_annotation": bad}
+    begin = starts / sfreq
+    end = begin + length / sfreq
+    reasons = {
+        "flat": flat | _overlapping(begin, end, spans.get("flat")),
+        "saturated": saturated | _overlapping(begin, end, spans.get("saturated")),
+        "bad_annotation": _overlapping(begin, end, spans.get("bad_annotation")),
+    }
     return Windows(starts=starts, length=length, sfreq=float(sfreq), reasons=reasons)
 
 
