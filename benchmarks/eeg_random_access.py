@@ -85,10 +85,11 @@ def epochs_of(signal_path: Path, n_windows: int, preload: bool):
     events = np.column_stack(
         [np.arange(n_windows) * LENGTH, np.zeros(n_windows, int), np.ones(n_windows, int)]
     )
-    return mne.Epochs(
+    epochs = mne.Epochs(
         raw, events, tmin=0, tmax=(LENGTH - 1) / SFREQ, baseline=None, preload=preload,
         verbose="error",
     )  # fmt: skip
+    return epochs.drop_bad(verbose="error")  # as braindecode does, so get_data(item=i) works
 
 
 def measure(read, order: np.ndarray) -> tuple[float, int]:

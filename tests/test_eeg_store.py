@@ -121,7 +121,7 @@ def _store(path, n_windows, n_channels, label, events, *, seed, recording="r"):
 
 
 def test_concatenate_and_combined_dataset(tmp_path):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from neuroai.eeg import EEGPatchDataset, collate_windows
 
     a = _store(tmp_path / "a", 3, 4, "normal", ["", "eyem", "eyem;musc"], seed=0, recording="ra")
@@ -141,20 +141,26 @@ def test_concatenate_and_combined_dataset(tmp_path):
         and dataset.events == ["eyem", "musc", "seiz"]
     )
     item = dataset[2]
-    np.testing.assert_array_equal(item["time"].numpy(), a.patches[8:12, :10].astype(np.float32))
-    np.testing.assert_array_equal(item["spectrum"].numpy(), a.patches[8:12, 10:].astype(np.float32))
-    assert item["label"].item() == 0 and item["events"].tolist() == [1.0, 1.0, 0.0]
+    np.testing.assert_array_equal(item["time"].numpy(), a.patches[8:12, :10])
+    np.testing.assert_array_equal(item["spectrum"].numpy(), a.patches[8:12, 10:])
+    assert item["time"].dtype == torch.float16 and item["stats"].dtype == torch.float32
+    assert item["label"] == 0 and item["events"].tolist() == [1.0, 1.0, 0.0]
     last = dataset[-1]
-    assert last["label"].item() == -1 and last["events"].tolist() == [0.0, 1.0, 0.0]
-    assert last["time"].shape == (6, 10, 10) and last["channel_set"].item() == 1
+    assert last["label"] == -1 and last["events"].tolist() == [0.0, 1.0, 0.0]
+    assert last["time"].shape == (6, 10, 10) and last["channel_set"] == 1
+    as_float = EEGPatchDataset(tmp_path / "a", dtype=torch.float32)[2]["time"]
+    np.testing.assert_array_equal(as_float.numpy(), a.patches[8:12, :10].astype(np.float32))
     batch = collate_windows([dataset[0], dataset[7]])
     assert batch["time"].shape == (2, 6, 10, 10)
     assert batch["channel_mask"].tolist() == [[True] * 4 + [False] * 2, [True] * 6]
+    assert batch["label"].tolist() == [0, -1] and batch["index"].tolist() == [0, 7]
     assert dataset.label_counts() == {"normal": 3, "unlabelled": 5}
     assert len(EEGPatchDataset([tmp_path / "ab"], split="eval")) == 3
     clone = pickle.loads(pickle.dumps(dataset))  # DataLoader workers reopen the memory maps
     np.testing.assert_array_equal(clone[5]["time"].numpy(), dataset[5]["time"].numpy())
     assert EEGPatchDataset(tmp_path / "ab")[4]["time"].shape == (6, 10, 10)
+    _store(tmp_path / "quiet", 2, 3, "normal", ["", ""], seed=2)  # no annotation labels at all
+    assert EEGPatchDataset(tmp_path / "quiet")[1]["events"].shape == (0,)
 
 
 def test_incompatible_stores_are_refused(tmp_path):
