@@ -81,3 +81,17 @@ def test_eeg_config_is_validated_with_suggestions():
     config["eeg"] = {"datasets": ["x"]}
     validate_config(config, schema)
     assert config["eeg"]["sfreq"] == 250 and config["eeg"]["montage"] == "tcp_22"
+
+
+def test_recording_stage_refuses_bad_input_and_writes_nothing(tmp_path):
+    from neuroai.testing import tuh_edf
+
+    edf = tuh_edf(tmp_path / "aaaaaaab_s001_t000.edf", duration_s=6.0)
+    edf.write_bytes(edf.read_bytes()[:-3000])
+    command = [sys.executable, "-m", "pipelines.eeg_recording", "--recording", str(edf)]
+    command += ["--store", str(tmp_path / "out_patches"), "--qc", str(tmp_path / "out_qc.json")]
+    command += ["--params", '{"montage": "10-20_19"}', "--log", str(tmp_path / "log.txt")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "aaaaaaab_s001_t000.edf is truncated" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aaaaaaab_s001_t000.edf", "log.txt"]
