@@ -76,25 +76,9 @@ def run(
     Path
         ``store``.
     """
-    params = EEGParams(
-        montage=montage,
-        missing_channels=missing_channels,
-        max_interpolated=max_interpolated,
-        reference=reference,
-        line_freq=line_freq,
-        l_freq=l_freq,
-        h_freq=h_freq,
-        sfreq=sfreq,
-        clip_uv=clip_uv,
-        normalize=normalize,
-        window_s=window_s,
-        stride_s=stride_s,
-        reject_flat_uv=reject_flat_uv,
-        reject_saturation_uv=reject_saturation_uv,
-        event_min_overlap_s=event_min_overlap_s,
-        patch_len=patch_len,
-        patch_stride=patch_stride,
-        dtype=dtype,
+    # The keyword arguments named like EEGParams fields are the stage's --params.
+    params = EEGParams.from_mapping(
+        {name: value for name, value in locals().items() if name in EEGParams.field_names()}
     ).to_dict()
     recordings = index_eeg_recordings(root, layout, label_column=label_column, subjects=subjects)
     outputs = [recording_outputs(recordings_dir, r.key) for r in recordings]

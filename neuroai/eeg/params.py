@@ -131,9 +131,14 @@ class EEGParams:
         return round(self.stride_s * self.sfreq)
 
     @classmethod
+    def field_names(cls) -> list[str]:
+        """The parameter names (the keys of the workflow's ``eeg`` config section)."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EEGParams:
         """Build from a config slice; unknown keys are an error with a suggestion."""
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = cls.field_names()
         for key in values:
             if key not in names:
                 raise ConfigError(

@@ -25,6 +25,11 @@ def _eeg_build(name):
 
 def _eeg_index(name):
     """Recording key -> {"path", "meta", "inputs"} of an EEG dataset, known at parse time."""
+    from dataclasses import asdict
+
+    from neuroai.eeg.layouts import LAYOUTS, index_eeg_recordings
+    from neuroai.eeg.recording import RecordingMeta, recording_inputs
+
     entry = dataset_config(name)
     build = _eeg_build(name)
     if build is not None:
@@ -32,25 +37,15 @@ def _eeg_index(name):
 
         options = {k: build[k] for k in ("abnormal_fraction", "eval_fraction", "seed") if k in build}
         root = dataset_root(name)
-        manifest = f"{root}/recordings.tsv"
+        paths = [f"{root}/{item.relpath}" for item in demo_plan(build.get("n_recordings", 40), **options)]
         return {
-            item.key: {
-                "path": f"{root}/{item.relpath}",
-                "meta": {
-                    "key": item.key,
-                    "subject": item.key.split("_")[0],
-                    "session": "s001",
-                    "split": item.split,
-                    "label": item.label,
-                },
-                "inputs": [manifest],
+            Path(path).stem: {
+                "path": path,
+                "meta": asdict(RecordingMeta.from_path(path)),  # labels from the TUAB-like folders
+                "inputs": [f"{root}/recordings.tsv"],
             }
-            for item in demo_plan(build.get("n_recordings", 40), **options)
+            for path in paths
         }
-    from dataclasses import asdict
-
-    from neuroai.eeg.layouts import LAYOUTS, index_eeg_recordings
-    from neuroai.eeg.recording import recording_inputs
 
     if entry["layout"] not in LAYOUTS:
         raise ConfigError(
