@@ -131,3 +131,12 @@ def test_every_span_lies_inside_short_recordings():
         rec = simulate_recording(plan, duration_s=30.0, seed=5)
         assert rec.kinds
         assert all(0 <= s.start < s.stop <= 30.0 for s in rec.artifacts + rec.pathology)
+
+
+@pytest.mark.slow
+def test_cohort_on_the_default_local_cluster(demo, tmp_path):
+    pytest.importorskip("dask.distributed")
+    root, _ = demo
+    recordings = index_eeg_recordings(root, "tuh")[:2]
+    result = process_cohort(recordings, tmp_path, params=PARAMS)  # a local process cluster
+    assert set(open_patch_store(result.store).index["recording"]) == {r.key for r in recordings}

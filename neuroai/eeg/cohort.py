@@ -137,10 +137,8 @@ def process_cohort(
     if not recordings:
         raise ConfigError("process_cohort needs at least one recording.")
     out_dir = Path(out_dir)
-    tasks = [
-        dask.delayed(_process_one)(rec, str(out_dir), params, on_error, dask_key_name=f"eeg-{i}")
-        for i, rec in enumerate(recordings)
-    ]
+    # Task keys are hashes of the arguments, so tasks of different calls never collide.
+    tasks = [dask.delayed(_process_one)(rec, str(out_dir), params, on_error) for rec in recordings]
     results = _compute(tasks, scheduler)
     failed = {key: error for key, error in results if error is not None}
     done = [rec for rec in recordings if rec.key not in failed]
