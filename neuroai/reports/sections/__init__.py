@@ -20,6 +20,7 @@ from neuroai.reports.html import Section
 #: Section name -> "module:function" of its renderer.
 REGISTRY = {
     "static_fc": "neuroai.reports.sections.fmri:render_static_fc",
+    "eeg": "neuroai.reports.sections.eeg:render_eeg",
 }
 
 
