@@ -12,6 +12,7 @@ from neuroai.testing.bold import (
     label_atlas,
     prob_atlas,
 )
+from neuroai.testing.eeg import eeg_signals, tuh_edf, tuh_raw
 from neuroai.testing.generators import (
     connectivity_matrices,
     correlated_timeseries,
@@ -23,9 +24,12 @@ __all__ = [
     "bold_image",
     "connectivity_matrices",
     "correlated_timeseries",
+    "eeg_signals",
     "fmriprep_confounds",
     "fmriprep_dataset",
     "label_atlas",
     "prob_atlas",
     "region_timeseries_dataset",
+    "tuh_edf",
+    "tuh_raw",
 ]

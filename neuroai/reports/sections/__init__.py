@@ -22,6 +22,7 @@ REGISTRY = {
     "static_fc": "neuroai.reports.sections.fmri:render_static_fc",
     "fmri_qc": "neuroai.reports.sections.fmri:render_fmri_qc",
     "dynamic_fc": "neuroai.reports.sections.fmri:render_dynamic_fc",
+    "eeg": "neuroai.reports.sections.eeg:render_eeg",
 }
 
 
