@@ -16,7 +16,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import DataError, did_you_mean
-from neuroai.fmri.atlas import load_atlas
+from neuroai.fmri.atlas import atlas_paths, load_atlas
 from neuroai.fmri.qc import summarize_trace
 from neuroai.fmri.run_timeseries import run_timeseries
 from neuroai.io import index_bold_runs, save_array, save_json, write_region_timeseries
@@ -156,11 +156,7 @@ def run(
         n_carpet_voxels=n_carpet_voxels,
     )
     inputs = [p for p in (bold.path, bold.confounds, bold.mask, *bold.sidecars) if p is not None]
-    inputs += [
-        Path(root) / atlas[k] if not Path(atlas[k]).is_absolute() else Path(atlas[k])
-        for k in ("labels_img", "maps_img", "coordinates", "labels")
-        if atlas.get(k)
-    ]
+    inputs += list(atlas_paths(atlas, root=root).values())
     write_region_timeseries(
         output,
         result.timeseries,

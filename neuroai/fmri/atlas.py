@@ -498,6 +498,20 @@ class Atlas:
         return Reducer(candidates[used], weights, list(self.names), [], counts.astype(float))
 
 
+#: Keys of an atlas spec that name files.
+ATLAS_FILE_KEYS = ("labels_img", "maps_img", "coordinates", "labels")
+
+
+def atlas_paths(spec: dict, *, root: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The files an atlas spec names, relative paths resolved against ``root``."""
+    paths = {}
+    for key in ATLAS_FILE_KEYS:
+        if spec.get(key):
+            path = Path(spec[key])
+            paths[key] = path if path.is_absolute() or root is None else Path(root) / path
+    return paths
+
+
 def load_atlas(spec: dict, *, root: str | os.PathLike | None = None) -> Atlas:
     """Build an :class:`Atlas` from a config mapping.
 
@@ -516,23 +530,16 @@ def load_atlas(spec: dict, *, root: str | os.PathLike | None = None) -> Atlas:
             "An atlas needs exactly one of 'labels_img', 'maps_img' or 'coordinates'; "
             f"got {given or 'none'}."
         )
-
-    def path(value):
-        value = Path(value)
-        return value if value.is_absolute() or root is None else Path(root) / value
-
-    labels = spec.get("labels")
-    labels = path(labels) if labels else None
+    paths = atlas_paths(spec, root=root)
+    labels = paths.get("labels")
     if given[0] == "labels_img":
         return Atlas.from_labels(
-            path(spec["labels_img"]),
-            labels=labels,
-            background_label=spec.get("background_label", 0),
+            paths["labels_img"], labels=labels, background_label=spec.get("background_label", 0)
         )
     if given[0] == "maps_img":
-        return Atlas.from_maps(path(spec["maps_img"]), labels=labels)
+        return Atlas.from_maps(paths["maps_img"], labels=labels)
     return Atlas.from_coordinates(
-        path(spec["coordinates"]),
+        paths["coordinates"],
         radius=spec.get("radius_mm", 5.0),
         allow_overlap=spec.get("allow_overlap", False),
     )

@@ -107,20 +107,15 @@ def volume_timeseries(name):
 
 
 def _atlas_files(name):
+    from neuroai.fmri.atlas import atlas_paths
+
     entry = dataset_config(name)
-    atlas = entry.get("atlas")
-    if not atlas:
+    if not entry.get("atlas"):
         raise ConfigError(
             f"Dataset {name!r} (layout {entry['layout']}) needs an 'atlas' (labels_img, maps_img "
             "or coordinates) to be parcellated."
         )
-    root = Path(dataset_root(name))
-    keys = ("labels_img", "maps_img", "coordinates", "labels")
-    return [
-        str(Path(atlas[k]) if Path(atlas[k]).is_absolute() else root / atlas[k])
-        for k in keys
-        if atlas.get(k)
-    ]
+    return [str(p) for p in atlas_paths(entry["atlas"], root=dataset_root(name)).values()]
 
 
 def fmri_timeseries_inputs(wildcards):
