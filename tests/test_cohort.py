@@ -50,3 +50,14 @@ def test_errors_name_the_run(cohort, tmp_path):
         process_cohort(broken, far, scheduler="sequential")
     with pytest.raises(DataError, match="no run"):
         process_cohort({}, atlas, scheduler="sequential")
+
+
+@pytest.mark.slow
+def test_default_local_cluster_of_processes_equals_sequential(cohort):
+    runs, atlas = cohort
+    options = {"dynamic": {"window": 30, "step": 5}}
+    sequential = process_cohort(runs, atlas, scheduler="sequential", **options)
+    parallel = process_cohort(runs, atlas, n_workers=2, **options)  # a local cluster of processes
+    for key in runs:
+        np.testing.assert_array_equal(parallel[key].connectivity, sequential[key].connectivity)
+        np.testing.assert_array_equal(parallel[key].dynamic, sequential[key].dynamic)

@@ -73,6 +73,9 @@ def tiny(tmp_path_factory):
         },
         "static_fc": {"datasets": ["tiny", "synth"]},
         "eeg": {"datasets": []},  # the EEG workflow has its own test (test_eeg_workflow.py)
+        # The 4D fMRI rules too (test_fmri_workflow.py); --configfile merges into the default.
+        "fmri_timeseries": {"datasets": []},
+        "dynamic_fc": {"datasets": []},
         "report": {"title": "tiny test report"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
