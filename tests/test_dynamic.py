@@ -34,6 +34,7 @@ def per_window(ts, function):
 def path(request, monkeypatch):
     if request.param == "compiled":
         pytest.importorskip("numba")
+        monkeypatch.setattr(dynamic_module, "KERNEL_MIN_ENTRIES", 0)
     else:
         monkeypatch.setattr(dynamic_module, "HAS_NUMBA", False)
     return request.param

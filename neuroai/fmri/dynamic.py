@@ -7,11 +7,13 @@ Correlation and covariance (empirical, as ``np.corrcoef`` / ``np.cov`` per
 window) use the overlap between windows: moving by ``step`` adds ``step``
 volumes and drops ``step``, so each window's cross-products are the previous
 window's plus a rank-``2 * step`` update instead of a new
-``window x n_regions^2`` product. A compiled kernel (numba, parallel over
-regions) applies the update, the centring and the scaling in one pass that
-writes each output matrix once; the cross-products are recomputed exactly every
-``resync`` windows so rounding cannot drift. Without numba, a vectorised
-batched-matmul path gives the same numbers. No Python loop runs over windows.
+``window x n_regions^2`` product. A compiled kernel (numba; segments of
+windows in parallel threads) applies the update, the centring and the scaling
+in one pass that writes each output matrix once; the cross-products are
+recomputed exactly every ``resync`` windows so rounding cannot drift. Small
+outputs (under :data:`KERNEL_MIN_ENTRIES` values) and installations without
+numba use a vectorised batched-matmul path that gives the same numbers. No
+Python loop runs over windows.
 
 Partial correlation and precision need an invertible covariance, which a
 window shorter than the number of regions does not give: they (and, on
@@ -40,6 +42,9 @@ STAGIN_STEP = 3
 #: Whether the compiled kernel is available (numba is optional: the vectorised
 #: numpy path gives the same results). numba is imported on first use.
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
+#: Outputs with fewer entries than this use the numpy path: for them, importing numba
+#: and loading the compiled kernel costs more than it saves.
+KERNEL_MIN_ENTRIES = 2**24
 
 
 def window_starts(n_timepoints: int, window: int, step: int) -> np.ndarray:
@@ -141,11 +146,14 @@ def dynamic_connectivity(
         )
     ts = _prepare(ts)
     starts = window_starts(ts.shape[0], int(window), int(step))
-    if estimator == "ledoit_wolf":
-        out = _ledoit_wolf_windows(ts, starts, int(window), kind, fisher_z, dtype)
-    else:
-        out = _empirical_windows(ts, starts, int(window), kind, fisher_z, dtype, int(resync))
-    return out
+    from threadpoolctl import threadpool_limits
+
+    # Many small products: one BLAS thread each is faster than threads fighting over them
+    # (the compiled kernel runs its own threads over segments of windows).
+    with threadpool_limits(limits=1, user_api="blas"):
+        if estimator == "ledoit_wolf":
+            return _ledoit_wolf_windows(ts, starts, int(window), kind, fisher_z, dtype)
+        return _empirical_windows(ts, starts, int(window), kind, fisher_z, dtype, int(resync))
 
 
 def _scaled(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +172,7 @@ def _empirical_windows(ts, starts, window, kind, fisher_z, dtype, resync) -> np.
     out = np.empty((starts.size, n_regions, n_regions), dtype=dtype)
     correlation = kind == "correlation"
     flat_windows = np.zeros(starts.size, dtype=np.int64)
-    if HAS_NUMBA:
+    if HAS_NUMBA and out.size >= KERNEL_MIN_ENTRIES:
         _run_kernel(
             x, starts, window, means, out, correlation, fisher_z, max(1, resync), flat_windows
         )
@@ -188,7 +196,7 @@ def _numpy_windows(x, starts, window, means, out, correlation, fisher_z, flat_wi
     block = max(1, int(2**27 // (8 * x.shape[1] ** 2)))
     for b0 in range(0, starts.size, block):
         w = windows[b0 : b0 + block] - means[b0 : b0 + block, :, None]
-        cov = np.matmul(w, np.swapaxes(w, 1, 2))
+        cov = np.matmul(w, np.ascontiguousarray(np.swapaxes(w, 1, 2)))
         var = np.einsum("wii->wi", cov).copy()
         flat = var <= 1e-12 * window
         flat_windows[b0 : b0 + block] = flat.sum(axis=1)
@@ -344,7 +352,7 @@ def _ledoit_wolf_windows(ts, starts, window, kind, fisher_z, dtype) -> np.ndarra
             sd = w.std(axis=2, ddof=1, keepdims=True)
             sd[sd < np.finfo(np.float64).eps] = 1.0
             w = w / sd
-        emp = np.matmul(w, np.swapaxes(w, 1, 2)) / window
+        emp = np.matmul(w, np.ascontiguousarray(np.swapaxes(w, 1, 2))) / window
         trace = np.einsum("wii->w", emp)
         mu = trace / n_regions
         beta_sum = ((w**2).sum(axis=1) ** 2).sum(axis=1)  # sum over time of ||x_t||^4
