@@ -60,7 +60,6 @@ def work(tmp_path_factory):
         "fmri_timeseries": {"datasets": ["prep", "raw"]},
         "static_fc": {"datasets": ["prep", "raw"]},
         "dynamic_fc": {"datasets": ["prep"], "window": 20, "step": 4},
-        "eeg": {"datasets": []},  # --configfile merges into the default config: no EEG demo
         "report": {"title": "tiny fMRI report"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
