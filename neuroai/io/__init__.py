@@ -1,6 +1,7 @@
 """Input and output: the artifact store, provenance, and dataset readers."""
 
 from neuroai.io.atomic import atomic_open, atomic_path, is_temporary, remove_stale_temporaries
+from neuroai.io.bids import BoldRun, index_bold_runs, participants_table, repetition_time
 from neuroai.io.provenance import file_digest, library_versions, provenance_path, read_provenance
 from neuroai.io.regions import (
     RegionTimeseries,
@@ -21,6 +22,10 @@ from neuroai.io.store import (
 )
 
 __all__ = [
+    "BoldRun",
+    "index_bold_runs",
+    "participants_table",
+    "repetition_time",
     "RegionTimeseries",
     "index_region_runs",
     "run_key",
