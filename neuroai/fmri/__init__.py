@@ -1,5 +1,74 @@
-"""fMRI: region time series, functional connectivity."""
+"""fMRI: BIDS runs to cleaned region time series, static and dynamic FC, graphs.
 
-from neuroai.fmri.connectivity import KINDS, connectivity, cov_to_corr, prec_to_partial
+``extract_timeseries`` streams 4D images through an atlas; ``clean`` and
+``load_confounds`` denoise as nilearn does; ``connectivity`` and
+``GroupConnectivity`` estimate static FC (tangent space included);
+``dynamic_connectivity`` computes sliding-window FC; ``window_graphs`` and the
+on-disk ``GraphWindowDataset`` turn it into PyTorch Geometric graphs;
+``process_cohort`` runs whole cohorts on Dask.
+"""
 
-__all__ = ["KINDS", "connectivity", "cov_to_corr", "prec_to_partial"]
+from neuroai.fmri.atlas import Atlas, load_atlas
+from neuroai.fmri.cleaning import clean
+from neuroai.fmri.cohort import CohortResult, process_cohort, process_run
+from neuroai.fmri.confounds import load_confounds
+from neuroai.fmri.connectivity import (
+    GROUP_KINDS,
+    KINDS,
+    GroupConnectivity,
+    connectivity,
+    cov_to_corr,
+    geometric_mean,
+    prec_to_partial,
+    tangent_connectivity,
+)
+from neuroai.fmri.dynamic import connectivity_variability, dynamic_connectivity, window_starts
+from neuroai.fmri.extraction import Extraction, RegionExtractor, extract_timeseries
+from neuroai.fmri.graph_dataset import GraphArrays, write_graph_dataset
+from neuroai.fmri.graphs import WindowGraphs, node_features, sparsify, window_graphs
+from neuroai.fmri.qc import framewise_displacement
+from neuroai.fmri.run_timeseries import RunTimeseries, run_timeseries
+
+__all__ = [
+    "Atlas",
+    "CohortResult",
+    "Extraction",
+    "GROUP_KINDS",
+    "GraphArrays",
+    "GraphWindowDataset",
+    "GroupConnectivity",
+    "KINDS",
+    "RegionExtractor",
+    "RunTimeseries",
+    "WindowGraphs",
+    "clean",
+    "connectivity",
+    "connectivity_variability",
+    "cov_to_corr",
+    "dynamic_connectivity",
+    "extract_timeseries",
+    "framewise_displacement",
+    "geometric_mean",
+    "load_atlas",
+    "load_confounds",
+    "node_features",
+    "prec_to_partial",
+    "process_cohort",
+    "process_run",
+    "run_timeseries",
+    "sparsify",
+    "tangent_connectivity",
+    "window_graphs",
+    "window_starts",
+    "write_graph_dataset",
+]
+
+
+def __getattr__(name: str):
+    # GraphWindowDataset subclasses torch_geometric's Dataset: built on first use so
+    # that `import neuroai.fmri` does not import torch.
+    if name == "GraphWindowDataset":
+        from neuroai.fmri import graph_dataset
+
+        return graph_dataset.GraphWindowDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

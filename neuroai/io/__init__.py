@@ -1,6 +1,7 @@
 """Input and output: the artifact store, provenance, and dataset readers."""
 
 from neuroai.io.atomic import atomic_open, atomic_path, is_temporary, remove_stale_temporaries
+from neuroai.io.bids import BoldRun, index_bold_runs, participants_table, repetition_time
 from neuroai.io.decathlon import (
     DecathlonCase,
     DecathlonDataset,
@@ -28,6 +29,10 @@ from neuroai.io.store import (
 )
 
 __all__ = [
+    "BoldRun",
+    "index_bold_runs",
+    "participants_table",
+    "repetition_time",
     "DecathlonCase",
     "DecathlonDataset",
     "check_case",

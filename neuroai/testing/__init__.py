@@ -4,6 +4,15 @@ Dimensions are deliberately unequal (7 regions, 53 time points ...) so that a
 swapped axis fails loudly, and every generator takes a ``seed``.
 """
 
+from neuroai.testing.bold import (
+    bids_dataset,
+    bold_image,
+    fmriprep_confounds,
+    fmriprep_dataset,
+    label_atlas,
+    prob_atlas,
+)
+from neuroai.testing.eeg import eeg_signals, tuh_edf, tuh_raw
 from neuroai.testing.generators import (
     connectivity_matrices,
     correlated_timeseries,
@@ -12,9 +21,18 @@ from neuroai.testing.generators import (
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
 __all__ = [
+    "bids_dataset",
+    "bold_image",
     "connectivity_matrices",
     "correlated_timeseries",
+    "eeg_signals",
+    "fmriprep_confounds",
+    "fmriprep_dataset",
     "hippocampus_like_case",
     "hippocampus_like_dataset",
+    "label_atlas",
+    "prob_atlas",
     "region_timeseries_dataset",
+    "tuh_edf",
+    "tuh_raw",
 ]

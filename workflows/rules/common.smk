@@ -60,6 +60,8 @@ def dataset_root(name):
 def _index_runs(name):
     """Run key -> time-series path of a dataset, known at parse time."""
     entry = dataset_config(name)
+    if entry["layout"] in VOLUME_LAYOUTS:  # 4D BOLD: parcellated by rules in fmri.smk
+        return volume_timeseries(name)
     if "build" in entry:
         from neuroai.datasets.neurolib_regions import run_path, select_subjects
 
@@ -72,9 +74,6 @@ def _index_runs(name):
 
     runs = index_region_runs(entry["root"], subjects=entry.get("subjects"))
     return {key: str(path) for key, path in runs.items()}
-
-
-RUNS = {name: _index_runs(name) for name in config.get("static_fc", {}).get("datasets", [])}
 
 
 def timeseries_of(wildcards):
@@ -108,5 +107,10 @@ REPORT_SECTIONS = {}
 
 include: "inputs/demo.smk"
 include: "inputs/fmri.smk"
+include: "inputs/eeg.smk"
 include: "inputs/segmentation.smk"
 include: "inputs/report.smk"
+
+
+# After the includes: the inputs files define what _index_runs calls for some layouts.
+RUNS = {name: _index_runs(name) for name in config.get("static_fc", {}).get("datasets", [])}

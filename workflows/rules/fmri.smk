@@ -45,3 +45,134 @@ rule group_fc:
         "python -m pipelines.group_fc --connectivity {input.fc:q} "
         "--mean-output {output.mean:q} --summary-output {output.summary:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"
+
+
+# ---- 4D BOLD: demo datasets, parcellation, dynamic FC, graph datasets ----
+
+
+ruleorder: demo_neuropycon_bold > demo_regions_participants
+ruleorder: demo_nitime_bold > demo_regions_participants
+
+
+rule demo_neuropycon_bold:
+    """Demo: neuropycon-data's real resting-state BOLD as fMRIPrep-style derivatives."""
+    output:
+        bold_demo_outputs("neuropycon_bold"),
+    wildcard_constraints:
+        dataset=_built_by("neuropycon_bold"),
+    params:
+        cfg=demo_bold_params,
+        root=fmri_dataset_root,
+    log:
+        f"{RESULTS}/logs/demo_bold/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/demo_bold/{{dataset}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pipelines.demo_bold --out-dir {params.root:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule demo_nitime_bold:
+    """Demo: nitime's two real 4D BOLD runs as raw BIDS with a sphere atlas."""
+    output:
+        bold_demo_outputs("nitime_bold"),
+    wildcard_constraints:
+        dataset=_built_by("nitime_bold"),
+    params:
+        cfg=demo_bold_params,
+        root=fmri_dataset_root,
+    log:
+        f"{RESULTS}/logs/demo_bold/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/demo_bold/{{dataset}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pipelines.demo_bold --out-dir {params.root:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule fmri_timeseries:
+    """Region time series of one 4D run (streamed, cleaned), with its QC traces and carpet."""
+    input:
+        unpack(fmri_timeseries_inputs),
+    output:
+        tsv=f"{RESULTS}/fmri/{{dataset}}/timeseries/{{subdir}}/func/{{run}}_timeseries.tsv",
+        json=f"{RESULTS}/fmri/{{dataset}}/timeseries/{{subdir}}/func/{{run}}_timeseries.json",
+        qc=f"{RESULTS}/fmri/{{dataset}}/timeseries/{{subdir}}/func/{{run}}_qc.json",
+        carpet=f"{RESULTS}/fmri/{{dataset}}/timeseries/{{subdir}}/func/{{run}}_carpet.npy",
+    wildcard_constraints:
+        subdir="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
+    params:
+        cfg=fmri_timeseries_params,
+        root=fmri_dataset_root,
+    log:
+        f"{RESULTS}/logs/fmri_timeseries/{{dataset}}/{{subdir}}/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fmri_timeseries/{{dataset}}/{{subdir}}/{{run}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m pipelines.fmri_timeseries --root {params.root:q} --run-key {wildcards.run} "
+        "--output {output.tsv:q} --qc-output {output.qc:q} --carpet-output {output.carpet:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule dynamic_fc:
+    """Dynamic FC of one run: sliding-window connectivity (n_windows x n x n .npy)."""
+    input:
+        dynamic_fc_timeseries,
+    output:
+        f"{RESULTS}/fmri/{{dataset}}/dynamic_fc/{{run}}_dfc.npy",
+    params:
+        cfg=stage_params("dynamic_fc"),
+    log:
+        f"{RESULTS}/logs/dynamic_fc/{{dataset}}/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dynamic_fc/{{dataset}}/{{run}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "python -m pipelines.dynamic_fc --timeseries {input:q} --output {output:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule graph_dataset:
+    """A dataset's graph dataset (window graphs of every run) and its dynamic-FC summary."""
+    input:
+        unpack(graph_dataset_inputs),
+    output:
+        graphs=directory(f"{RESULTS}/fmri/{{dataset}}/graphs"),
+        summary=f"{RESULTS}/fmri/{{dataset}}/graphs_summary.json",
+        variability=f"{RESULTS}/fmri/{{dataset}}/dfc_variability.npy",
+    params:
+        cfg=graph_dataset_params,
+        participants=graph_dataset_participants_arg,
+    log:
+        f"{RESULTS}/logs/graph_dataset/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/graph_dataset/{{dataset}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "python -m pipelines.graph_dataset --dynamic-fc {input.dfc:q} "
+        "--timeseries {input.timeseries:q} --output {output.graphs:q} "
+        "--summary-output {output.summary:q} --variability-output {output.variability:q} "
+        "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"

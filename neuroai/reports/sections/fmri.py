@@ -1,4 +1,4 @@
-"""fMRI report sections: static functional connectivity."""
+"""fMRI report sections: static FC, run quality (carpet, motion), dynamic FC and graphs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroai.io import load_array, load_json
-from neuroai.reports import figures
+from neuroai.io import load_array, load_json, read_provenance
+from neuroai.reports import figures, fmri_figures
 from neuroai.reports.html import Section, figure, table, text
+
+#: Runs per dataset whose carpet plot is drawn (every run is in the QC table).
+MAX_CARPETS = 6
+#: Runs per dataset listed in the dynamic-FC table.
+MAX_ROWS = 40
 
 
 def render_static_fc(paths: Sequence[Path]) -> list[Section]:
@@ -51,4 +56,165 @@ def render_static_fc(paths: Sequence[Path]) -> list[Section]:
             for g, v in summary["groups"].items()
         ]
         section.add(table(rows, [group_by, "runs", "mean edge", "sd edge"]))
+    return [section]
+
+
+def _dataset_of(path: Path) -> str:
+    """``results/fmri/<dataset>/timeseries/...`` -> ``<dataset>``."""
+    parts = path.parts
+    return parts[parts.index("timeseries") - 1] if "timeseries" in parts else path.parent.name
+
+
+def render_fmri_qc(paths: Sequence[Path]) -> list[Section]:
+    """Per-run quality of 4D datasets: carpet plot under the motion or DVARS trace.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        ``*_qc.json`` and ``*_carpet.npy`` artifacts of the fmri_timeseries stage.
+    """
+    section = Section("fmri-qc", "fMRI run quality")
+    section.add(
+        text(
+            "Each carpet shows sampled brain voxels (rows, grouped by atlas region; detrended "
+            "and z-scored) against time, under the run's motion trace: framewise displacement "
+            "when the confounds table has motion parameters, otherwise DVARS computed from "
+            "the image (named on each plot). Grey ticks mark censored volumes.",
+            cls="note",
+        )
+    )
+    by_dataset: dict[str, list[Path]] = {}
+    for path in paths:
+        if path.name.endswith("_qc.json"):
+            by_dataset.setdefault(_dataset_of(path), []).append(path)
+    for dataset, qc_paths in by_dataset.items():
+        section.add(f"<h3>{html.escape(dataset)}</h3>")
+        rows = []
+        for i, qc_path in enumerate(sorted(qc_paths)):
+            qc = load_json(qc_path, stage="fmri_timeseries")
+            summary = qc["motion_summary"]
+            rows.append(
+                (
+                    qc["run"],
+                    qc["n_volumes"],
+                    qc["n_kept"],
+                    qc["motion_measure"],
+                    f"{summary['mean']:.3f}",
+                    f"{summary['max']:.3f}",
+                    len(qc["empty_regions"]),
+                    len(qc["confounds"]),
+                )
+            )
+            if i >= MAX_CARPETS:
+                continue
+            carpet_path = qc_path.with_name(qc_path.name.replace("_qc.json", "_carpet.npy"))
+            carpet = load_array(carpet_path, stage="fmri_timeseries")
+            regions = read_provenance(carpet_path)["extra"].get("carpet_regions")
+            kept = set(qc["kept"])
+            censored = [v for v in range(qc["n_volumes"]) if v not in kept]
+            section.add(
+                figure(
+                    fmri_figures.carpet_plot(
+                        carpet,
+                        tr=qc["tr"],
+                        trace=np.asarray(qc["motion"], dtype=float),
+                        trace_label=qc["motion_measure"],
+                        regions=np.asarray(regions) if regions is not None else None,
+                        threshold=summary.get("threshold"),
+                        censored=censored,
+                        title=qc["run"],
+                    ),
+                    caption=f"{qc['run']}: {qc['motion_measure']} and carpet "
+                    f"({carpet.shape[0]} voxels, {qc['n_volumes']} volumes, TR {qc['tr']:g} s).",
+                )
+            )
+        if len(qc_paths) > MAX_CARPETS:
+            section.add(text(f"Carpets of the first {MAX_CARPETS} runs shown.", cls="note"))
+        section.add(
+            table(
+                rows,
+                [
+                    "run",
+                    "volumes",
+                    "kept",
+                    "motion measure",
+                    "mean",
+                    "max",
+                    "empty regions",
+                    "confounds",
+                ],
+            )
+        )
+    return [section]
+
+
+def render_dynamic_fc(paths: Sequence[Path]) -> list[Section]:
+    """Dynamic-FC variability and graph density per dataset.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        ``graphs_summary.json`` artifacts (the ``dfc_variability.npy`` beside each is
+        read too).
+    """
+    section = Section("dynamic-fc", "Dynamic functional connectivity and graphs")
+    for summary_path in paths:
+        summary = load_json(summary_path, stage="graph_dataset")
+        variability = load_array(
+            summary_path.with_name("dfc_variability.npy"), stage="graph_dataset"
+        )
+        dataset = summary["dataset"]
+        w = summary["windowing"]
+        sp = summary["sparsity"]
+        kept = (
+            f"top {sp['density']:.0%} of edges ({sp['method']})"
+            if sp["method"] != "threshold"
+            else f"edges above {sp['threshold']}"
+        )
+        section.add(
+            f"<h3>{html.escape(dataset)}</h3>",
+            text(
+                f"{summary['n_runs']} runs, {summary['n_windows']} windows of {w['window']} TRs "
+                f"(step {w['step']}), {w['kind']}; graphs keep the {kept}, "
+                f"{'absolute' if sp['absolute'] else 'signed'} values; node features: "
+                f"{', '.join(summary['node_features'])}. Graph density "
+                f"{summary['density']['mean']:.3f} +/- {summary['density']['sd']:.3f} "
+                f"(range {summary['density']['min']:.3f}-{summary['density']['max']:.3f})."
+            ),
+            figure(
+                fmri_figures.variability_matrix(
+                    variability, title=f"{dataset}: dynamic-FC variability"
+                ),
+                caption="Standard deviation of each edge over windows, averaged over runs.",
+            ),
+            figure(
+                fmri_figures.degree_profile(
+                    summary["degree"]["mean"],
+                    summary["degree"]["sd"],
+                    density=summary["density"]["mean"],
+                    title=f"{dataset}: node degree in the window graphs",
+                ),
+                caption="Degree of each region in the window graphs, averaged over windows and "
+                "runs, with its standard deviation over windows; the dashed line is the "
+                "degree every node would have at the mean graph density.",
+            ),
+        )
+        if summary["density"]["sd"] > 0:
+            section.add(
+                figure(
+                    fmri_figures.density_traces(
+                        {run: v["density"] for run, v in summary["runs"].items()},
+                        title=f"{dataset}: graph density per window",
+                    ),
+                    caption="Fraction of possible edges kept in each window graph (first 12 runs).",
+                )
+            )
+        rows = [
+            (run, v["n_windows"], f"{v['mean_edge_sd']:.3f}", f"{v['density_mean']:.3f}")
+            for run, v in list(summary["runs"].items())[:MAX_ROWS]
+        ]
+        section.add(table(rows, ["run", "windows", "mean edge SD over windows", "mean density"]))
+        if summary["excluded_runs"]:
+            excluded = "; ".join(f"{k}: {v}" for k, v in summary["excluded_runs"].items())
+            section.add(text(f"Left out of the graph dataset: {excluded}.", cls="note"))
     return [section]

@@ -28,3 +28,179 @@ def static_fc_report_inputs():
 
 
 REPORT_SECTIONS["static_fc"] = static_fc_report_inputs
+
+
+# ---- 4D BOLD datasets (layouts bids, fmriprep): parcellation, dynamic FC, graphs ----
+
+VOLUME_LAYOUTS = ("bids", "fmriprep")
+BOLD_BUILDERS = ("neuropycon_bold", "nitime_bold")
+_VOLUME_RUNS = {}
+
+
+def _built_by(builder):
+    """Regex of the dataset names built by ``builder`` (never matches when none is)."""
+    names = [
+        name
+        for name, entry in config["datasets"].items()
+        if entry.get("build", {}).get("builder") == builder
+    ]
+    return "|".join(names) if names else "(?!x)x"
+
+
+def bold_demo_outputs(builder):
+    """Files a demo builder writes (with a {dataset} wildcard), in a stable order."""
+    from neuroai.datasets.bold_demos import expected_files
+
+    files = expected_files(builder)
+    return [f"{RESULTS}/datasets/{{dataset}}/{path}" for paths in files.values() for path in paths]
+
+
+def demo_bold_params(wildcards):
+    return json.dumps({"builder": demo_build(wildcards)["builder"]})
+
+
+def volume_runs(name):
+    """Run key -> {bold, confounds, mask, subdir} of a 4D dataset, known at parse time."""
+    if name in _VOLUME_RUNS:
+        return _VOLUME_RUNS[name]
+    entry = dataset_config(name)
+    root = dataset_root(name)
+    if "build" in entry:
+        from neuroai.datasets.bold_demos import expected_runs
+
+        runs = expected_runs(entry["build"]["builder"], root)
+        wanted = entry.get("subjects")
+        if wanted:
+            runs = {k: v for k, v in runs.items() if k.split("_", 1)[0][4:] in wanted}
+    else:
+        from neuroai.io.bids import index_bold_runs
+
+        found = index_bold_runs(
+            root,
+            entry["layout"],
+            subjects=entry.get("subjects"),
+            sessions=entry.get("sessions"),
+            tasks=entry.get("tasks"),
+            runs=entry.get("runs"),
+            spaces=entry.get("spaces"),
+            desc=entry.get("desc", "preproc"),
+        )
+        runs = {
+            key: {"bold": run.path, "confounds": run.confounds, "mask": run.mask}
+            for key, run in found.items()
+        }
+    if not runs:
+        raise ConfigError(f"Dataset {name!r} has no BOLD run under {root} that passes its filters.")
+    for key, files in runs.items():
+        folders = [part for part in key.split("_")[:2] if part.startswith(("sub-", "ses-"))]
+        files["subdir"] = str(Path(*folders))
+    _VOLUME_RUNS[name] = runs
+    return runs
+
+
+def volume_timeseries(name):
+    """Run key -> region time-series path that fmri_timeseries writes."""
+    return {
+        key: f"{RESULTS}/fmri/{name}/timeseries/{files['subdir']}/func/{key}_timeseries.tsv"
+        for key, files in volume_runs(name).items()
+    }
+
+
+def _atlas_files(name):
+    from neuroai.fmri.atlas import atlas_paths
+
+    entry = dataset_config(name)
+    if not entry.get("atlas"):
+        raise ConfigError(
+            f"Dataset {name!r} (layout {entry['layout']}) needs an 'atlas' (labels_img, maps_img "
+            "or coordinates) to be parcellated."
+        )
+    return [str(p) for p in atlas_paths(entry["atlas"], root=dataset_root(name)).values()]
+
+
+def fmri_timeseries_inputs(wildcards):
+    files = volume_runs(wildcards.dataset).get(wildcards.run)
+    if files is None:
+        raise ConfigError(f"Run {wildcards.run!r} is not part of dataset {wildcards.dataset!r}.")
+    inputs = {"bold": str(files["bold"]), "atlas": _atlas_files(wildcards.dataset)}
+    for role in ("confounds", "mask"):
+        if files.get(role) is not None:
+            inputs[role] = str(files[role])
+    return inputs
+
+
+def fmri_timeseries_params(wildcards):
+    """The fmri_timeseries slice, the dataset's confound overrides, layout and atlas."""
+    entry = dataset_config(wildcards.dataset)
+    values = json.loads(stage_params("fmri_timeseries"))
+    values.update(entry.get("confounds", {}))
+    values.update(layout=entry["layout"], atlas=entry["atlas"])
+    if entry["layout"] == "fmriprep":
+        values["desc"] = entry.get("desc", "preproc")
+    return json.dumps(values, sort_keys=True)
+
+
+def fmri_dataset_root(wildcards):
+    return dataset_root(wildcards.dataset)
+
+
+_FMRI_RUNS = {}
+
+
+def fmri_runs(name):
+    """Run key -> region time-series path, for any dataset (region or 4D)."""
+    if name not in _FMRI_RUNS:
+        _FMRI_RUNS[name] = RUNS[name] if name in RUNS else _index_runs(name)
+    return _FMRI_RUNS[name]
+
+
+def dynamic_fc_timeseries(wildcards):
+    runs = fmri_runs(wildcards.dataset)
+    if wildcards.run not in runs:
+        raise ConfigError(f"Run {wildcards.run!r} is not part of dataset {wildcards.dataset!r}.")
+    return runs[wildcards.run]
+
+
+def dynamic_fc_outputs(dataset):
+    return [f"{RESULTS}/fmri/{dataset}/dynamic_fc/{run}_dfc.npy" for run in fmri_runs(dataset)]
+
+
+def graph_dataset_inputs(wildcards):
+    inputs = {
+        "dfc": dynamic_fc_outputs(wildcards.dataset),
+        "timeseries": list(fmri_runs(wildcards.dataset).values()),
+    }
+    participants = participants_of(wildcards.dataset)
+    if participants:
+        inputs["participants"] = participants
+    return inputs
+
+
+def graph_dataset_participants_arg(wildcards, input):
+    return f"--participants {input.participants}" if "participants" in input.keys() else ""
+
+
+def graph_dataset_params(wildcards):
+    values = json.loads(stage_params("graph_dataset"))
+    values["dataset"] = wildcards.dataset
+    return json.dumps(values, sort_keys=True)
+
+
+def fmri_qc_report_inputs():
+    paths = []
+    for name in config.get("fmri_timeseries", {}).get("datasets", []):
+        for key, files in volume_runs(name).items():
+            folder = f"{RESULTS}/fmri/{name}/timeseries/{files['subdir']}/func"
+            paths += [f"{folder}/{key}_qc.json", f"{folder}/{key}_carpet.npy"]
+    return paths
+
+
+def dynamic_fc_report_inputs():
+    return [
+        f"{RESULTS}/fmri/{name}/graphs_summary.json"
+        for name in config.get("dynamic_fc", {}).get("datasets", [])
+    ]
+
+
+REPORT_SECTIONS["fmri_qc"] = fmri_qc_report_inputs
+REPORT_SECTIONS["dynamic_fc"] = dynamic_fc_report_inputs

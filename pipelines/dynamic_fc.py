@@ -1,0 +1,112 @@
+"""Dynamic functional connectivity of one run: connectivity in sliding windows.
+
+Reads a *_timeseries.tsv (with its JSON sidecar) and writes an
+(n_windows x n_regions x n_regions) .npy with a provenance record giving the
+window starts, the regions and the repetition time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from neuroai import get_logger
+from neuroai.errors import check_option
+from neuroai.fmri.connectivity import zero_variance_regions
+from neuroai.fmri.dynamic import dynamic_connectivity, window_starts
+from neuroai.io import read_region_timeseries, save_array
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.dynamic_fc")
+
+
+def run(
+    timeseries: str | Path,
+    output: str | Path,
+    *,
+    window: int = 50,
+    step: int = 3,
+    kind: str = "correlation",
+    fisher_z: bool = False,
+    dtype: str = "float32",
+    short_runs: str = "error",
+) -> Path:
+    """Compute the dynamic FC of one run and save it with provenance.
+
+    Parameters
+    ----------
+    timeseries : path-like
+        Region time series ``*_timeseries.tsv`` (n_timepoints x n_regions).
+    output : path-like
+        Destination ``.npy`` (n_windows x n_regions x n_regions).
+    window, step : int
+        Window length and step in TRs (STAGIN: 50 and 3).
+    kind : str
+        See :func:`neuroai.fmri.dynamic_connectivity`.
+    fisher_z : bool
+        Fisher z-transform correlations.
+    dtype : {"float32", "float64"}
+        Storage type.
+    short_runs : {"error", "skip"}
+        A run shorter than the window is an error, or is written as an empty
+        (0 x n_regions x n_regions) array with a logged warning (the graph
+        dataset then leaves it out and says why).
+
+    Returns
+    -------
+    Path
+        ``output``.
+    """
+    check_option("dtype", dtype, ("float32", "float64"))
+    check_option("short_runs", short_runs, ("error", "skip"))
+    run_data = read_region_timeseries(timeseries)
+    ts = run_data.data
+    params = {
+        "window": window,
+        "step": step,
+        "kind": kind,
+        "fisher_z": fisher_z,
+        "dtype": dtype,
+        "short_runs": short_runs,
+    }
+    extra = {
+        "n_timepoints": run_data.n_timepoints,
+        "n_regions": run_data.n_regions,
+        "tr": run_data.tr,
+        "regions": run_data.regions,
+        "zero_variance_regions": [run_data.regions[i] for i in zero_variance_regions(ts)],
+    }
+    if ts.shape[0] < window and short_runs == "skip":
+        logger.warning(
+            "%s has %d time points, fewer than the window of %d: written as an empty array "
+            "(short_runs='skip').",
+            timeseries,
+            ts.shape[0],
+            window,
+        )
+        matrices = np.zeros((0, ts.shape[1], ts.shape[1]), dtype=dtype)
+        extra.update(window_starts=[], skipped=f"{ts.shape[0]} time points < window {window}")
+    else:
+        matrices = dynamic_connectivity(
+            ts, window, step, kind, fisher_z=fisher_z, dtype=np.dtype(dtype)
+        )
+        extra["window_starts"] = window_starts(ts.shape[0], window, step).tolist()
+    save_array(
+        output, matrices, stage="dynamic_fc", params=params, inputs=[timeseries], extra=extra
+    )
+    logger.info("Wrote %s (%d windows x %d x %d, %s)", output, *matrices.shape, kind)
+    return Path(output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.dynamic_fc")
+    parser.add_argument("--timeseries", required=True, help="*_timeseries.tsv of one run")
+    parser.add_argument("--output", required=True, help="destination .npy")
+    args = parser.parse_args(argv)
+    execute(args, run, args.timeseries, args.output)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,83 @@
+# EEG: the demo cohort, then one job per recording, then one patch store per dataset.
+
+
+wildcard_constraints:
+    recording="[A-Za-z0-9][A-Za-z0-9_\\-]*",
+
+
+rule eeg_demo:
+    """The simulated demo EEG cohort (TUAB-like EDF files with TUH annotation files)."""
+    output:
+        f"{RESULTS}/datasets/{{dataset}}/recordings.tsv",
+    params:
+        cfg=eeg_demo_params,
+        root=demo_root,
+    log:
+        f"{RESULTS}/logs/eeg_demo/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eeg_demo/{{dataset}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "python -m pipelines.eeg_demo --out-dir {params.root:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eeg_recording:
+    """One recording: channels, filters, windows, patches (a patch store) and its QC."""
+    input:
+        eeg_recording_inputs,
+    output:
+        store=temp(directory(f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_patches")),
+        qc=f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_qc.json",
+    params:
+        cfg=stage_params("eeg"),
+        path=eeg_recording_path,
+        meta=eeg_recording_meta,
+    log:
+        f"{RESULTS}/logs/eeg_recording/{{dataset}}/{{recording}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eeg_recording/{{dataset}}/{{recording}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "python -m pipelines.eeg_recording --recording {params.path:q} "
+        "--store {output.store:q} --qc {output.qc:q} --meta {params.meta:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eeg_store:
+    """The dataset's patch store (the input of EEGFormer), its summary and example traces."""
+    input:
+        unpack(eeg_store_inputs),
+    output:
+        store=directory(f"{RESULTS}/eeg/{{dataset}}/store"),
+        summary=f"{RESULTS}/eeg/{{dataset}}/summary.json",
+        examples=f"{RESULTS}/eeg/{{dataset}}/examples.npy",
+    params:
+        cfg=stage_params("eeg"),
+        root=eeg_dataset_root,
+        layout=eeg_layout,
+        index=eeg_index_args,
+        recordings=eeg_recordings_dir,
+    log:
+        f"{RESULTS}/logs/eeg_store/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eeg_store/{{dataset}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m pipelines.eeg_store --root {params.root:q} "
+        "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
+        "--layout {params.layout} {params.index} --store {output.store:q} "
+        "--summary {output.summary:q} --examples {output.examples:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -1,0 +1,135 @@
+# Input, params and target functions of the rules in ../eeg.smk.
+import shlex
+
+EEG_BUILDER = "eeg_simulation"
+EEG_DEMO_KEYS = (
+    "n_recordings",
+    "duration_s",
+    "sfreq",
+    "abnormal_fraction",
+    "eval_fraction",
+    "line_freq",
+    "seed",
+)
+
+
+def _eeg_build(name):
+    build = dataset_config(name).get("build")
+    if build is not None and build["builder"] != EEG_BUILDER:
+        raise ConfigError(
+            f"Dataset {name!r} is listed under eeg.datasets but is built by "
+            f"{build['builder']!r}; EEG datasets are built by {EEG_BUILDER!r} or read from a root."
+        )
+    return build
+
+
+def _eeg_index(name):
+    """Recording key -> {"path", "meta", "inputs"} of an EEG dataset, known at parse time."""
+    from dataclasses import asdict
+
+    from neuroai.eeg.layouts import LAYOUTS, index_eeg_recordings
+    from neuroai.eeg.recording import RecordingMeta, recording_inputs
+
+    entry = dataset_config(name)
+    build = _eeg_build(name)
+    if build is not None:
+        from neuroai.datasets.eeg_demo import demo_plan
+
+        options = {k: build[k] for k in ("abnormal_fraction", "eval_fraction", "seed") if k in build}
+        root = dataset_root(name)
+        paths = [f"{root}/{item.relpath}" for item in demo_plan(build.get("n_recordings", 40), **options)]
+        return {
+            Path(path).stem: {
+                "path": path,
+                "meta": asdict(RecordingMeta.from_path(path)),  # labels from the TUAB-like folders
+                "inputs": [f"{root}/recordings.tsv"],
+            }
+            for path in paths
+        }
+
+    if entry["layout"] not in LAYOUTS:
+        raise ConfigError(
+            f"Dataset {name!r} has layout {entry['layout']!r}; EEG datasets need one of {LAYOUTS}."
+        )
+    recordings = index_eeg_recordings(
+        entry["root"],
+        entry["layout"],
+        label_column=entry.get("label_column"),
+        subjects=entry.get("subjects"),
+    )
+    return {
+        r.key: {
+            "path": str(r.path),
+            "meta": asdict(r.meta),
+            "inputs": [str(p) for p in recording_inputs(r.path)],
+        }
+        for r in recordings
+    }
+
+
+EEG = {name: _eeg_index(name) for name in config.get("eeg", {}).get("datasets", [])}
+
+
+def _eeg_recording(wildcards):
+    recordings = EEG.get(wildcards.dataset)
+    if recordings is None or wildcards.recording not in recordings:
+        raise ConfigError(
+            f"EEG recording {wildcards.recording!r} is not part of dataset {wildcards.dataset!r}."
+        )
+    return recordings[wildcards.recording]
+
+
+def eeg_demo_params(wildcards):
+    build = _eeg_build(wildcards.dataset) or {}
+    return json.dumps({k: build[k] for k in EEG_DEMO_KEYS if k in build}, sort_keys=True)
+
+
+def eeg_recording_inputs(wildcards):
+    return _eeg_recording(wildcards)["inputs"]
+
+
+def eeg_recording_path(wildcards):
+    return _eeg_recording(wildcards)["path"]
+
+
+def eeg_recording_meta(wildcards):
+    return json.dumps(_eeg_recording(wildcards)["meta"], sort_keys=True)
+
+
+def eeg_recordings_dir(wildcards):
+    return f"{RESULTS}/eeg/{wildcards.dataset}/recordings"
+
+
+def eeg_store_inputs(wildcards):
+    folder = eeg_recordings_dir(wildcards)
+    keys = list(EEG[wildcards.dataset])
+    return {
+        "stores": [f"{folder}/{key}_patches" for key in keys],
+        "qcs": [f"{folder}/{key}_qc.json" for key in keys],
+    }
+
+
+def eeg_dataset_root(wildcards):
+    return dataset_root(wildcards.dataset)
+
+
+def eeg_layout(wildcards):
+    return dataset_config(wildcards.dataset)["layout"]
+
+
+def eeg_index_args(wildcards):
+    """Indexing options of a dataset as eeg_store arguments."""
+    entry = dataset_config(wildcards.dataset)
+    args = []
+    if entry.get("label_column"):
+        args.append(f"--label-column {shlex.quote(entry['label_column'])}")
+    if entry.get("subjects"):
+        args.append("--subjects " + " ".join(shlex.quote(s) for s in entry["subjects"]))
+    return " ".join(args)
+
+
+def eeg_report_inputs():
+    return [f"{RESULTS}/eeg/{name}/summary.json" for name in EEG]
+
+
+REPORT_SECTIONS["eeg"] = eeg_report_inputs
