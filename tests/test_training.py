@@ -237,3 +237,20 @@ def test_embed_stage_writes_one_embedding_per_window(tmp_path):
     out = index["embedding"][0]
     assert load_array(out).shape == (3, model.embed_dim) and load_array(out).dtype == np.float16
     assert read_provenance(out)["extra"]["level"] == "window"
+
+
+def test_predict_stage_applies_a_probe_to_windows(tmp_path):
+    from neuroai.io import load_array, load_table
+    from neuroai.models import save_pretrained
+    from pipelines import predict
+
+    encoder = create_model("dsd", mode="plain", **TINY_UNET)
+    folder = save_pretrained(ProbeModel.from_encoder(encoder, n_outputs=3), tmp_path / "probe")
+    windows = save_array(
+        tmp_path / "rec-1.npy", np.random.default_rng(0).random((4, 1, 16, 16, 16)), stage="test"
+    )
+    index = load_table(predict.run(folder, tmp_path / "pred" / "index.tsv", inputs=[windows]))
+    outputs = load_array(index["prediction"][0])
+    assert outputs.shape == (4, 3) and index["predicted_class"][0] == int(
+        outputs.mean(axis=0).argmax()
+    )
