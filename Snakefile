@@ -28,6 +28,8 @@ include: "workflows/rules/common.smk"
 include: "workflows/rules/demo.smk"
 include: "workflows/rules/fmri.smk"
 include: "workflows/rules/eeg.smk"
+include: "workflows/rules/segmentation.smk"
+include: "workflows/rules/inference.smk"
 include: "workflows/rules/report.smk"
 
 

@@ -2,6 +2,13 @@
 
 from neuroai.io.atomic import atomic_open, atomic_path, is_temporary, remove_stale_temporaries
 from neuroai.io.bids import BoldRun, index_bold_runs, participants_table, repetition_time
+from neuroai.io.decathlon import (
+    DecathlonCase,
+    DecathlonDataset,
+    check_case,
+    read_decathlon,
+    write_dataset_json,
+)
 from neuroai.io.provenance import file_digest, library_versions, provenance_path, read_provenance
 from neuroai.io.regions import (
     RegionTimeseries,
@@ -26,6 +33,11 @@ __all__ = [
     "index_bold_runs",
     "participants_table",
     "repetition_time",
+    "DecathlonCase",
+    "DecathlonDataset",
+    "check_case",
+    "read_decathlon",
+    "write_dataset_json",
     "RegionTimeseries",
     "index_region_runs",
     "run_key",

@@ -18,6 +18,7 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
 __all__ = [
     "bids_dataset",
@@ -27,6 +28,8 @@ __all__ = [
     "eeg_signals",
     "fmriprep_confounds",
     "fmriprep_dataset",
+    "hippocampus_like_case",
+    "hippocampus_like_dataset",
     "label_atlas",
     "prob_atlas",
     "region_timeseries_dataset",

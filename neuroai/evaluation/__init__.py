@@ -1,0 +1,31 @@
+"""Evaluation: splits, metrics with bootstrap confidence intervals, metrics.json."""
+
+from neuroai.evaluation.bootstrap import bootstrap_ci, bootstrap_metric, paired_bootstrap
+from neuroai.evaluation.metrics import prediction_metrics, summarize_cases
+from neuroai.evaluation.results import pairwise_comparisons, summarize_per_case
+from neuroai.evaluation.segmentation import CasePrediction, predict_case, segmentation_metrics
+from neuroai.evaluation.splits import (
+    Split,
+    fixed_split,
+    kfold_splits,
+    make_splits,
+    stratified_splits,
+)
+
+__all__ = [
+    "CasePrediction",
+    "Split",
+    "bootstrap_ci",
+    "bootstrap_metric",
+    "fixed_split",
+    "kfold_splits",
+    "make_splits",
+    "paired_bootstrap",
+    "pairwise_comparisons",
+    "predict_case",
+    "prediction_metrics",
+    "segmentation_metrics",
+    "stratified_splits",
+    "summarize_cases",
+    "summarize_per_case",
+]

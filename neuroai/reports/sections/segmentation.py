@@ -1,0 +1,248 @@
+"""Segmentation report section: DSD against deep supervision only and the plain backbone.
+
+Drawn from the evaluation's ``metrics.json`` and the artifacts it lists (learning
+histories, example volumes and predicted label maps); nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from neuroai.io import check_artifact, load_json, load_table
+from neuroai.reports.html import Section, figure, table, text
+
+COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3")
+LABEL_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+UNITS = {"dice": "", "hd95": " mm", "msd": " mm"}
+
+
+def _num(value) -> float:
+    """A number from metrics.json (non-finite values are stored as text, e.g. "nan")."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _fmt(summary: dict, digits: int = 3) -> str:
+    estimate = _num(summary.get("estimate"))
+    if not math.isfinite(estimate):
+        return "n/a"
+    low, high = _num(summary.get("ci_low")), _num(summary.get("ci_high"))
+    if not math.isfinite(low):
+        return f"{estimate:.{digits}f}"
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _overview(document: dict) -> str:
+    rows = []
+    for name, entry in document["models"].items():
+        metrics = entry["metrics"]
+        rows.append(
+            (
+                name,
+                _fmt(metrics["dice"]["mean"]),
+                _fmt(metrics["hd95"]["mean"], 2),
+                _fmt(metrics["msd"]["mean"], 2),
+                f"{entry.get('n_parameters') or 0:,}",
+                entry.get("best_step"),
+            )
+        )
+    return table(rows, ["model", "Dice", "HD95 (mm)", "MSD (mm)", "parameters", "best step"])
+
+
+def _per_class(document: dict) -> str:
+    rows = []
+    for cls in document["classes"]:
+        for name, entry in document["models"].items():
+            m = entry["metrics"]
+            rows.append(
+                (
+                    cls,
+                    name,
+                    _fmt(m["dice"].get(cls, {})),
+                    _fmt(m["hd95"].get(cls, {}), 2),
+                    _fmt(m["msd"].get(cls, {}), 2),
+                )
+            )
+    return table(rows, ["class", "model", "Dice", "HD95 (mm)", "MSD (mm)"])
+
+
+def _comparisons(document: dict) -> str:
+    rows = []
+    for c in document.get("comparisons", []):
+        if c["group"] != "mean":
+            continue
+        unit = UNITS.get(c["metric"], "")
+        rows.append(
+            (
+                f"{c['a']} - {c['b']}",
+                c["metric"],
+                _fmt(c) + unit,
+                f"{_num(c.get('p_greater')):.2f}",
+                c.get("n"),
+            )
+        )
+    return table(rows, ["difference", "metric", "mean [CI]", "share of resamples > 0", "cases"])
+
+
+def _dice_bars(document: dict) -> Figure:
+    classes = list(document["classes"])
+    models = list(document["models"])
+    fig = Figure(figsize=(6.4, 3.4))
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(models), 1)
+    for i, name in enumerate(models):
+        dice = document["models"][name]["metrics"]["dice"]
+        est = np.array([_num(dice.get(c, {}).get("estimate")) for c in classes])
+        low = np.array([_num(dice.get(c, {}).get("ci_low")) for c in classes])
+        high = np.array([_num(dice.get(c, {}).get("ci_high")) for c in classes])
+        x = np.arange(len(classes)) + (i - (len(models) - 1) / 2) * width
+        err = np.vstack([np.nan_to_num(est - low), np.nan_to_num(high - est)])
+        ax.bar(x, est, width, yerr=err, capsize=3, label=name, color=COLOURS[i % len(COLOURS)])
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("Dice")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def _learning_curves(histories: Sequence[Path]) -> Figure | None:
+    frames = []
+    for path in histories:
+        if Path(path).is_file():
+            frames.append(load_table(path))
+    if not frames:
+        return None
+    fig = Figure(figsize=(9.0, 3.2))
+    loss_ax, dice_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for i, frame in enumerate(frames):
+        colour = COLOURS[i % len(COLOURS)]
+        name = str(frame["variant"].iloc[0]) if "variant" in frame and len(frame) else f"run {i}"
+        if "train/loss" in frame:
+            rows = frame.dropna(subset=["train/loss"])
+            loss_ax.plot(rows["step"], rows["train/loss"], color=colour, label=name)
+        if "val/dice" in frame:
+            rows = frame.dropna(subset=["val/dice"])
+            dice_ax.plot(rows["step"], rows["val/dice"], "o-", color=colour, label=name)
+    loss_ax.set_xlabel("optimizer step")
+    loss_ax.set_ylabel("training loss (own objective)")
+    dice_ax.set_xlabel("optimizer step")
+    dice_ax.set_ylabel("validation Dice (foreground mean)")
+    loss_ax.legend(fontsize=8)
+    dice_ax.legend(fontsize=8)
+    return fig
+
+
+def _examples(document: dict) -> list[str]:
+    import nibabel as nib
+    from matplotlib.colors import ListedColormap
+    from nilearn import plotting
+
+    parts = []
+    n_classes = len(document["classes"])
+    cmap = ListedColormap(list(LABEL_COLOURS[:n_classes]))
+    for example in document["artifacts"].get("examples", []):
+        case = example["case"]
+        check_artifact(example["image"], stage="segmentation_evaluate")
+        image = nib.load(example["image"])
+        maps = [("reference", example["reference"])]
+        maps += [
+            (name, preds[case])
+            for name, preds in document["artifacts"]["predictions"].items()
+            if case in preds
+        ]
+        # The same slices in every row: cut through the reference labels.
+        cuts = plotting.find_cut_slices(nib.load(example["reference"]), direction="z", n_cuts=5)
+        fig = Figure(figsize=(9.0, 1.9 * len(maps)))
+        for row, (title, path) in enumerate(maps):
+            check_artifact(path, stage="segmentation_evaluate")
+            ax = fig.add_subplot(len(maps), 1, row + 1)
+            plotting.plot_roi(
+                nib.load(path),
+                bg_img=image,
+                display_mode="z",
+                cut_coords=cuts,
+                figure=fig,
+                axes=ax,
+                title=title,
+                cmap=cmap,
+                vmin=1,
+                vmax=n_classes,
+                colorbar=False,
+                alpha=0.55,
+                annotate=False,
+                draw_cross=False,
+                black_bg=True,
+            )
+        legend = ", ".join(
+            f"{c} ({col})"
+            for c, col in zip(document["classes"], ("blue", "green", "red", "purple"), strict=False)
+        )
+        parts.append(
+            figure(
+                fig,
+                caption=f"Case {case}: reference and predicted labels over the preprocessed image, axial slices. Colours: {legend}.",
+                dpi=80,
+            )
+        )
+    return parts
+
+
+def render_segmentation(paths: Sequence[Path]) -> list[Section]:
+    """One section per evaluated dataset (``metrics.json`` of ``segmentation_evaluate``)."""
+    sections = []
+    for path in paths:
+        document = load_json(path, stage="segmentation_evaluate")
+        dataset = document["dataset"]
+        boot = document["bootstrap"]
+        split = document.get("split", {})
+        models = document["models"]
+        first = next(iter(models.values()))
+        training = first.get("training", {})
+        section = Section(f"segmentation-{dataset}", f"Segmentation: {dataset}")
+        section.add(
+            text(
+                f"{len(models)} variants of the DSD model ({first['config'].get('backbone')} backbone) "
+                f"trained with the same seed ({training.get('seed')}) and budget "
+                f"({training.get('max_steps')} optimizer steps, batch {training.get('batch_size')}) on "
+                f"{len(split.get('train', []))} cases, selected on {len(split.get('val', []))} validation "
+                f"cases, and evaluated on {len(split.get('test', []))} held-out cases with sliding-window "
+                "inference. Means over cases with "
+                f"{int(boot['confidence'] * 100)} % percentile-bootstrap intervals ({boot['n_resamples']} "
+                "resamples of cases)."
+            ),
+            "<h3>DSD vs deep supervision only vs plain</h3>",
+            _overview(document),
+            _comparisons(document),
+            text(
+                "Dice, 95th-percentile Hausdorff distance and symmetric mean surface distance per "
+                "class (background excluded), from MONAI; 'mean' averages the classes per case first. "
+                "With few held-out cases the intervals are wide: differences inside them are not evidence.",
+                cls="note",
+            ),
+            "<h3>Per class</h3>",
+            _per_class(document),
+            figure(_dice_bars(document), caption="Dice per class with bootstrap intervals."),
+        )
+        curves = _learning_curves([Path(p) for p in document["artifacts"].get("histories", [])])
+        if curves is not None:
+            section.add(
+                "<h3>Learning curves</h3>",
+                figure(
+                    curves,
+                    caption="Training loss (each variant's own objective, so levels differ) and validation Dice.",
+                ),
+            )
+        examples = _examples(document)
+        if examples:
+            section.add("<h3>Example slices</h3>", *examples)
+        section.add(text(f"Source: {html.escape(str(path))}", cls="note"))
+        sections.append(section)
+    return sections

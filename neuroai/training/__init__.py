@@ -1,0 +1,45 @@
+"""The training engine: Lightning modules and data modules, checkpoints, DDP.
+
+One engine trains every model family: :func:`fit` runs a :class:`SupervisedModule`,
+:class:`PretrainModule` or :class:`FineTuneModule` with a data module whose loaders
+are resumable, under a :class:`TrainConfig`, on one CPU, N processes (DDP) or a SLURM
+allocation, and leaves ``best``/``last`` pretrained folders and a resumable checkpoint.
+"""
+
+from neuroai.training.config import TrainConfig
+from neuroai.training.data import ResumableLoader, ResumableSampler, SeededDataset, item_seed
+from neuroai.training.datamodules import ArrayDataModule, ArrayDataset, EngineDataModule
+from neuroai.training.launch import resolve_devices, resolve_precision, seed_everything
+from neuroai.training.modules import EngineModule, FineTuneModule, PretrainModule, SupervisedModule
+from neuroai.training.schedules import lr_factor
+from neuroai.training.segmentation_data import (
+    SegmentationDataConfig,
+    SegmentationDataModule,
+    preprocess_case,
+)
+from neuroai.training.trainer import FitResult, build_trainer, fit
+
+__all__ = [
+    "ArrayDataModule",
+    "ArrayDataset",
+    "EngineDataModule",
+    "EngineModule",
+    "FineTuneModule",
+    "FitResult",
+    "PretrainModule",
+    "ResumableLoader",
+    "ResumableSampler",
+    "SeededDataset",
+    "SegmentationDataConfig",
+    "SegmentationDataModule",
+    "SupervisedModule",
+    "TrainConfig",
+    "build_trainer",
+    "fit",
+    "item_seed",
+    "lr_factor",
+    "preprocess_case",
+    "resolve_devices",
+    "resolve_precision",
+    "seed_everything",
+]

@@ -1,0 +1,111 @@
+"""The model registry, config dataclasses and the pretrained-folder format, for every model."""
+
+import json
+
+import pytest
+import torch
+
+from neuroai.errors import ArtifactError, ConfigError
+from neuroai.models import (
+    build_model,
+    create_model,
+    describe_models,
+    list_models,
+    load_pretrained,
+    load_weights_into,
+    model_config,
+    read_pretrained_config,
+    save_pretrained,
+)
+from neuroai.models.objectives import create_objective, list_objectives
+
+MODELS = list_models()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_builtin_families_are_registered():
+    assert {"dsd", "probe"} <= set(MODELS)
+    assert all(
+        d["description"] and {"demo", "paper"} <= set(d["presets"]) for d in describe_models()
+    )
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_builds_runs_embeds_and_round_trips(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name, preset="demo").eval()
+    x = model.example_input(2)
+    with torch.no_grad():
+        out = model(x)
+        embedding = model.embed(x)
+    assert out.shape[0] == 2 and torch.isfinite(out).all()
+    assert embedding.shape == (2, model.embed_dim)
+    folder = save_pretrained(model, tmp_path / name, metadata={"note": "test"})
+    document = json.loads((folder / "config.json").read_text())
+    assert document["model"] == name and document["note"] == "test"
+    assert set(p.name for p in folder.iterdir()) == {"config.json", "model.safetensors"}
+    again = load_pretrained(folder)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), out)
+    assert type(again.config) is type(model.config) and again.config == model.config
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_has_a_paper_config_and_checks_overrides(name):
+    config = model_config(name, "paper")
+    assert type(config).from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    field = config.field_names()[0]
+    with pytest.raises(ConfigError, match=f"Did you mean '{field}'"):
+        model_config(name, "demo", **{field + "x": 1})
+
+
+def test_unknown_model_and_preset_suggest_the_nearest():
+    with pytest.raises(ConfigError, match="Did you mean 'dsd'"):
+        create_model("dsdd")
+    with pytest.raises(ConfigError, match="Did you mean 'paper'"):
+        create_model("dsd", preset="papr")
+
+
+def test_checkpoint_needs_no_original_config_and_never_unpickles(tmp_path):
+    model = create_model("dsd", mode="plain", out_channels=3)
+    folder = save_pretrained(model, tmp_path / "m")
+    document = read_pretrained_config(folder)
+    rebuilt = build_model(document["model"], document["config"])
+    assert rebuilt.config.out_channels == 3
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ArtifactError, match="weights file is missing"):
+        load_pretrained(folder)
+    with pytest.raises(ArtifactError, match="config.json is missing"):
+        load_pretrained(tmp_path)
+
+
+def test_weights_transfer_into_a_model_with_another_head(tmp_path):
+    source = create_model("dsd", mode="plain", out_channels=3)
+    folder = save_pretrained(source, tmp_path / "src")
+    target = create_model("dsd", mode="dsd", out_channels=5)
+    report = load_weights_into(target, folder)
+    assert report["loaded"] and report["skipped_shape"]  # the output layer has 5 classes now
+    key = report["loaded"][0]
+    torch.testing.assert_close(target.state_dict()[key], source.state_dict()[key])
+
+
+def test_objectives_wrap_an_encoder():
+    assert "masked_volume" in list_objectives()
+    encoder = create_model("dsd", mode="plain")
+    objective = create_objective("masked_volume", encoder, mask_ratio=0.4, patch_size=8)
+    terms = objective({"inputs": torch.rand(2, 1, 32, 32, 32)})
+    terms["loss"].backward()
+    assert float(terms["loss"]) > 0 and 0.1 < float(terms["masked_fraction"]) < 0.8
+    assert objective.describe() == {
+        "name": "masked_volume",
+        "settings": {"mask_ratio": 0.4, "patch_size": 8},
+    }
+    with pytest.raises(ConfigError, match="Did you mean 'mask_ratio'"):
+        create_objective("masked_volume", encoder, mask_ration=0.5)

@@ -1,0 +1,181 @@
+"""The segmentation stages end to end on a tiny MSD-Hippocampus-format task."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from neuroai.errors import DataError
+from neuroai.io import load_array, load_json, load_table, read_provenance
+from neuroai.models import load_pretrained
+from neuroai.testing import hippocampus_like_dataset
+
+MODEL = {
+    "preset": "demo",
+    "backbone": "unet",
+    "options": {
+        "roi_size": [16, 16, 16],
+        "backbone_options": {"channels": [4, 8, 16, 16], "strides": [2, 2, 1], "num_res_units": 1},
+    },
+}
+TRAINING = {
+    "max_steps": 3,
+    "batch_size": 2,
+    "val_every_steps": 3,
+    "log_every_steps": 1,
+    "monitor": "val/dice",
+    "monitor_mode": "max",
+    "progress_bar": False,
+}
+DATA = {"spacing": None, "num_samples": 1, "intensity": "minmax"}
+SPLIT = {"n_val": 1}
+VARIANTS = ("plain", "deep_supervision", "dsd")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from pipelines import segmentation_train
+
+    root = tmp_path_factory.mktemp("seg")
+    dataset = hippocampus_like_dataset(root / "Task04", n_train=4, n_test=2, test_labels=True)
+    models = {}
+    for variant in VARIANTS:
+        out = root / "results" / variant
+        models[variant] = segmentation_train.run(
+            dataset,
+            out / "model",
+            out / "history.tsv",
+            variant=variant,
+            model=MODEL,
+            training=TRAINING,
+            data=DATA,
+            split=SPLIT,
+        )
+    return root, dataset, models
+
+
+def test_train_stage_writes_a_pretrained_folder_with_provenance(trained):
+    root, dataset, models = trained
+    for variant, folder in models.items():
+        model = load_pretrained(folder)
+        info = model.pretrained_info
+        assert model.config.mode == variant and info["variant"] == variant
+        assert (
+            info["split"]["test"] == ["hippocampus_005", "hippocampus_006"]
+            and len(info["split"]["val"]) == 1
+        )
+        record = read_provenance(folder)
+        assert record["stage"] == "segmentation_train" and record["extra"]["steps"] == 3
+        history = load_table(folder.parent / "history.tsv", stage="segmentation_train")
+        assert {"step", "train/loss", "val/dice"} <= set(history.columns)
+    # Same seed: the three variants start from the same backbone weights.
+    plain = load_pretrained(models["plain"]).pretrained_info
+    assert plain["training"]["seed"] == 0
+
+
+def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
+    from neuroai.reports.sections import render
+    from pipelines import segmentation_evaluate
+
+    root, dataset, models = trained
+    histories = [m.parent / "history.tsv" for m in models.values()]
+    metrics = segmentation_evaluate.run(
+        dataset,
+        list(models.values()),
+        root / "eval" / "metrics.json",
+        root / "eval" / "per_case.tsv",
+        histories=histories,
+        n_bootstrap=200,
+    )
+    document = load_json(metrics, stage="segmentation_evaluate")
+    assert set(document["models"]) == set(VARIANTS) and document["classes"] == [
+        "Anterior",
+        "Posterior",
+    ]
+    dice = document["models"]["dsd"]["metrics"]["dice"]
+    assert set(dice) == {"Anterior", "Posterior", "mean"} and dice["mean"]["n"] == 2
+    assert {(c["a"], c["b"]) for c in document["comparisons"]} == {
+        ("plain", "deep_supervision"),
+        ("plain", "dsd"),
+        ("deep_supervision", "dsd"),
+    }
+    per_case = load_table(root / "eval" / "per_case.tsv")
+    assert len(per_case) == 3 * 2 * 2 and {"dice", "hd95", "msd"} <= set(per_case.columns)
+    prediction = nib.load(document["artifacts"]["predictions"]["dsd"]["hippocampus_005"])
+    assert prediction.shape == (21, 22, 18) and set(np.unique(prediction.get_fdata())) <= {0, 1, 2}
+    html = "".join(part for section in render("segmentation", [metrics]) for part in section.parts)
+    for text in (
+        "DSD vs deep supervision only vs plain",
+        "Learning curves",
+        "Example slices",
+        "HD95",
+        "data:image/png;base64",
+    ):
+        assert text in html, text
+
+
+def test_embed_and_predict_stages(trained, tmp_path):
+    from neuroai.reports.sections import render
+    from pipelines import embed, predict
+
+    root, dataset, models = trained
+    index = embed.run(models["dsd"], tmp_path / "emb" / "index.tsv", dataset=dataset, split="test")
+    table = load_table(index, stage="embed")
+    assert list(table["id"]) == ["hippocampus_005", "hippocampus_006"] and set(table["level"]) == {
+        "subject"
+    }
+    embedding = load_array(table["embedding"][0], stage="embed")
+    assert embedding.dtype == np.float16 and embedding.shape == (1, 16)
+    assert read_provenance(table["embedding"][0])["extra"]["level"] == "subject"
+    image = dataset.parent / "imagesTs" / "hippocampus_005.nii.gz"
+    out = predict.run(models["dsd"], tmp_path / "pred" / "index.tsv", inputs=[image])
+    label_map = nib.load(load_table(out, stage="predict")["prediction"][0])
+    original = nib.load(image)
+    assert label_map.shape == original.shape and np.allclose(label_map.affine, original.affine)
+    html = "".join(p for s in render("inference", [index, out]) for p in s.parts)
+    assert "embed" in html and "predict" in html
+
+
+def test_train_stage_refuses_undeclared_labels_naming_the_case(tmp_path):
+    from pipelines import segmentation_train
+
+    dataset = hippocampus_like_dataset(tmp_path / "Task04", n_train=3, n_test=0)
+    label_path = tmp_path / "Task04" / "labelsTr" / "hippocampus_002.nii.gz"
+    label = nib.load(label_path)
+    data = np.asarray(label.dataobj).copy()
+    data[1, 1, 1] = 7
+    nib.save(nib.Nifti1Image(data, label.affine), label_path)
+    with pytest.raises(DataError, match="Case hippocampus_002: .*values \\[7\\]"):
+        segmentation_train.run(
+            dataset,
+            tmp_path / "m",
+            tmp_path / "h.tsv",
+            model=MODEL,
+            training=TRAINING,
+            data=DATA,
+            split={"n_val": 0, "test_fraction": 0.3},
+        )
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_misspelled_training_key_is_named(tmp_path):
+    from neuroai.errors import ConfigError
+    from pipelines import segmentation_train
+
+    dataset = hippocampus_like_dataset(tmp_path / "Task04", n_train=3, n_test=0)
+    with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):
+        segmentation_train.run(
+            dataset,
+            tmp_path / "m",
+            tmp_path / "h.tsv",
+            training={"max_step": 3},
+            split={"n_val": 0, "test_fraction": 0.3},
+        )

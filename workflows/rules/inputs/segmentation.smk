@@ -1,0 +1,94 @@
+# Input, params and report functions of the rules in ../segmentation.smk and ../inference.smk.
+
+SEGMENTATION = config.get("segmentation", {})
+
+
+def decathlon_json(dataset):
+    """dataset.json of a Decathlon-layout dataset (built by the workflow or on disk)."""
+    entry = dataset_config(dataset)
+    if entry.get("layout") != "decathlon":
+        raise ConfigError(
+            f"Dataset {dataset!r} has layout {entry.get('layout')!r}; segmentation needs 'decathlon'."
+        )
+    return f"{dataset_root(dataset)}/dataset.json"
+
+
+def demo_tissue_params(wildcards):
+    build = demo_build(wildcards)
+    if build.get("builder") != "mni152_tissue":
+        raise ConfigError(f"Dataset {wildcards.dataset!r} is not built by 'mni152_tissue'.")
+    keys = ("n_train", "n_test", "seed")
+    return json.dumps({k: build[k] for k in keys if k in build}, sort_keys=True)
+
+
+def segmentation_dataset(wildcards):
+    return decathlon_json(wildcards.dataset)
+
+
+def segmentation_variants():
+    return list(SEGMENTATION.get("variants", []))
+
+
+def segmentation_train_params(wildcards):
+    keys = ("model", "training", "data", "split")
+    return json.dumps({k: SEGMENTATION[k] for k in keys if k in SEGMENTATION}, sort_keys=True)
+
+
+def segmentation_evaluate_inputs(wildcards):
+    folder = f"{RESULTS}/segmentation/{wildcards.dataset}"
+    return {
+        "dataset": decathlon_json(wildcards.dataset),
+        "models": [f"{folder}/{v}/model" for v in segmentation_variants()],
+        "histories": [f"{folder}/{v}/history.tsv" for v in segmentation_variants()],
+    }
+
+
+def segmentation_evaluate_params():
+    return json.dumps(SEGMENTATION.get("evaluation", {}), sort_keys=True)
+
+
+def segmentation_report_inputs():
+    return [f"{RESULTS}/segmentation/{d}/metrics.json" for d in SEGMENTATION.get("datasets", [])]
+
+
+REPORT_SECTIONS["segmentation"] = segmentation_report_inputs
+
+
+def model_folder(location):
+    """A pretrained folder: an existing folder, or a model this workflow trains (under results/)."""
+    path = Path(location)
+    if path.is_absolute() or (path / "config.json").exists():
+        return str(path)
+    return f"{RESULTS}/{location}/model"
+
+
+def inference_model(wildcards):
+    for section in ("embed", "predict"):
+        models = config.get(section, {}).get("models", {})
+        if wildcards.model in models:
+            return model_folder(models[wildcards.model])
+    raise ConfigError(f"Model {wildcards.model!r} is not listed under embed.models or predict.models.")
+
+
+def inference_dataset(wildcards):
+    return decathlon_json(wildcards.dataset)
+
+
+def inference_params(section):
+    return json.dumps({"split": config.get(section, {}).get("split", "test")}, sort_keys=True)
+
+
+def inference_outputs(section, folder):
+    settings = config.get(section, {})
+    return [
+        f"{RESULTS}/{folder}/{model}/{dataset}/index.tsv"
+        for model in settings.get("models", {})
+        for dataset in settings.get("datasets", [])
+    ]
+
+
+def inference_report_inputs():
+    return inference_outputs("embed", "embeddings") + inference_outputs("predict", "predictions")
+
+
+REPORT_SECTIONS["inference"] = inference_report_inputs
