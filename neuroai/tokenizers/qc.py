@@ -1,0 +1,277 @@
+"""Quality of the token round trip: frames -> tokens -> frames.
+
+Per subject, on frames scaled to [-1, 1] (see :mod:`neuroai.tokenizers.frames`):
+
+- **spatial correlation**: Pearson correlation between a frame and its
+  reconstruction over the voxels of the brain mask, per frame (the headline
+  number; TABLeT's goal is at least 0.9);
+- **PSNR** in the mask: ``10 log10(range^2 / MSE)`` with range 2 (the span of
+  [-1, 1]), per frame, in dB;
+- **temporal correlation**: per voxel of the mask, the correlation over frames
+  between input and reconstruction (median over voxels): how much of the BOLD
+  fluctuation survives;
+- **region time series**: regional mean signals extracted from input and
+  reconstruction with nilearn's ``NiftiLabelsMasker`` and correlated per region
+  over frames (median over regions);
+- **compression**: values per frame stored as tokens against voxels per frame.
+
+Example slices (input, reconstruction, difference through the centre of each
+axis) are kept for the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuroai.errors import DataError
+
+
+def _flat(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.asarray(frames, dtype=np.float64).reshape(len(frames), -1)[:, mask.ravel()]
+
+
+def _check(inputs: np.ndarray, reconstructions: np.ndarray, mask: np.ndarray) -> None:
+    if inputs.shape != reconstructions.shape or inputs.ndim != 4:
+        raise DataError(
+            f"Inputs {inputs.shape} and reconstructions {reconstructions.shape} must both be "
+            "(n_frames, S, S, S)."
+        )
+    if mask.shape != inputs.shape[1:] or not mask.any():
+        raise DataError(f"The mask must be a non-empty {inputs.shape[1:]} boolean volume.")
+
+
+def _rowwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * b).sum(axis=1) / denominator, np.nan)
+
+
+def spatial_correlation(
+    inputs: np.ndarray, reconstructions: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Per-frame Pearson correlation over the mask's voxels.
+
+    Parameters
+    ----------
+    inputs, reconstructions : ndarray, shape (n_frames, S, S, S)
+    mask : ndarray of bool, shape (S, S, S)
+
+    Returns
+    -------
+    ndarray, shape (n_frames,)
+    """
+    _check(inputs, reconstructions, mask)
+    return _rowwise_correlation(_flat(inputs, mask), _flat(reconstructions, mask))
+
+
+def psnr(
+    inputs: np.ndarray, reconstructions: np.ndarray, mask: np.ndarray, *, data_range: float = 2.0
+) -> np.ndarray:
+    """Per-frame peak signal-to-noise ratio in the mask, in dB (``data_range`` = 2 for [-1, 1])."""
+    _check(inputs, reconstructions, mask)
+    mse = ((_flat(inputs, mask) - _flat(reconstructions, mask)) ** 2).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(data_range**2 / mse)
+
+
+def temporal_correlation(
+    inputs: np.ndarray, reconstructions: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Per-voxel correlation over frames, for the voxels of the mask, shape (n_voxels,).
+
+    NaN for voxels constant in either series (and for fewer than 3 frames).
+    """
+    _check(inputs, reconstructions, mask)
+    if len(inputs) < 3:
+        return np.full(int(mask.sum()), np.nan)
+    return _rowwise_correlation(_flat(inputs, mask).T, _flat(reconstructions, mask).T)
+
+
+def region_timeseries(
+    frames: np.ndarray, labels_img, grid_affine: np.ndarray
+) -> tuple[np.ndarray, list]:
+    """Regional mean time series of frames with nilearn's ``NiftiLabelsMasker``.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n_frames, S, S, S)
+        On the grid ``grid_affine``.
+    labels_img : nibabel image or path
+        Integer labels (0 = background), in any space nilearn can resample
+        (nearest) onto the frames' grid.
+    grid_affine : ndarray, shape (4, 4)
+
+    Returns
+    -------
+    series : ndarray, shape (n_frames, n_regions)
+    labels : list
+        The label value of each column.
+    """
+    import nibabel as nib
+    from nilearn.maskers import NiftiLabelsMasker
+
+    image = nib.Nifti1Image(np.moveaxis(np.asarray(frames, dtype=np.float32), 0, -1), grid_affine)
+    masker = NiftiLabelsMasker(labels_img, resampling_target="data", standardize=None)
+    series = masker.fit_transform(image)
+    ids = masker.region_ids_  # {"background": 0, column: label value, ...}
+    labels = [int(ids[column]) for column in range(series.shape[1])]
+    return series, labels
+
+
+def region_correlation(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Per-region correlation over frames of two (n_frames, n_regions) series."""
+    if inputs.shape != reconstructions.shape:
+        raise DataError(
+            f"Region series differ in shape: {inputs.shape} vs {reconstructions.shape}."
+        )
+    if len(inputs) < 3:
+        return np.full(inputs.shape[1], np.nan)
+    return _rowwise_correlation(np.asarray(inputs, float).T, np.asarray(reconstructions, float).T)
+
+
+def example_slices(
+    inputs: np.ndarray, reconstructions: np.ndarray, *, frame: int = 0
+) -> np.ndarray:
+    """Central slices of one frame along each axis: input, reconstruction, difference.
+
+    Returns
+    -------
+    ndarray, shape (3 axes, 3 kinds, S, S), float32
+        ``kinds`` = (input, reconstruction, reconstruction - input).
+    """
+    frame = min(max(frame, 0), len(inputs) - 1)
+    x = np.asarray(inputs[frame], dtype=np.float32)
+    y = np.asarray(reconstructions[frame], dtype=np.float32)
+    centre = x.shape[0] // 2
+    rows = []
+    for axis in range(3):
+        a, b = np.take(x, centre, axis=axis), np.take(y, centre, axis=axis)
+        rows.append(np.stack([a, b, b - a]))
+    return np.stack(rows)
+
+
+def _summary(values: np.ndarray) -> dict[str, float | None]:
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return {"mean": None, "median": None, "min": None, "max": None}
+    return {
+        "mean": float(finite.mean()),
+        "median": float(np.median(finite)),
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+    }
+
+
+def round_trip_qc(
+    inputs: np.ndarray,
+    reconstructions: np.ndarray,
+    mask: np.ndarray,
+    *,
+    n_tokens: int,
+    token_dim: int,
+    labels_img: Any = None,
+    grid_affine: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """All round-trip metrics of one subject.
+
+    Parameters
+    ----------
+    inputs, reconstructions : ndarray, shape (n_frames, S, S, S)
+        Frames in [-1, 1] and their decoded tokens.
+    mask : ndarray of bool, shape (S, S, S)
+        Brain voxels to score.
+    n_tokens, token_dim : int
+        The token layout, for the compression ratio.
+    labels_img : nibabel image | path | None
+        Region labels for the region time-series correlation (skipped if None).
+    grid_affine : ndarray | None
+        The frames' affine (needed with ``labels_img``).
+
+    Returns
+    -------
+    dict
+        ``spatial_correlation``, ``psnr_db``, ``temporal_correlation``
+        (summaries: mean, median, min, max), per-frame lists, ``region_correlation``
+        (summary and per-region values) when labels are given, ``compression``.
+    """
+    spatial = spatial_correlation(inputs, reconstructions, mask)
+    peak = psnr(inputs, reconstructions, mask)
+    temporal = temporal_correlation(inputs, reconstructions, mask)
+    voxels = int(np.prod(inputs.shape[1:]))
+    values = n_tokens * token_dim
+    result: dict[str, Any] = {
+        "n_frames": int(len(inputs)),
+        "n_mask_voxels": int(mask.sum()),
+        "spatial_correlation": _summary(spatial),
+        "spatial_correlation_per_frame": [float(v) for v in spatial],
+        "psnr_db": _summary(peak),
+        "psnr_db_per_frame": [float(v) for v in peak],
+        "temporal_correlation": _summary(temporal),
+        "compression": {
+            "voxels_per_frame": voxels,
+            "values_per_frame": values,
+            "ratio": voxels / values,
+            "n_tokens": n_tokens,
+            "token_dim": token_dim,
+        },
+    }
+    if labels_img is not None:
+        if grid_affine is None:
+            raise DataError("Region QC needs the frames' grid affine.")
+        series_in, regions = region_timeseries(inputs, labels_img, grid_affine)
+        series_out, _ = region_timeseries(reconstructions, labels_img, grid_affine)
+        per_region = region_correlation(series_in, series_out)
+        result["region_correlation"] = _summary(per_region)
+        result["region_correlation_per_region"] = {
+            str(label): (float(v) if np.isfinite(v) else None)
+            for label, v in zip(regions, per_region, strict=False)
+        }
+    return result
+
+
+def qc_mask(frames: np.ndarray, brain_mask: np.ndarray | None) -> np.ndarray:
+    """Voxels to score: inside ``brain_mask`` (if given) and with signal in some frame.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n_frames, S, S, S)
+        Scaled frames (-1 = no signal).
+    brain_mask : ndarray of bool, shape (S, S, S) | None
+    """
+    signal = np.asarray(np.max(frames, axis=0), dtype=np.float32) > -1.0 + 1e-3
+    mask = signal if brain_mask is None else signal & np.asarray(brain_mask, dtype=bool)
+    if not mask.any():
+        raise DataError(
+            "No voxel has signal inside the brain mask: the frames and the mask do not overlap."
+        )
+    return mask
+
+
+def mask_on_grid(mask_img: Any, grid_affine: np.ndarray, size: int) -> np.ndarray:
+    """A mask image (path or nibabel image) resampled (nearest) onto the frame grid."""
+    from nilearn.image import resample_img
+
+    resampled = resample_img(
+        mask_img,
+        target_affine=grid_affine,
+        target_shape=(size,) * 3,
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
+    )
+    data = np.asarray(resampled.dataobj)
+    if data.ndim != 3:
+        raise DataError(f"The brain mask {mask_img} must be a 3D image, got shape {data.shape}.")
+    return data > 0
+
+
+def default_brain_mask() -> Any:
+    """nilearn's MNI152 2 mm brain mask (bundled with nilearn, no download)."""
+    from nilearn.datasets import load_mni152_brain_mask
+
+    return load_mni152_brain_mask(resolution=2)
