@@ -22,6 +22,7 @@ validate_config(
 include: "workflows/rules/common.smk"
 include: "workflows/rules/demo.smk"
 include: "workflows/rules/fmri.smk"
+include: "workflows/rules/tokens.smk"
 include: "workflows/rules/report.smk"
 
 

@@ -59,7 +59,7 @@ def run(
     architecture : dict | None
         ``AutoencoderDC`` arguments that override the preset.
     steps, batch_size, learning_rate
-        Optimisation (AdamW, one-cycle schedule).
+        Optimisation (AdamW, warm-up then cosine decay).
     crop_size, max_crop, grayscale_prob
         Crops (see ``neuroai.tokenizers.natural_images.PhotoCrops``).
     seed : int

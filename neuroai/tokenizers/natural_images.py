@@ -3,9 +3,11 @@
 The default tokenizer is trained offline on the photographs bundled inside the
 ``scikit-image`` package (``skimage/data``; nothing is downloaded: files that
 scikit-image would fetch from the internet are not used). :data:`PHOTOGRAPHS`
-lists the 20 real photographs (the synthetic test images - chessboards, colour
-wheel, logo, phantom, horse silhouette - are left out); their provenance and
-licences are in ``data_cards/skimage_photographs.yaml``.
+lists the 16 real photographs whose documentation states they are public domain,
+CC0 or free of known copyright restrictions (synthetic test images - chessboards,
+colour wheel, logo, phantom, horse silhouette - and photographs without a stated
+licence - moon, page, the Middlebury motorcycle pair - are left out); their
+sources and licences are in ``data_cards/skimage_photographs.yaml``.
 
 :class:`PhotoCrops` draws batches of random square crops (side between
 ``crop_size`` and ``max_crop``, resized to ``crop_size`` with antialiasing),
@@ -40,10 +42,6 @@ PHOTOGRAPHS = (
     "hubble_deep_field.jpg",
     "ihc.png",
     "microaneurysms.png",
-    "moon.png",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "page.png",
     "retina.jpg",
     "rocket.jpg",
     "text.png",

@@ -4,8 +4,8 @@
 sampler (anything with ``sample(batch_size) -> Tensor (B, 3, H, W)`` in [-1, 1]),
 reconstructs them and minimises the mean absolute error plus the mean squared
 error (DC-AE's published training adds perceptual and adversarial losses; this
-CPU-sized stage keeps the pixel losses only), with AdamW and a one-cycle
-learning-rate schedule. It runs on CUDA when present.
+CPU-sized stage keeps the pixel losses only), with AdamW, a short linear
+warm-up and a cosine decay of the learning rate. It runs on CUDA when present.
 
 :class:`FrameSlices` samples slices of fMRI frames along random axes for the
 optional fine-tuning stage.
@@ -60,7 +60,7 @@ def fit_autoencoder(
     batch_size : int
         Images per step.
     learning_rate : float
-        Peak learning rate of the one-cycle schedule (AdamW).
+        Peak learning rate (AdamW; warm-up, then cosine decay).
     weight_decay : float
         AdamW weight decay.
     device : {"auto", "cpu", "cuda"}
@@ -85,9 +85,12 @@ def fit_autoencoder(
     target = resolve_device(device)
     model.to(target).train().requires_grad_(True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=learning_rate, total_steps=steps, pct_start=min(0.1, 10 / steps)
-    )
+    warmup = max(1, min(20, steps // 10))
+
+    def factor(step: int) -> float:  # linear warm-up, then cosine decay to 0
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
     history, started = [], time.perf_counter()
     window: list[tuple[float, float]] = []
     for step in progress(range(1, steps + 1), desc="autoencoder", enabled=progress_bar):

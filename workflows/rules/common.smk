@@ -108,4 +108,5 @@ REPORT_SECTIONS = {}
 
 include: "inputs/demo.smk"
 include: "inputs/fmri.smk"
+include: "inputs/tokens.smk"
 include: "inputs/report.smk"

@@ -20,6 +20,7 @@ from neuroai.reports.html import Section
 #: Section name -> "module:function" of its renderer.
 REGISTRY = {
     "static_fc": "neuroai.reports.sections.fmri:render_static_fc",
+    "tokens": "neuroai.reports.sections.tokens:render_tokens",
 }
 
 
