@@ -72,6 +72,7 @@ def tiny(tmp_path_factory):
             },
         },
         "static_fc": {"datasets": ["tiny", "synth"]},
+        "tokens": {"datasets": []},
         "report": {"title": "tiny test report"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))

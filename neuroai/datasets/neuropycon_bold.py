@@ -8,7 +8,7 @@ field of view is a slab of 96 x 64 x 48 mm. This module copies it unchanged into
 BIDS layout the volume path reads, so that a real run goes through the same
 frames, tokens and QC as the semi-synthetic cohort::
 
-    atlas/dseg.nii.gz, dseg.tsv        the 184-region atlas (values <= 0 set to 0)
+    atlas/dseg.nii.gz, dseg.tsv        the 184-region atlas (index + 1; 0 = background)
     atlas/brainmask.nii.gz             union of the GM, WM and CSF masks
     sub-test/func/sub-test_task-rest_bold.nii (+ .json with RepetitionTime)
     participants.tsv                   participant_id, site
@@ -83,8 +83,8 @@ def build_neuropycon_bold(out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
     paths = atlas_paths(out_dir)
     atlas = nib.load(files["atlas"])
-    labels = np.asarray(atlas.dataobj).astype(np.int16)
-    labels[labels < 0] = 0
+    # The shipped atlas is indexed: -1 = background, 0..183 = ROI index.
+    labels = np.asarray(atlas.dataobj).astype(np.int16) + 1
     mask = np.zeros(labels.shape, dtype=np.uint8)
     for key in ("gm", "wm", "csf"):
         mask |= np.asarray(nib.load(files[key]).dataobj) > 0
@@ -96,7 +96,7 @@ def build_neuropycon_bold(out_dir: str | os.PathLike) -> Path:
     names = [line.strip() for line in files["labels"].read_text().splitlines() if line.strip()]
     with atomic_open(paths["names"]) as handle:
         handle.write("index\tname\n")
-        handle.writelines(f"{name}\t{name}\n" for name in names)
+        handle.writelines(f"{i}\tROI {name}\n" for i, name in enumerate(names, start=1))
     run = bold_path(out_dir)
     sidecar = run.with_suffix(".json")
     sidecar.unlink(missing_ok=True)

@@ -378,7 +378,7 @@ def write_frames(
     chunks = _chunks(plan, size=size, chunk_frames=chunk_frames, stats=stats)
     for _ in progress(chunks, desc="frames: maximum", enabled=progress_bar):
         pass
-    names = ", ".join(r.path.name for r in plan.runs)
+    names = ", ".join(str(r.path) for r in plan.runs)
     if not stats["maximum"] > 0:
         raise DataError(
             f"All {n_frames} frames of {names} are zero (or negative) on the grid after "

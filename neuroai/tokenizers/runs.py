@@ -104,14 +104,19 @@ def _repetition_time(path: Path, image) -> tuple[float, str]:
                 )
             return float(tr), "sidecar"
     zooms = image.header.get_zooms()
-    tr = float(zooms[3]) if len(zooms) > 3 else 0.0
     unit = image.header.get_xyzt_units()[1] if hasattr(image.header, "get_xyzt_units") else "sec"
-    tr *= {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+    scale = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit)
+    tr = float(zooms[3]) * scale if len(zooms) > 3 and scale else 0.0
     if not tr > 0:
+        found = (
+            f"its header gives no time unit for pixdim[4] = {float(zooms[3]):g}"
+            if len(zooms) > 3 and scale is None
+            else "the header's fourth voxel size (pixdim[4]) is 0"
+        )
         raise DataError(
             f"{path} has no repetition time: no BIDS sidecar {sidecar.name} with RepetitionTime, "
-            "and the NIfTI header's fourth voxel size (pixdim[4]) is 0. Add the sidecar "
-            '({"RepetitionTime": <seconds>}).'
+            f'and {found}. Add the sidecar ({{"RepetitionTime": <seconds>}}) or set the '
+            "header's time units and pixdim[4]."
         )
     return tr, "header"
 

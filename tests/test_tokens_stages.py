@@ -1,0 +1,137 @@
+"""The volume-token stages end to end on the real neuropycon-data run and a tiny autoencoder."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neuroai.errors import DataError
+from neuroai.io import load_json, read_provenance
+from neuroai.testing.volumes import tiny_autoencoder_config, torch_threads
+from neuroai.tokenizers import qc
+
+pytest.importorskip("neuropycon_data", reason="needs the demo extras: pip install -e '.[demo]'")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def tokenized(tmp_path_factory):
+    from neuroai.datasets.neuropycon_bold import bold_path, build_neuropycon_bold
+    from neuroai.tokenizers.autoencoder import build_autoencoder, save_autoencoder
+    from pipelines import frames, tokens, tokens_summary
+
+    root = tmp_path_factory.mktemp("tokens")
+    build_neuropycon_bold(root / "ds")
+    torch.manual_seed(0)
+    save_autoencoder(build_autoencoder(tiny_autoencoder_config(stages=6)), root / "ae")
+    frames.run([bold_path(root / "ds")], root / "sub-test_frames.npy", max_frames=5, chunk_frames=2)
+    out = root / "out"
+    tokens.run(
+        root / "sub-test_frames.npy",
+        root / "ae",
+        out / "sub-test_tokens.npy",
+        out / "qc" / "sub-test_qc.json",
+        out / "qc" / "sub-test_examples.npy",
+        labels=root / "ds" / "atlas" / "dseg.nii.gz",
+        brain_mask=root / "ds" / "atlas" / "brainmask.nii.gz",
+        batch_size=64,
+        chunk_frames=2,
+        qc_max_frames=4,
+    )
+    tokens_summary.run(
+        [out / "qc" / "sub-test_qc.json"],
+        [out / "sub-test_tokens.npy"],
+        [out / "qc" / "sub-test_examples.npy"],
+        out / "summary.json",
+        out / "index.tsv",
+        out / "examples.npy",
+        dataset="npc",
+        participants=root / "ds" / "participants.tsv",
+    )
+    return root
+
+
+def test_token_store_and_its_record(tokenized):
+    from neuroai.tokenizers.tokenizer import read_token_store
+
+    store = read_token_store(tokenized / "out" / "sub-test_tokens.npy")
+    assert store.tokens.shape == (5, 27, 384)  # 96^3 frames, f = 32: 27 tokens of 3 * 32 * 4
+    assert store.tr == 2.5
+    record = store.record
+    assert record["params"] == {"batch_size": 64, "chunk_frames": 2, "device": "auto"}
+    assert [i["path"] for i in record["inputs"]][1].endswith("ae")
+    assert (
+        read_provenance(tokenized / "sub-test_frames.npy")["extra"]["runs"][0]["placement"][
+            "method"
+        ]
+        == "resample"
+    )
+
+
+def test_qc_reports_every_metric(tokenized):
+    metrics = load_json(tokenized / "out" / "qc" / "sub-test_qc.json", stage="tokens_qc")
+    assert metrics["n_frames"] == 4 and metrics["n_frames_stored"] == 5
+    for key in ("spatial_correlation", "psnr_db", "temporal_correlation", "region_correlation"):
+        assert metrics[key]["mean"] is not None, key
+    assert metrics["compression"]["voxels_per_frame"] == 96**3
+    assert metrics["compression"]["values_per_frame"] == 27 * 384
+    examples = np.load(tokenized / "out" / "qc" / "sub-test_examples.npy")
+    assert examples.shape == (3, 3, 96, 96) and examples.dtype == np.float16
+
+
+def test_index_lists_the_store_with_its_labels(tokenized):
+    index = pd.read_csv(tokenized / "out" / "index.tsv", sep="\t")
+    row = index.iloc[0]
+    assert row["participant_id"] == "sub-test" and row["site"] == "neuropycon"
+    assert row["tokens"] == "sub-test_tokens.npy" and row["n_frames"] == 5 and row["tr"] == 2.5
+    summary = load_json(tokenized / "out" / "summary.json", stage="tokens_summary")
+    assert summary["layout"]["n_tokens"] == 27 and summary["examples"][0]["group"] == "neuropycon"
+
+
+def test_report_section_renders_from_the_summary(tokenized, repo):
+    from neuroai.reports.html import Page
+    from neuroai.reports.sections import render
+
+    sections = render(
+        "tokens",
+        [tokenized / "out" / "summary.json", repo / "data_cards" / "skimage_photographs.yaml"],
+    )
+    html = Page("t", sections=sections).render()
+    for text in ("fMRI volume tokens", "sub-test", "spatial correlation", "does not meet", "CC0"):
+        assert text in html, text
+    assert html.count("data:image/png;base64,") == 1
+
+
+def test_metrics_match_direct_formulas():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 6, 7))
+    y = x + rng.normal(scale=0.1, size=x.shape)
+    mask = np.zeros((5, 6, 7), bool)
+    mask[1:4, 2:5, 1:6] = True
+    r = qc.spatial_correlation(x, y, mask)
+    assert r[1] == pytest.approx(np.corrcoef(x[1][mask], y[1][mask])[0, 1])
+    mse = ((x[2][mask] - y[2][mask]) ** 2).mean()
+    assert qc.psnr(x, y, mask)[2] == pytest.approx(10 * np.log10(4 / mse))
+    t = qc.temporal_correlation(x, y, mask)
+    assert t[0] == pytest.approx(np.corrcoef(x[:, 1, 2, 1], y[:, 1, 2, 1])[0, 1])
+
+
+def test_a_bad_weights_folder_fails_before_anything_is_written(tokenized, tmp_path):
+    from pipelines import tokens
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "config.json").write_text("{}")
+    with pytest.raises(DataError, match="diffusion_pytorch_model.safetensors missing"):
+        tokens.run(
+            tokenized / "sub-test_frames.npy",
+            tmp_path / "weights",
+            tmp_path / "t.npy",
+            tmp_path / "q.json",
+            tmp_path / "e.npy",
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights"]
