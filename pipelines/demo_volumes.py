@@ -52,7 +52,7 @@ def run(
     )
 
 
-def run_atlas(out_dir: str | Path, *, voxel_size_mm: float = 3.0, seed: int = 0) -> Path:
+def run_atlas(out_dir: str | Path, *, voxel_size_mm: float = 4.0, seed: int = 0) -> Path:
     """Write the cohort's geometry; returns the labels image."""
     return cohort.build_volume_atlas(out_dir, voxel_size_mm=voxel_size_mm, seed=seed)["labels"]
 

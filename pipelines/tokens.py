@@ -79,15 +79,14 @@ def run(
     original = np.asarray(inputs[:n], dtype=np.float32)
     size = original.shape[1]
     grid = mni_grid(size)
-    mask = qc.qc_mask(original, qc.mask_on_grid(brain_mask or qc.default_brain_mask(), grid, size))
+    brain = qc.image_on_grid(brain_mask or qc.default_brain_mask(), grid, size) > 0
     metrics = qc.round_trip_qc(
         original,
         decoded,
-        mask,
+        qc.qc_mask(original, brain),
         n_tokens=model.n_tokens_,
         token_dim=model.token_dim_,
-        labels_img=str(labels) if labels else None,
-        grid_affine=grid,
+        labels=qc.image_on_grid(labels, grid, size) if labels else None,
     )
     metrics.update(
         tr=store.tr,

@@ -11,6 +11,7 @@ from neuroai.testing.volumes import tiny_autoencoder_config, torch_threads
 from neuroai.tokenizers import qc
 
 pytest.importorskip("neuropycon_data", reason="needs the demo extras: pip install -e '.[demo]'")
+pytestmark = pytest.mark.filterwarnings("ignore:After resampling the label image")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -135,3 +136,30 @@ def test_a_bad_weights_folder_fails_before_anything_is_written(tokenized, tmp_pa
             tmp_path / "e.npy",
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights"]
+
+
+def test_labels_on_the_grid_and_region_means_match_nilearn(tokenized):
+    import nibabel as nib
+    from nilearn.image import resample_img
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from neuroai.tokenizers.frames import mni_grid
+
+    labels_path = tokenized / "ds" / "atlas" / "dseg.nii.gz"
+    grid = mni_grid()
+    labels = qc.image_on_grid(labels_path, grid, 96)
+    oracle = resample_img(
+        labels_path,
+        target_affine=grid,
+        target_shape=(96,) * 3,
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
+    )
+    np.testing.assert_array_equal(labels, np.asarray(oracle.dataobj))
+    frames = np.random.default_rng(1).normal(size=(3, 96, 96, 96)).astype(np.float32)
+    series, values = qc.region_timeseries(frames, labels)
+    masker = NiftiLabelsMasker(labels_path, resampling_target="data", standardize=None)
+    expected = masker.fit_transform(nib.Nifti1Image(np.moveaxis(frames, 0, -1), grid))
+    np.testing.assert_allclose(series, expected, atol=1e-6)
+    assert values == [int(masker.region_ids_[i]) for i in range(len(values))]

@@ -48,7 +48,7 @@ def test_painted_series_are_recovered_by_nilearn(cohort):
     path = build_volume_run(cohort, "gwNAP002", max_timepoints=40)
     run = open_bold(path)
     assert run.shape[3] == 40 and run.tr == 2.0 and run.tr_source == "sidecar"
-    meta = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+    meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["Provenance"]["stage"] == "demo_volumes" and meta["Site"] == "gw"
     masker = NiftiLabelsMasker(atlas_paths(cohort)["labels"], standardize=None)
     recovered = masker.fit_transform(path)

