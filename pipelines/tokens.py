@@ -65,28 +65,35 @@ def run(
     from neuroai.tokenizers.frames import load_frames, mni_grid
     from neuroai.tokenizers.tokenizer import VolumeTokenizer, read_token_store
 
+    inputs, _ = load_frames(frames)
+    size = inputs.shape[1]
+    grid = mni_grid(size)
+    # The QC's inputs are read first, so that a bad one fails before the tokens are written.
+    brain = qc.image_on_grid(brain_mask or qc.default_brain_mask(), grid, size) > 0
+    regions = qc.image_on_grid(labels, grid, size) if labels else None
     model = VolumeTokenizer.from_folder(tokenizer, batch_size=batch_size, device=device)
     params = {"batch_size": batch_size, "chunk_frames": chunk_frames, "device": device}
     model.encode_store(
-        frames, tokens_output, chunk_frames=chunk_frames, params=params, inputs=[tokenizer]
+        frames,
+        tokens_output,
+        chunk_frames=chunk_frames,
+        params=params,
+        inputs=[tokenizer],
+        extra={"tokenizer": str(tokenizer)},
     )
     store = read_token_store(tokens_output)
-    inputs, _ = load_frames(frames)
     n = len(inputs) if qc_max_frames is None else min(qc_max_frames, len(inputs))
     decoded = np.concatenate(
         [model.decode(store.tokens[i : i + chunk_frames]) for i in range(0, n, chunk_frames)]
     )
     original = np.asarray(inputs[:n], dtype=np.float32)
-    size = original.shape[1]
-    grid = mni_grid(size)
-    brain = qc.image_on_grid(brain_mask or qc.default_brain_mask(), grid, size) > 0
     metrics = qc.round_trip_qc(
         original,
         decoded,
         qc.qc_mask(original, brain),
         n_tokens=model.n_tokens_,
         token_dim=model.token_dim_,
-        labels=qc.image_on_grid(labels, grid, size) if labels else None,
+        labels=regions,
     )
     metrics.update(
         tr=store.tr,

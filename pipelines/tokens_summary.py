@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from neuroai import get_logger
+from neuroai.errors import ProvenanceError
 from neuroai.io import load_array, load_json, read_provenance, save_array, save_json, save_table
 from pipelines._stage import execute, stage_parser
 
@@ -29,24 +30,23 @@ def _subject(path: Path) -> str:
 
 
 def _tokenizer_info(tokens: Path) -> dict[str, Any]:
-    inputs = read_provenance(tokens)["inputs"]
-    folder = Path(inputs[1]["path"]) if len(inputs) > 1 else None
-    info: dict[str, Any] = {"path": str(folder) if folder else None}
-    if folder is not None:
-        try:
-            record = read_provenance(folder)
-        except Exception:  # published weights copied by hand carry no record
-            return {**info, "source": "weights folder without provenance (published weights)"}
-        extra = record.get("extra", {})
-        info.update(
-            source=record["stage"],
-            params=record.get("params", {}),
-            n_parameters=extra.get("n_parameters"),
-            final_loss=extra.get("final_loss"),
-            steps=extra.get("steps"),
-            seconds=extra.get("seconds"),
-            data=extra.get("data"),
-        )
+    """How the autoencoder behind a token store was made (from the folder's provenance)."""
+    folder = Path(read_provenance(tokens)["extra"]["tokenizer"])
+    info: dict[str, Any] = {"path": str(folder)}
+    try:
+        record = read_provenance(folder)
+    except ProvenanceError:  # published weights copied by hand carry no record
+        return {**info, "source": "weights folder without provenance (published weights)"}
+    extra = record.get("extra", {})
+    info.update(
+        source=record["stage"],
+        params=record.get("params", {}),
+        n_parameters=extra.get("n_parameters"),
+        final_loss=extra.get("final_loss"),
+        steps=extra.get("steps"),
+        seconds=extra.get("seconds"),
+        data=extra.get("data"),
+    )
     return info
 
 

@@ -106,7 +106,10 @@ def image_on_grid(image: Any, grid_affine: np.ndarray, size: int) -> np.ndarray:
     """
     import nibabel as nib
 
-    image = nib.load(image) if isinstance(image, (str, os.PathLike)) else image
+    if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            raise DataError(f"QC image {image} does not exist.")
+        image = nib.load(image)
     data = np.asanyarray(image.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
