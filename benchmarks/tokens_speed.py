@@ -65,11 +65,14 @@ def encode_rate(preset: str, device: str, n_frames: int, batch_size: int) -> dic
     }
 
 
+# Peak resident memory of the child itself: VmHWM (ru_maxrss would include the parent's
+# memory at fork time, which Linux carries across exec).
 _FRAMES_CHILD = """
-import resource, sys
+import sys
 from neuroai.tokenizers.frames import write_frames
 write_frames([sys.argv[1]], sys.argv[2], chunk_frames=8)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+print(int(status.split()[0]))
 """
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from neuroai._logging import get_logger, progress
 from neuroai.errors import DataError, check_option
+from neuroai.tokenizers._private import NpyStream
 from neuroai.tokenizers.runs import BoldRun, open_bold
 
 logger = get_logger(__name__)
@@ -393,16 +394,14 @@ def write_frames(
     scale = stats["maximum"]
 
     def _write(tmp: Path) -> None:
-        store = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float16, shape=(n_frames, size, size, size)
-        )
-        chunks = _chunks(plan, size=size, chunk_frames=chunk_frames)
-        for first, frames in progress(chunks, desc="frames: write", enabled=progress_bar):
-            frames *= 2.0 / scale
-            frames -= 1.0
-            store[first : first + len(frames)] = frames
-        store.flush()
-        del store
+        with open(tmp, "wb") as handle:
+            store = NpyStream(handle, (n_frames, size, size, size), np.float16)
+            chunks = _chunks(plan, size=size, chunk_frames=chunk_frames)
+            for _, frames in progress(chunks, desc="frames: write", enabled=progress_bar):
+                frames *= 2.0 / scale
+                frames -= 1.0
+                store.write(frames)
+            store.close()
 
     record = {
         "n_frames": n_frames,

@@ -146,7 +146,7 @@ def open_bold(path: str | os.PathLike) -> BoldRun:
     if not path.is_file():
         raise DataError(f"BOLD run {path} does not exist.")
     try:
-        image = nib.load(path)
+        image = nib.load(path, mmap=False)  # read only the frames asked, keep memory flat
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise DataError(f"{path} is not a readable NIfTI image ({exc}).") from exc
     shape = tuple(image.shape)

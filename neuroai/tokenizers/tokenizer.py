@@ -26,7 +26,7 @@ import torch
 
 from neuroai._logging import get_logger, progress
 from neuroai.errors import DataError
-from neuroai.tokenizers._private import check_positive, resolve_device
+from neuroai.tokenizers._private import NpyStream, check_positive, resolve_device
 from neuroai.tokenizers.layout import (
     frames_to_slices,
     latents_to_tokens,
@@ -218,19 +218,19 @@ class VolumeTokenizer:
         shape = (n_frames, self.n_tokens_, self.token_dim_)
 
         def _write(tmp: Path) -> None:
-            store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-            starts = range(0, n_frames, chunk_frames)
-            for start in progress(starts, desc="tokens", enabled=progress_bar):
-                tokens = self.encode(frames[start : start + chunk_frames])
-                peak = float(np.abs(tokens).max())
-                if not np.isfinite(peak) or peak > FLOAT16_MAX:
-                    raise DataError(
-                        f"Frames {start}.. of {frames_path} give latents of magnitude {peak:.3g}, "
-                        "beyond float16; the autoencoder does not suit these inputs."
-                    )
-                store[start : start + len(tokens)] = tokens
-            store.flush()
-            del store
+            with open(tmp, "wb") as handle:
+                store = NpyStream(handle, shape, np.float16)
+                starts = range(0, n_frames, chunk_frames)
+                for start in progress(starts, desc="tokens", enabled=progress_bar):
+                    tokens = self.encode(frames[start : start + chunk_frames])
+                    peak = float(np.abs(tokens).max())
+                    if not np.isfinite(peak) or peak > FLOAT16_MAX:
+                        raise DataError(
+                            f"Frames {start}.. of {frames_path} give latents of magnitude "
+                            f"{peak:.3g}, beyond float16; the autoencoder does not suit these inputs."
+                        )
+                    store.write(tokens)
+                store.close()
 
         frames_extra = frames_record.get("extra", {})
         record = {
