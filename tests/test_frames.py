@@ -186,3 +186,22 @@ def test_index_bold_runs_finds_subjects_and_sessions(tmp_path):
     assert list(runs) == ["01", "02"] and len(runs["02"]) == 1
     with pytest.raises(DataError, match=r"\['03'\]"):
         index_bold_runs(tmp_path, subjects=["01", "03"])
+
+
+def test_npy_stream_appends_rows_and_checks_the_count(tmp_path):
+    from neuroai.tokenizers._private import NpyStream
+
+    data = np.arange(7 * 3 * 2, dtype=np.float16).reshape(7, 3, 2)
+    with open(tmp_path / "a.npy", "wb") as handle:
+        stream = NpyStream(handle, data.shape, np.float16)
+        stream.write(data[:4])
+        stream.write(data[4:])
+        stream.close()
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), data)
+    with open(tmp_path / "b.npy", "wb") as handle:
+        stream = NpyStream(handle, data.shape, np.float16)
+        stream.write(data[:2])
+        with pytest.raises(ValueError, match="Only 2 of 7 rows"):
+            stream.close()
+        with pytest.raises(ValueError, match="does not fit"):
+            stream.write(np.zeros((2, 3, 5)))
