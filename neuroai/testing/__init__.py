@@ -9,5 +9,21 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.volumes import (
+    bold_image,
+    lattice_affine,
+    tiny_autoencoder_config,
+    torch_threads,
+    write_bold_run,
+)
 
-__all__ = ["connectivity_matrices", "correlated_timeseries", "region_timeseries_dataset"]
+__all__ = [
+    "bold_image",
+    "connectivity_matrices",
+    "correlated_timeseries",
+    "lattice_affine",
+    "region_timeseries_dataset",
+    "tiny_autoencoder_config",
+    "torch_threads",
+    "write_bold_run",
+]
