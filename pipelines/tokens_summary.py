@@ -19,6 +19,7 @@ import pandas as pd
 from neuroai import get_logger
 from neuroai.errors import ProvenanceError
 from neuroai.io import load_array, load_json, read_provenance, save_array, save_json, save_table
+from neuroai.tokenizers.qc import describe
 from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tokens_summary")
@@ -48,13 +49,6 @@ def _tokenizer_info(tokens: Path) -> dict[str, Any]:
         data=extra.get("data"),
     )
     return info
-
-
-def _cohort(values: list[float | None]) -> dict[str, float | None]:
-    finite = np.asarray([v for v in values if v is not None], dtype=float)
-    if not finite.size:
-        return {"mean": None, "min": None, "max": None}
-    return {"mean": float(finite.mean()), "min": float(finite.min()), "max": float(finite.max())}
 
 
 def run(
@@ -133,7 +127,7 @@ def run(
         "tokenizer": _tokenizer_info(token_paths[0]),
         "compression": load_json(qc_paths[0], stage="tokens_qc")["compression"],
         "cohort": {
-            key: _cohort([r[key] for r in rows])
+            key: describe([np.nan if r[key] is None else r[key] for r in rows])
             for key in ("qc_spatial_r", "qc_psnr_db", "qc_temporal_r", "qc_region_r")
         },
         "group_by": group,

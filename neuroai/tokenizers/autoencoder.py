@@ -187,7 +187,7 @@ def _weights_problem(model, weights: Path) -> str | None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     try:
         with safe_open(str(weights), framework="pt") as handle:
-            found = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+            found = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
     except (SafetensorError, OSError) as exc:
         return f"{weights} is not a readable safetensors file ({exc})"
     missing = sorted(set(expected) - set(found))

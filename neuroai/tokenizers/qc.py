@@ -199,7 +199,8 @@ def example_slices(
     return np.stack(rows)
 
 
-def _summary(values: np.ndarray) -> dict[str, float | None]:
+def describe(values) -> dict[str, float | None]:
+    """Mean, median, min and max of the finite values (None when there are none)."""
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
     if not finite.size:
@@ -250,11 +251,11 @@ def round_trip_qc(
     result: dict[str, Any] = {
         "n_frames": int(len(inputs)),
         "n_mask_voxels": int(mask.sum()),
-        "spatial_correlation": _summary(spatial),
+        "spatial_correlation": describe(spatial),
         "spatial_correlation_per_frame": [float(v) for v in spatial],
-        "psnr_db": _summary(peak),
+        "psnr_db": describe(peak),
         "psnr_db_per_frame": [float(v) for v in peak],
-        "temporal_correlation": _summary(temporal),
+        "temporal_correlation": describe(temporal),
         "compression": {
             "voxels_per_frame": voxels,
             "values_per_frame": values,
@@ -267,7 +268,7 @@ def round_trip_qc(
         series_in, regions = region_timeseries(inputs, labels)
         series_out, _ = region_timeseries(reconstructions, labels)
         per_region = region_correlation(series_in, series_out)
-        result["region_correlation"] = _summary(per_region)
+        result["region_correlation"] = describe(per_region)
         result["region_correlation_per_region"] = {
             str(label): (float(v) if np.isfinite(v) else None)
             for label, v in zip(regions, per_region, strict=False)
