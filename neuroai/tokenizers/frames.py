@@ -298,9 +298,8 @@ def _plan(
 
 def _chunks(
     plan: _Plan, *, size: int, chunk_frames: int, stats: dict | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first frame index, clamped frames (n, size, size, size) float32)."""
-    first = 0
+) -> Iterator[np.ndarray]:
+    """Yield the planned frames in order, clamped at 0, chunk by chunk: (n, size, size, size) float32."""
     for run, placement, count in zip(plan.runs, plan.placements, plan.counts, strict=True):
         for start in range(0, count, chunk_frames):
             stop = min(start + chunk_frames, count)
@@ -316,8 +315,7 @@ def _chunks(
                 peaks = frames.reshape(len(frames), -1).max(axis=1)
                 stats["maximum"] = max(stats["maximum"], float(peaks.max()))
                 stats["n_zero_frames"] += int((peaks == 0).sum())
-            yield first + start, frames
-        first += count
+            yield frames
 
 
 def write_frames(
@@ -397,7 +395,7 @@ def write_frames(
         with open(tmp, "wb") as handle:
             store = NpyStream(handle, (n_frames, size, size, size), np.float16)
             chunks = _chunks(plan, size=size, chunk_frames=chunk_frames)
-            for _, frames in progress(chunks, desc="frames: write", enabled=progress_bar):
+            for frames in progress(chunks, desc="frames: write", enabled=progress_bar):
                 frames *= 2.0 / scale
                 frames -= 1.0
                 store.write(frames)
