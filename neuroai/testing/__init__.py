@@ -20,6 +20,15 @@ from neuroai.testing.generators import (
 )
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
+# volumes.bold_image (4D shape in one tuple, lattice affine) serves the volume-token tests;
+# the package-level bold_image is the fMRI one (bold.py).
+from neuroai.testing.volumes import (
+    lattice_affine,
+    tiny_autoencoder_config,
+    torch_threads,
+    write_bold_run,
+)
+
 __all__ = [
     "bids_dataset",
     "bold_image",
@@ -31,8 +40,12 @@ __all__ = [
     "hippocampus_like_case",
     "hippocampus_like_dataset",
     "label_atlas",
+    "lattice_affine",
     "prob_atlas",
     "region_timeseries_dataset",
+    "tiny_autoencoder_config",
+    "torch_threads",
     "tuh_edf",
     "tuh_raw",
+    "write_bold_run",
 ]

@@ -25,6 +25,7 @@ REGISTRY = {
     "eeg": "neuroai.reports.sections.eeg:render_eeg",
     "segmentation": "neuroai.reports.sections.segmentation:render_segmentation",
     "inference": "neuroai.reports.sections.inference:render_inference",
+    "tokens": "neuroai.reports.sections.tokens:render_tokens",
 }
 
 
