@@ -19,6 +19,7 @@ from neuroai.testing.generators import (
     region_timeseries_dataset,
 )
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
+from neuroai.testing.token_store import write_token_store
 
 # volumes.bold_image (4D shape in one tuple, lattice affine) serves the volume-token tests;
 # the package-level bold_image is the fMRI one (bold.py).
@@ -48,4 +49,5 @@ __all__ = [
     "tuh_edf",
     "tuh_raw",
     "write_bold_run",
+    "write_token_store",
 ]

@@ -17,6 +17,12 @@ from neuroai.training.segmentation_data import (
     SegmentationDataModule,
     preprocess_case,
 )
+from neuroai.training.token_data import (
+    TokenWindowDataModule,
+    TokenWindows,
+    pad_window,
+    window_starts,
+)
 from neuroai.training.trainer import FitResult, build_trainer, fit
 
 __all__ = [
@@ -33,13 +39,17 @@ __all__ = [
     "SegmentationDataConfig",
     "SegmentationDataModule",
     "SupervisedModule",
+    "TokenWindowDataModule",
+    "TokenWindows",
     "TrainConfig",
     "build_trainer",
     "fit",
     "item_seed",
     "lr_factor",
+    "pad_window",
     "preprocess_case",
     "resolve_devices",
     "resolve_precision",
     "seed_everything",
+    "window_starts",
 ]
