@@ -12,6 +12,7 @@ with bootstrap intervals that resample subjects.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -137,14 +138,16 @@ def subject_metrics(
     out = {}
     for name, metric in table.items():
         try:
-            out[name] = bootstrap_metric(
-                y_true,
-                y_pred,
-                metric,
-                n_resamples=n_resamples,
-                confidence=confidence,
-                seed=seed,
-            )
+            with warnings.catch_warnings():  # resamples with one class are skipped anyway
+                warnings.simplefilter("ignore", UserWarning)
+                out[name] = bootstrap_metric(
+                    y_true,
+                    y_pred,
+                    metric,
+                    n_resamples=n_resamples,
+                    confidence=confidence,
+                    seed=seed,
+                )
         except ValueError:  # undefined on the whole set (one class only)
             nan = float("nan")
             out[name] = {

@@ -21,6 +21,8 @@ from neuroai.training.token_data import (
     TokenWindowDataModule,
     TokenWindows,
     pad_window,
+    read_token_index,
+    split_token_cohort,
     window_starts,
 )
 from neuroai.training.trainer import FitResult, build_trainer, fit
@@ -48,8 +50,10 @@ __all__ = [
     "lr_factor",
     "pad_window",
     "preprocess_case",
+    "read_token_index",
     "resolve_devices",
     "resolve_precision",
     "seed_everything",
+    "split_token_cohort",
     "window_starts",
 ]

@@ -217,3 +217,91 @@ class TokenWindowDataModule(EngineDataModule):
 
     def val_dataset(self) -> Dataset | None:
         return self._val
+
+
+# -- the cohort: a token-store index and its split ------------------------------------------
+
+
+def read_token_index(path: str | os.PathLike):
+    """Read a token-store ``index.tsv`` (the ``tokens_summary`` stage), paths made absolute.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per subject: ``participant_id``, ``tokens`` (absolute path), ``n_frames``,
+        ``tr`` (s) and the participants.tsv labels (``site``, ``mean_fc`` on the demo).
+    """
+    from neuroai.io.store import load_table
+
+    path = Path(path)
+    table = load_table(path)
+    for column in ("participant_id", "tokens", "tr"):
+        if column not in table.columns:
+            raise DataError(
+                f"{path} has no {column!r} column; a token-store index (tokens_summary stage) "
+                "has participant_id, tokens, n_frames, tr and the participants' labels."
+            )
+    table["participant_id"] = table["participant_id"].astype(str)
+    table["tokens"] = [str((path.parent / p).resolve()) for p in table["tokens"]]
+    return table
+
+
+def split_token_cohort(
+    table,
+    *,
+    kind: str = "stratified",
+    stratify: str | None = "site",
+    n_folds: int = 3,
+    fold: int = 0,
+    test_fraction: float = 0.25,
+    n_val: int = 2,
+    seed: int = 0,
+):
+    """Train / validation / test subjects of a token-store index (one shared split).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`read_token_index`.
+    kind : {"fixed", "kfold", "stratified"}
+        As :func:`neuroai.evaluation.make_splits`; ``stratified`` keeps the proportions
+        of the ``stratify`` column in every fold.
+    stratify : str | None
+        Column of the strata (``site``).
+    n_folds, fold : int
+        Number of folds and the one whose held-out part is the test set.
+    test_fraction : float
+        Test share of a ``fixed`` split.
+    n_val : int
+        Training subjects kept for validation (best checkpoint).
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    Split
+        Participant ids in ``train``, ``val``, ``test``.
+    """
+    from neuroai.evaluation.splits import make_splits
+
+    ids = list(table["participant_id"])
+    strata = None
+    if kind == "stratified":
+        if stratify not in table.columns:
+            raise ConfigError(
+                f"split.stratify {stratify!r} is not a column of the token index "
+                f"(columns: {', '.join(map(str, table.columns))})."
+            )
+        strata = [str(v) for v in table[stratify]]
+    splits = make_splits(
+        ids,
+        kind=kind,
+        n_folds=n_folds,
+        test_fraction=test_fraction,
+        n_val=n_val,
+        seed=seed,
+        strata=strata,
+    )
+    if not 0 <= fold < len(splits):
+        raise ConfigError(f"split.fold {fold} is not one of the {len(splits)} folds.")
+    return splits[fold]

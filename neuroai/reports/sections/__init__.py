@@ -26,6 +26,7 @@ REGISTRY = {
     "segmentation": "neuroai.reports.sections.segmentation:render_segmentation",
     "inference": "neuroai.reports.sections.inference:render_inference",
     "tokens": "neuroai.reports.sections.tokens:render_tokens",
+    "tablet": "neuroai.reports.sections.tablet:render_tablet",
 }
 
 
