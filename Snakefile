@@ -31,6 +31,7 @@ include: "workflows/rules/eeg.smk"
 include: "workflows/rules/segmentation.smk"
 include: "workflows/rules/inference.smk"
 include: "workflows/rules/tokens.smk"
+include: "workflows/rules/tablet.smk"
 include: "workflows/rules/report.smk"
 
 

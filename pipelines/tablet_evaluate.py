@@ -84,7 +84,10 @@ def run(
             list(table.loc[test, "tokens"]),
             window=window_frames,
             mode="all",
-            trs=[float(t) for t in table.loc[test, "tr"]],
+            trs=[
+                float(t) if task.get("use_tr", True) else model.config.default_tr
+                for t in table.loc[test, "tr"]
+            ],
         )
         out = predict_windows(model, windows, batch_size=batch_size)
         ids, means = average_by_subject(out["outputs"][:, 0], out["ids"])

@@ -107,7 +107,8 @@ def run(
         model); None trains from scratch.
     task : dict | None
         ``name``, ``column`` (of index.tsv), ``kind`` ("classification" or
-        "regression"), ``positive`` (class coded 1).
+        "regression"), ``positive`` (class coded 1), ``use_tr`` (false: every subject
+        gets the model's default TR, for labels confounded with TR such as the demo's site).
     variant : str
         Name of the variant (``pretrained-rope``, ``scratch-none``...), recorded.
     model, training, data, split : dict | None
@@ -170,12 +171,14 @@ def run(
     seed_everything(train_config.seed)
     network = build_model("tablet", config)
 
+    use_tr = bool(task.get("use_tr", True))
+
     def part(name):
         chosen_ids = getattr(chosen, name)
         return (
             [table["tokens"].iloc[rows[i]] for i in chosen_ids],
             [float(targets[rows[i]]) for i in chosen_ids],
-            [float(table["tr"].iloc[rows[i]]) for i in chosen_ids],
+            [float(table["tr"].iloc[rows[i]]) if use_tr else config.default_tr for i in chosen_ids],
         )
 
     (train_paths, train_y, train_tr), (val_paths, val_y, val_tr) = part("train"), part("val")
@@ -195,7 +198,13 @@ def run(
     metadata = {
         "tablet": {
             "stage": STAGE,
-            "task": {"name": task.get("name", column), "column": column, "kind": kind, **coding},
+            "task": {
+                "name": task.get("name", column),
+                "column": column,
+                "kind": kind,
+                "use_tr": use_tr,
+                **coding,
+            },
             "variant": variant,
             "pretrained": str(pretrained) if pretrained else None,
             "data": {"window_frames": window},

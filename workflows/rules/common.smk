@@ -110,6 +110,7 @@ include: "inputs/fmri.smk"
 include: "inputs/eeg.smk"
 include: "inputs/segmentation.smk"
 include: "inputs/tokens.smk"
+include: "inputs/tablet.smk"
 include: "inputs/report.smk"
 
 
