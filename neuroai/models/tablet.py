@@ -237,20 +237,24 @@ class Block(nn.Module):
 # -- the model ----------------------------------------------------------------------------
 
 
+#: ``demo``: tiny (CPU seconds); ``paper``: the published sizes (the config defaults).
+PRESETS = {
+    "demo": {
+        "d_model": 32,
+        "depth": 2,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "head_dim": 8,
+        "mlp_dim": 64,
+    },
+    "paper": {},
+}
+
+
 @register_model(
     "tablet",
     config=TABLeTConfig,
-    presets={
-        "demo": {
-            "d_model": 32,
-            "depth": 2,
-            "n_heads": 4,
-            "n_kv_heads": 2,
-            "head_dim": 8,
-            "mlp_dim": 64,
-        },
-        "paper": {},
-    },
+    presets=PRESETS,
     description="TABLeT: Transformer over 27 x 3072 volume tokens per fMRI frame",
 )
 class TABLeT(NeuroModel):
