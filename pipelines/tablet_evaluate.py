@@ -6,8 +6,10 @@ subject; classification is scored at logit 0 (accuracy, AUROC, F1, sensitivity,
 specificity) and regression in the label's units after undoing the training z-scoring
 (Pearson r, MAE, MSE), each with a bootstrap interval over subjects. Pretrained and
 scratch variants of a task are compared on the same subjects (paired bootstrap of the
-per-subject absolute error or of the correctness). Writes metrics.json and one
-prediction per (task, variant, subject).
+per-subject absolute error or of the correctness). For context, a linear read-out of
+the tokens (each subject's tokens averaged over frames; logistic or ridge regression on
+the training and validation subjects) is scored as ``reference-linear``. Writes
+metrics.json and one prediction per (task, variant, subject).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def run(
     batch_size: int = 8,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    reference: bool = True,
 ) -> Path:
     """Score every fine-tuned model on its test subjects.
 
@@ -56,6 +59,10 @@ def run(
         Bootstrap resamples of subjects.
     seed : int
         Bootstrap seed.
+    reference : bool
+        Add ``reference-linear``: logistic or ridge regression on each subject's tokens
+        averaged over frames, fitted on the training and validation subjects (what a
+        linear read-out of the tokens gets, for context).
     """
     import numpy as np
     import pandas as pd
@@ -71,13 +78,14 @@ def run(
     from neuroai.training import TokenWindows, read_token_index
 
     table = read_token_index(index).set_index("participant_id")
-    rows, metrics = [], {"tasks": {}}
+    rows, metrics, seen = [], {"tasks": {}}, {}
     for folder in models:
         model = load_pretrained(folder)
         info = model.pretrained_info.get("tablet")
         if not info or info.get("stage") != "tablet_finetune":
             raise ConfigError(f"{folder} is not a model written by the tablet_finetune stage.")
         task, variant = info["task"], info["variant"]
+        seen.setdefault(task["name"], (task, info["split"]))
         test = list(info["split"]["test"])
         column = task["column"]
         windows = TokenWindows(
@@ -133,6 +141,8 @@ def run(
             variant,
             ", ".join(f"{k} {v['estimate']:.3f}" for k, v in scores.items()),
         )
+    if reference:
+        rows += _reference_rows(table, seen, metrics, n_bootstrap=n_bootstrap, seed=seed)
     predictions = pd.DataFrame(rows)
     # Pretrained vs scratch with the same positions, on the same subjects.
     for name, entry in metrics["tasks"].items():
@@ -169,6 +179,63 @@ def run(
     save_json(metrics_output, metrics, stage=STAGE, params=params, inputs=inputs)
     save_table(predictions_output, predictions, stage=STAGE, params=params, inputs=inputs)
     return Path(metrics_output)
+
+
+def _truth(table, task: dict, ids: list[str]):
+    """Targets of ``ids``: 0/1 for the positive class, or the label's values."""
+    import numpy as np
+
+    column = task["column"]
+    if task["kind"] == "classification":
+        return np.array([float(str(table.loc[i, column]) == task["positive"]) for i in ids])
+    return np.array([float(table.loc[i, column]) for i in ids])
+
+
+def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
+    """Fit and score the linear reference of every task; its prediction rows."""
+    import numpy as np
+
+    from neuroai.evaluation import linear_reference, subject_metrics
+
+    cache: dict[str, np.ndarray] = {}
+
+    def features(ids):
+        for i in ids:
+            if i not in cache:
+                tokens = np.load(table.loc[i, "tokens"], mmap_mode="r", allow_pickle=False)
+                cache[i] = np.asarray(tokens, dtype=np.float32).mean(0).ravel()
+        return np.stack([cache[i] for i in ids])
+
+    rows = []
+    for name, (task, split) in seen.items():
+        fit_ids, test = [*split["train"], *split["val"]], list(split["test"])
+        output = linear_reference(
+            features(fit_ids), _truth(table, task, fit_ids), features(test), task=task["kind"]
+        )
+        scores = subject_metrics(
+            _truth(table, task, test), output, task=task["kind"], n_resamples=n_bootstrap, seed=seed
+        )
+        metrics["tasks"][name]["variants"]["reference-linear"] = {
+            **scores,
+            "pretrained": False,
+            "positional": None,
+            "n_windows": 0,
+        }
+        for subject, y, o in zip(test, _truth(table, task, test), output, strict=True):
+            rows.append(
+                {
+                    "task": name,
+                    "variant": "reference-linear",
+                    "participant_id": subject,
+                    "target": y,
+                    "output": float(o),
+                    "probability": float(1 / (1 + np.exp(-o)))
+                    if task["kind"] == "classification"
+                    else float("nan"),
+                    "n_windows": 0,
+                }
+            )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:

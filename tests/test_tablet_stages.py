@@ -119,7 +119,8 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
     )
     metrics = load_json(tmp_path / "metrics.json")
     site = metrics["tasks"]["site"]
-    assert set(site["variants"]) == {"pretrained-rope", "scratch-rope"} and site["n_test"] == 3
+    assert set(site["variants"]) == {"pretrained-rope", "scratch-rope", "reference-linear"}
+    assert site["n_test"] == 3
     assert set(site["variants"]["scratch-rope"]) >= {
         "accuracy",
         "auroc",
@@ -134,7 +135,8 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
         "mse",
     }
     predictions = load_table(tmp_path / "predictions.tsv")
-    assert len(predictions) == 9 and (predictions["n_windows"] >= 2).all()
+    trained = predictions[predictions["variant"] != "reference-linear"]
+    assert len(predictions) == 9 + 6 and (trained["n_windows"] >= 2).all()
     # The report section renders from the artifacts alone.
     sections = render(
         "tablet",

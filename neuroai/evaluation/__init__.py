@@ -13,6 +13,7 @@ from neuroai.evaluation.splits import (
 )
 from neuroai.evaluation.subject_level import (
     average_by_subject,
+    linear_reference,
     predict_windows,
     subject_metrics,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "bootstrap_metric",
     "fixed_split",
     "kfold_splits",
+    "linear_reference",
     "make_splits",
     "paired_bootstrap",
     "pairwise_comparisons",

@@ -196,3 +196,44 @@ def predict_windows(model, dataset, *, batch_size: int = 8, device=None) -> dict
             ids += [it["id"] for it in items]
             starts += [it["start"] for it in items]
     return {"outputs": np.concatenate(outputs), "ids": np.array(ids), "starts": np.array(starts)}
+
+
+def linear_reference(
+    train_features: np.ndarray,
+    train_targets: np.ndarray,
+    test_features: np.ndarray,
+    *,
+    task: str,
+) -> np.ndarray:
+    """A linear model on fixed subject features, as a reference for trained networks.
+
+    Logistic regression (balanced class weights, C = 1) for a binary label, ridge
+    regression (alpha chosen by leave-one-out) for a value; features are standardised
+    on the training subjects.
+
+    Parameters
+    ----------
+    train_features, test_features : ndarray, shape (n_subjects, n_features)
+        E.g. each subject's tokens averaged over frames, flattened.
+    train_targets : ndarray, shape (n_train,)
+        0/1 labels or values.
+    task : {"classification", "regression"}
+
+    Returns
+    -------
+    ndarray, shape (n_test,)
+        Logits (classification) or predicted values.
+    """
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if task == "classification":
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)
+        )
+        model.fit(train_features, np.asarray(train_targets).astype(int))
+        return model.decision_function(test_features)
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    model.fit(train_features, np.asarray(train_targets, dtype=float))
+    return model.predict(test_features)
