@@ -204,6 +204,10 @@ def test_metrics_match_scikit_learn():
     assert got["sensitivity"]["estimate"] == pytest.approx(recall_score(y, pred))
     assert got["specificity"]["estimate"] == pytest.approx(recall_score(y, pred, pos_label=0))
     assert got["auroc"]["ci_low"] <= got["auroc"]["estimate"] <= got["auroc"]["ci_high"]
+    tied = np.round(logits)  # ties count half, as in scikit-learn
+    assert subject_metrics(y, tied, task="classification", n_resamples=10)["auroc"][
+        "estimate"
+    ] == pytest.approx(roc_auc_score(y, tied))
     values = rng.standard_normal(9)
     predicted = values + 0.3 * rng.standard_normal(9)
     reg = subject_metrics(values, predicted, task="regression", n_resamples=50)

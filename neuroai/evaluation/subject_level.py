@@ -59,15 +59,22 @@ def _accuracy(y, s):
 
 
 def _auroc(y, s):
-    from sklearn.metrics import roc_auc_score
+    """Mann-Whitney form of the AUROC (ties count half); NaN with one class only."""
+    from scipy.stats import rankdata
 
-    return roc_auc_score(y, s)
+    y = np.asarray(y) > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _f1(y, s):
-    from sklearn.metrics import f1_score
-
-    return f1_score(y, _predicted(s), zero_division=0.0)
+    predicted, y = _predicted(s), np.asarray(y) > 0.5
+    true_pos = float(np.sum(predicted[y] == 1))
+    denominator = 2 * true_pos + np.sum(predicted[~y] == 1) + np.sum(predicted[y] == 0)
+    return 2 * true_pos / denominator if denominator else 0.0
 
 
 def _recall_of(label):
