@@ -180,7 +180,7 @@ def predict_windows(model, dataset, *, batch_size: int = 8, device=None) -> dict
     batch_size : int
         Windows per forward pass.
     device : torch.device | None
-        CUDA when available by default.
+        CUDA when available by default (with bf16 autocast there).
 
     Returns
     -------
@@ -199,7 +199,9 @@ def predict_windows(model, dataset, *, batch_size: int = 8, device=None) -> dict
             x = torch.stack([it["inputs"] for it in items]).to(device)
             mask = torch.stack([it["frame_mask"] for it in items]).to(device)
             tr = torch.stack([it["tr"] for it in items]).to(device)
-            outputs.append(model(x, mask, tr).float().cpu().numpy())
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(x, mask, tr)
+            outputs.append(logits.float().cpu().numpy())
             ids += [it["id"] for it in items]
             starts += [it["start"] for it in items]
     return {"outputs": np.concatenate(outputs), "ids": np.array(ids), "starts": np.array(starts)}
