@@ -156,6 +156,7 @@ def run(
         directory=True,
     )
     history = pd.DataFrame(result.history)
+    history.insert(0, "positional", config.positional)
     save_table(history_output, history, stage=STAGE, params=params, inputs=inputs)
 
     # Reconstructions of the validation windows by the objective's last weights (the

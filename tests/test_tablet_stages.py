@@ -72,6 +72,17 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
         data=data,
         split=SPLIT,
     )
+    tablet_pretrain.run(  # the positional ablation of pretraining
+        [index],
+        pre / "none" / "encoder",
+        pre / "none" / "history.tsv",
+        pre / "none" / "summary.json",
+        pre / "none" / "reconstructions.npy",
+        model={**TINY_MODEL, "positional": "none"},
+        training=TRAINING,
+        data=data,
+        split=SPLIT,
+    )
     summary = load_json(pre / "summary.json")
     assert summary["steps"] == 2 and summary["n_train"] + summary["n_val"] == 6
     assert len(summary["test_left_out"]) == 3 and np.isfinite(summary["val_hidden_mse"])
@@ -145,9 +156,12 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
             str(tmp_path / "predictions.tsv"),
             str(pre / "summary.json"),
             str(pre / "history.tsv"),
+            str(pre / "none" / "summary.json"),
+            str(pre / "none" / "history.tsv"),
             str(pre / "reconstructions.npy"),
             *[str(f.parent / "history.tsv") for f in folders],
         ],
     )
     text = "".join(part for section in sections for part in section.parts)
-    assert "TABLeT" in text and "pretrained-rope" in text
+    assert "TABLeT" in text and "pretrained-rope" in text and "positional none" in text
+    assert "Positional information: masked token pretraining" in text

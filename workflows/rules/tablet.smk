@@ -3,21 +3,24 @@
 
 
 rule tablet_pretrain:
-    """Masked token modelling on a cohort's token stores (its test subjects left out)."""
+    """Masked token modelling on a cohort's token stores (its test subjects left out), with
+    one positional flag (the main one, and the others for the ablation)."""
     input:
         tablet_index,
     output:
-        model=directory(f"{RESULTS}/tablet/{{dataset}}/pretrain/encoder"),
-        history=f"{RESULTS}/tablet/{{dataset}}/pretrain/history.tsv",
-        summary=f"{RESULTS}/tablet/{{dataset}}/pretrain/summary.json",
-        reconstructions=f"{RESULTS}/tablet/{{dataset}}/pretrain/reconstructions.npy",
+        model=directory(f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/encoder"),
+        history=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/history.tsv",
+        summary=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/summary.json",
+        reconstructions=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/reconstructions.npy",
     params:
-        cfg=tablet_pretrain_params(),
-        run_dir=f"{RESULTS}/tablet/{{dataset}}/pretrain/run",
+        cfg=tablet_pretrain_params,
+        run_dir=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/run",
+    wildcard_constraints:
+        positional="none|rope|spacetime",
     log:
-        f"{RESULTS}/logs/tablet_pretrain/{{dataset}}.log",
+        f"{RESULTS}/logs/tablet_pretrain/{{dataset}}/{{positional}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tablet_pretrain/{{dataset}}.tsv"
+        f"{RESULTS}/benchmarks/tablet_pretrain/{{dataset}}/{{positional}}.tsv"
     conda:
         ENV
     threads: 1

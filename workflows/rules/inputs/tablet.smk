@@ -19,22 +19,32 @@ def tablet_variants(task):
     positional = TABLET["model"]["positional"]
     names = [f"{init}-{positional}" for init in settings.get("variants", ["pretrained", "scratch"])]
     ablation = TABLET.get("ablation", {})
-    if ablation.get("task") == task:
+    if ablation.get("task") is not None and ablation.get("task") == task:
         names += [f"scratch-{p}" for p in ablation.get("positional", [])]
     return list(dict.fromkeys(names))
 
 
-def tablet_pretrain_params():
-    keys = ("model", "data", "split")
-    params = {k: TABLET[k] for k in keys}
+def tablet_pretrain_params(wildcards):
+    params = {k: TABLET[k] for k in ("data", "split")}
+    params["model"] = dict(TABLET["model"], positional=wildcards.positional)
     params["training"] = TABLET["pretraining"]
     return json.dumps(params, sort_keys=True)
+
+
+def tablet_pretrain_flags():
+    """Positional flags pretrained: the main one, and the ablation's when asked."""
+    flags = [TABLET["model"]["positional"]]
+    ablation = TABLET.get("ablation", {})
+    if ablation.get("pretraining"):
+        flags += list(ablation.get("positional", []))
+    return list(dict.fromkeys(flags))
 
 
 def tablet_finetune_inputs(wildcards):
     inputs = {"index": tablet_index(wildcards)}
     if wildcards.variant.startswith("pretrained-"):
-        inputs["pretrained"] = f"{RESULTS}/tablet/{wildcards.dataset}/pretrain/encoder"
+        flag = wildcards.variant.split("-", 1)[1]
+        inputs["pretrained"] = f"{RESULTS}/tablet/{wildcards.dataset}/pretrain/{flag}/encoder"
     return inputs
 
 
@@ -81,8 +91,10 @@ def tablet_report_inputs():
     for dataset in TABLET.get("datasets", []):
         folder = f"{RESULTS}/tablet/{dataset}"
         paths += [f"{folder}/metrics.json", f"{folder}/predictions.tsv"]
-        paths += [f"{folder}/pretrain/{name}" for name in ("summary.json", "history.tsv")]
-        paths.append(f"{folder}/pretrain/reconstructions.npy")
+        for flag in tablet_pretrain_flags():
+            paths += [f"{folder}/pretrain/{flag}/{name}" for name in ("summary.json", "history.tsv")]
+        main = TABLET["model"]["positional"]
+        paths.append(f"{folder}/pretrain/{main}/reconstructions.npy")
         paths += [
             f"{folder}/{task}/{variant}/history.tsv"
             for task in TABLET.get("tasks", {})
