@@ -116,6 +116,7 @@ def run(
         )
         if task["kind"] == "classification":
             entry["positive"] = task["positive"]
+        entry["use_tr"] = bool(task.get("use_tr", True))
         entry["n_test"] = len(ids)
         entry["variants"][variant] = {
             **scores,

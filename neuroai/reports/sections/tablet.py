@@ -114,6 +114,8 @@ def _metrics_tables(metrics: dict) -> list[str]:
             if kind == "classification"
             else "regression"
         )
+        if not entry.get("use_tr", True):
+            what += "; TR hidden from the model (confounded with the label)"
         parts.append(
             text(f"{name} ({entry['column']}, {what}); {entry['n_test']} test subjects", tag="h4")
         )
