@@ -34,6 +34,30 @@ def _columns(frame, multilabel: bool, classes: list[str]):
     return frame["target"].to_numpy(int), frame["score"].to_numpy(float)
 
 
+def _pretrained_summary(entries: dict) -> dict | None:
+    """The pretrained encoder the modes started from (its folder's JSON config)."""
+    for mode, entry in entries.items():
+        if mode == "scratch" or "checkpoint" not in entry:
+            continue
+        path = json.loads((Path(entry["checkpoint"]) / "config.json").read_text()).get("pretrained")
+        if path and (Path(path) / "config.json").is_file():
+            info = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+            return {
+                "path": path,
+                "config": info.get("config"),
+                "n_parameters": info.get("n_parameters"),
+                "steps": info.get("step"),
+                "labels": info.get("labels"),
+                "stores": info.get("stores"),
+                "objective": info.get("objective"),
+                "training": {
+                    k: info.get("training", {}).get(k)
+                    for k in ("max_steps", "batch_size", "lr", "seed", "schedule")
+                },
+            }
+    return None
+
+
 def run(
     predictions: str | Path,
     metrics_output: str | Path,
@@ -128,6 +152,7 @@ def run(
                 }
             )
         entries[mode] = entry
+    pretrained = _pretrained_summary(entries)
     comparisons = []
     for a, b in PAIRS:
         if a not in scored or b not in scored:
@@ -160,6 +185,7 @@ def run(
         },
         "n_windows": int(len(table) // max(len(modes), 1)),
         "n_recordings": int(table["recording"].nunique()),
+        "pretrained": pretrained,
         "models": entries,
         "comparisons": comparisons,
         "artifacts": {

@@ -34,8 +34,8 @@ What the paper fixes and what was chosen here (the paper is silent where noted):
   codebook of 1024 codes of dimension 128 (``code_dim``); 8 attention heads, MLP
   ratio 4, dropout 0.1; beta 0.25 (VQ-VAE's value); dead codes restarted after 20
   steps without use; ``paper`` is an alias of ``base``. All are config fields.
-- ``demo`` is a tiny version (d_model 32, 2 encoder layers, 1 decoder layer, 64
-  codes) that pretrains in seconds on a CPU.
+- ``demo`` is a tiny version (d_model 32, 2 heads, 2 encoder layers, 1 decoder layer,
+  64 codes) that pretrains in seconds on a CPU.
 
 Shapes:
     input ``x``: ``(B, n_chans, n_patches, patch_len)`` spectral patches (float);
@@ -200,7 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "d_model": 32,
         "depth": 2,
-        "n_heads": 4,
+        "n_heads": 2,
         "mlp_ratio": 2.0,
         "dropout": 0.0,
         "decoder_depth": 1,
