@@ -18,6 +18,7 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.patch_store import tiny_patch_store
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "prob_atlas",
     "region_timeseries_dataset",
     "tuh_edf",
+    "tiny_patch_store",
     "tuh_raw",
 ]
