@@ -72,7 +72,7 @@ def run(
         SCORES,
         anomaly_metrics,
         anomaly_scores,
-        normal_code_model,
+        normal_reference,
     )
     from neuroai.evaluation.codebook import run_codebook
     from neuroai.evaluation.windows import aggregate_recordings
@@ -110,7 +110,7 @@ def run(
     base = EEGPatchDataset(stores)
     reference = run_codebook(model, base, reference_rows, batch_size=batch_size, device=device)
     tested = run_codebook(model, base, test_rows, batch_size=batch_size, device=device)
-    scores = anomaly_scores(tested, normal_code_model(reference))
+    scores = anomaly_scores(tested, normal_reference(reference))
     frame = table.loc[test_rows, ["store", "recording", "label", "events", "start_s"]]
     frame = frame.reset_index(names="row")
     frame["abnormal"] = is_abnormal[test_rows].astype(int)
@@ -158,6 +158,7 @@ def run(
         },
         "scores": {
             "reconstruction": "mean squared error of the reconstructed spectral patches",
+            "reconstruction_z": "reconstruction error per channel in SDs of the normal windows'",
             "quantization": "mean squared distance of the encoded patches to their codes",
             "code_rarity": "mean -log frequency of the window's codes in normal training windows",
         },

@@ -247,7 +247,7 @@ def test_window_metrics_equal_scikit_learn_with_weights():
 
 
 def test_codebook_statistics_and_anomaly_scores():
-    from neuroai.evaluation.anomaly import anomaly_scores, normal_code_model
+    from neuroai.evaluation.anomaly import anomaly_scores, normal_reference
     from neuroai.evaluation.codebook import (
         CodebookRun,
         channel_activity,
@@ -266,13 +266,16 @@ def test_codebook_statistics_and_anomaly_scores():
     assert ratio[2] == pytest.approx(np.log2((7 / 12) / (1 / 8)))
     assert [t["code"] for t in top_codes(usage["b"], usage["a"], 2, min_count=2)] == [2]
     np.testing.assert_allclose(channel_activity(codes, [2]), [[0, 0], [1, 0.5], [0.5, 1]])
-    run = CodebookRun(np.arange(3), codes, np.ones((3, 2)), np.zeros((3, 2)), 4)
-    reference = CodebookRun(np.arange(3), codes, np.ones((3, 2)), np.zeros((3, 2)), 4)
-    log_p = normal_code_model(reference)
-    np.testing.assert_allclose(np.exp(log_p), (counts + 1) / (12 + 4))
-    scores = anomaly_scores(run, log_p)
-    assert scores["code_rarity"][0] == pytest.approx(-log_p[codes[0]].mean())
-    assert scores["reconstruction"].tolist() == [1, 1, 1]
+    errors = np.array([[1.0, 2.0], [3.0, 2.0], [2.0, 8.0]])
+    reference = normal_reference(CodebookRun(np.arange(3), codes, errors, np.zeros((3, 2)), 4))
+    np.testing.assert_allclose(np.exp(reference.log_frequency), (counts + 1) / (12 + 4))
+    np.testing.assert_allclose(reference.error_mean, [2, 4])
+    run = CodebookRun(np.arange(1), codes[:1], np.array([[4.0, 4.0]]), np.ones((1, 2)), 4)
+    scores = anomaly_scores(run, reference)
+    assert scores["code_rarity"][0] == pytest.approx(-reference.log_frequency[codes[0]].mean())
+    assert scores["reconstruction"][0] == 4 and scores["quantization"][0] == 1
+    z = ((4 - 2) / np.std([1, 3, 2]) + 0) / 2
+    assert scores["reconstruction_z"][0] == pytest.approx(z)
 
 
 class Crash(L.Callback):

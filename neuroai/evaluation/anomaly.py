@@ -7,6 +7,10 @@ data. Three scores per window (higher = more anomalous):
 
 ``reconstruction``
     mean squared error of the reconstructed patches (over channels and patches);
+``reconstruction_z``
+    each channel's reconstruction error standardised by the mean and SD of that
+    channel's error over the normal reference windows, averaged over channels (an
+    error is unusual relative to what the model does on normal EEG at that channel);
 ``quantization``
     mean squared distance of the encoded patches to their nearest codes;
 ``code_rarity``
@@ -15,12 +19,14 @@ data. Three scores per window (higher = more anomalous):
 
 Recording scores average the windows' scores. :func:`anomaly_metrics` reports how
 well each score separates abnormal from normal recordings (AUROC, AUPRC with
-intervals from resampling recordings, see :mod:`neuroai.evaluation.windows`).
+intervals from resampling recordings, see :mod:`neuroai.evaluation.windows`). The reference statistics come from
+the normal training windows the model was pretrained on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,25 +34,53 @@ from neuroai.errors import DataError
 from neuroai.evaluation.codebook import CodebookRun, code_counts, log_frequencies
 from neuroai.evaluation.windows import aggregate_recordings, cluster_bootstrap, weighted_metric
 
-SCORES = ("reconstruction", "quantization", "code_rarity")
+SCORES = ("reconstruction", "reconstruction_z", "quantization", "code_rarity")
 
 
-def normal_code_model(reference: CodebookRun, smoothing: float = 1.0) -> np.ndarray:
-    """Log frequencies ``(codebook_size,)`` of the codes of normal reference windows."""
-    return log_frequencies(code_counts(reference.codes, reference.codebook_size), smoothing)
+@dataclass
+class NormalReference:
+    """What the model does on normal EEG.
+
+    Attributes
+    ----------
+    log_frequency : ndarray, shape (codebook_size,)
+        Smoothed log frequencies of the codes.
+    error_mean, error_std : ndarray, shape (n_chans,)
+        Mean and SD of each channel's reconstruction error.
+    """
+
+    log_frequency: np.ndarray
+    error_mean: np.ndarray
+    error_std: np.ndarray
 
 
-def anomaly_scores(run: CodebookRun, log_frequency: np.ndarray) -> dict[str, np.ndarray]:
-    """The three window scores (see the module docstring): name -> ``(n_windows,)``."""
-    if log_frequency.shape != (run.codebook_size,):
+def normal_reference(reference: CodebookRun, smoothing: float = 1.0) -> NormalReference:
+    """Code frequencies and per-channel error statistics of normal reference windows."""
+    counts = code_counts(reference.codes, reference.codebook_size)
+    errors = reference.reconstruction_error.astype(float)
+    return NormalReference(
+        log_frequencies(counts, smoothing), errors.mean(axis=0), errors.std(axis=0) + 1e-12
+    )
+
+
+def anomaly_scores(run: CodebookRun, reference: NormalReference) -> dict[str, np.ndarray]:
+    """The window scores (see the module docstring): name -> ``(n_windows,)``."""
+    if reference.log_frequency.shape != (run.codebook_size,):
         raise DataError(
-            f"anomaly_scores: {log_frequency.shape[0]} code frequencies for a codebook of "
-            f"{run.codebook_size}."
+            f"anomaly_scores: {reference.log_frequency.shape[0]} code frequencies for a "
+            f"codebook of {run.codebook_size}."
         )
+    if reference.error_mean.shape != run.reconstruction_error.shape[1:]:
+        raise DataError(
+            f"anomaly_scores: reference of {reference.error_mean.shape[0]} channels for windows "
+            f"of {run.reconstruction_error.shape[1]}."
+        )
+    errors = run.reconstruction_error.astype(float)
     return {
-        "reconstruction": run.reconstruction_error.mean(axis=1).astype(float),
+        "reconstruction": errors.mean(axis=1),
+        "reconstruction_z": ((errors - reference.error_mean) / reference.error_std).mean(axis=1),
         "quantization": run.quantization_error.mean(axis=1).astype(float),
-        "code_rarity": -log_frequency[run.codes].mean(axis=(1, 2)),
+        "code_rarity": -reference.log_frequency[run.codes].mean(axis=(1, 2)),
     }
 
 
