@@ -278,6 +278,24 @@ def test_codebook_statistics_and_anomaly_scores():
     assert scores["reconstruction_z"][0] == pytest.approx(z)
 
 
+def test_workflow_config_errors_name_the_key(repo):
+    from neuroai.config import validate_config
+    from neuroai.errors import ConfigError
+
+    schema = repo / "workflows" / "schemas" / "config.schema.yaml"
+    config = {"datasets": {"x": {"card": "c.yaml", "layout": "tuh", "root": "/data"}}}
+    config["eegformer"] = {"datasets": ["x"], "model": {"preset": "bse"}}
+    with pytest.raises(ConfigError, match="Did you mean 'base'"):
+        validate_config(config, schema)
+    config["eegformer"] = {"datasets": ["x"], "pretrainig": {}}
+    with pytest.raises(ConfigError, match="Did you mean"):
+        validate_config(config, schema)
+    config["eegformer"] = {"datasets": ["x"], "tasks": {"abnormal": {"datasets": ["x"]}}}
+    validate_config(config, schema)
+    assert config["eegformer"]["tasks"]["abnormal"]["modes"] == ["probe", "finetune", "scratch"]
+    assert config["eegformer"]["objective"]["beta"] == 0.25
+
+
 class Crash(L.Callback):
     def __init__(self, step):
         self.step = step

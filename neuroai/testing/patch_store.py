@@ -10,6 +10,7 @@ small and unequal on purpose (5 channels, 400-sample windows at 100 Hz).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,16 @@ def tiny_patch_store(
     patch_len: int = 20,
     seed: int = 0,
     name_prefix: str = "rec",
+    channels: Sequence[str] = CHANNELS,
 ) -> Path:
     """Write a tiny patch store (see the module docstring) and return its folder.
 
     The store has ``n_recordings * windows_per_recording`` windows of
-    ``len(CHANNELS)`` channels; spectral patches: ``(window_samples // 2) // patch_len``.
+    ``len(channels)`` channels; spectral patches: ``(window_samples // 2) // patch_len``.
     """
     rng = np.random.default_rng(seed)
     layout = PatchLayout(window_samples, patch_len, patch_len)
-    n_chans = len(CHANNELS)
+    n_chans = len(channels)
     t = np.arange(window_samples) / sfreq
     windows, rows = [], []
     for r in range(n_recordings):
@@ -80,7 +82,7 @@ def tiny_patch_store(
             "n_channels": np.full(n, n_chans),
         }
     )
-    part = PatchPart(index, [list(CHANNELS)], patches, stats)
+    part = PatchPart(index, [list(channels)], patches, stats)
     params = {"sfreq": sfreq, "window_samples": window_samples, "patch_len": patch_len}
     return write_patch_store(
         path, [part], layout=layout, sfreq=sfreq, dtype="float16", params=params, stage="test"
