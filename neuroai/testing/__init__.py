@@ -18,6 +18,7 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.patch_store import tiny_patch_store
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
 # volumes.bold_image (4D shape in one tuple, lattice affine) serves the volume-token tests;
@@ -46,6 +47,7 @@ __all__ = [
     "tiny_autoencoder_config",
     "torch_threads",
     "tuh_edf",
+    "tiny_patch_store",
     "tuh_raw",
     "write_bold_run",
 ]
