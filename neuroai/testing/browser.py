@@ -9,6 +9,7 @@ the report tests; needs Debian's ``chromium`` (or Google Chrome) installed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Flags that keep a headless browser off the network and quiet on a closed machine.
@@ -58,6 +60,14 @@ class PageCheck:
         Images on the page.
     headings : list of str
         Text of every ``h2`` and ``h3``.
+    text : str
+        The page's visible text.
+    links : list of str
+        Absolute addresses of the page's links to other documents (in-page
+        anchors left out).
+    external : list of str
+        Addresses of scripts, stylesheets, images and fonts that the page
+        loads from the network; a self-contained page has none.
     screenshot : Path | None
         Where the screenshot was saved.
     """
@@ -66,7 +76,15 @@ class PageCheck:
     broken_images: list[str] = field(default_factory=list)
     n_images: int = 0
     headings: list[str] = field(default_factory=list)
+    text: str = ""
+    links: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No console errors, no broken images, nothing fetched from the network."""
+        return not (self.console_errors or self.broken_images or self.external)
 
 
 class _DevTools:
@@ -128,6 +146,61 @@ def check_page(
     browser : str | None
         Browser executable; found on PATH by default.
     """
+    with _session(browser, width, height, timeout) as tools:
+        return _inspect(tools, url, screenshot, width, height, timeout)
+
+
+def check_site(
+    index: str | os.PathLike,
+    *,
+    screenshot_dir: str | os.PathLike | None = None,
+    width: int = 1300,
+    height: int = 2000,
+    timeout: float = 60.0,
+    browser: str | None = None,
+) -> dict[Path, PageCheck]:
+    """Check a folder of pages: ``index`` and every local page reachable from it.
+
+    Parameters
+    ----------
+    index : path-like
+        The entry page (an HTML file).
+    screenshot_dir : path-like | None
+        Save a screenshot of each page here, named after the page.
+    width, height, timeout, browser
+        As for :func:`check_page`.
+
+    Returns
+    -------
+    dict
+        Each page's path to what loading it showed. A link to a local file that
+        does not exist is recorded as a console error of the page linking to it.
+    """
+    start = Path(index).resolve()
+    results: dict[Path, PageCheck] = {}
+    queue = [start]
+    with _session(browser, width, height, timeout) as tools:
+        while queue:
+            page = queue.pop(0)
+            if page in results:
+                continue
+            shot = Path(screenshot_dir) / f"{page.stem}.png" if screenshot_dir else None
+            check = _inspect(tools, page.as_uri(), shot, width, height, timeout)
+            results[page] = check
+            for href in check.links:
+                if not href.startswith("file://"):
+                    continue
+                target = Path(unquote(urlparse(href).path))
+                if not target.exists():
+                    check.console_errors.append(f"broken link to {target}")
+                elif target.suffix == ".html" and target not in results:
+                    queue.append(target)
+    return results
+
+
+@contextlib.contextmanager
+def _session(browser: str | None, width: int, height: int, timeout: float):
+    """A headless browser with one page open, closed on exit."""
     browser = browser or find_chromium()
     if browser is None:
         raise FileNotFoundError("No Chromium found: install Debian's 'chromium' package.")
@@ -151,7 +224,7 @@ def check_page(
         page_ws = _page_target(ws_url, timeout)
         tools = _DevTools(page_ws, timeout)
         try:
-            return _inspect(tools, url, screenshot, width, height, timeout)
+            yield tools
         finally:
             tools.close()
     finally:
@@ -193,12 +266,19 @@ _PROBE = """(() => {
     n: images.length,
     broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
     headings: [...document.querySelectorAll('h2, h3')].map(h => h.textContent.trim()),
+    text: document.body ? document.body.innerText : '',
+    links: [...document.querySelectorAll('a[href]')].map(a => a.href)
+      .filter(h => !h.startsWith(location.href.split('#')[0] + '#')),
+    external: performance.getEntriesByType('resource').map(r => r.name)
+      .filter(n => /^(https?|wss?):/.test(n)),
     height: Math.ceil(document.documentElement.scrollHeight),
   });
 })()"""
 
 
 def _inspect(tools: _DevTools, url, screenshot, width, height, timeout) -> PageCheck:
+    tools.events.clear()
+    tools.call("Emulation.clearDeviceMetricsOverride")
     tools.call("Page.enable")
     tools.call("Runtime.enable")
     tools.call("Log.enable")
@@ -207,7 +287,12 @@ def _inspect(tools: _DevTools, url, screenshot, width, height, timeout) -> PageC
     result = tools.call("Runtime.evaluate", expression=_PROBE, returnByValue=True)
     probe = json.loads(result["result"]["value"])
     check = PageCheck(
-        n_images=probe["n"], broken_images=probe["broken"], headings=probe["headings"]
+        n_images=probe["n"],
+        broken_images=probe["broken"],
+        headings=probe["headings"],
+        text=probe["text"],
+        links=probe["links"],
+        external=probe["external"],
     )
     for event in tools.events:
         method, params = event.get("method"), event.get("params", {})
@@ -237,3 +322,8 @@ def _inspect(tools: _DevTools, url, screenshot, width, height, timeout) -> PageC
         path.write_bytes(base64.b64decode(shot["data"]))
         check.screenshot = path
     return check
+
+
+def report_text(folder: str | os.PathLike) -> str:
+    """The HTML of every page of a report folder, concatenated (for text checks)."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(Path(folder).glob("*.html")))
