@@ -197,3 +197,20 @@ def test_report_stage_reads_cards_by_dataset_key(tmp_path):
     )
     html = path.read_text()
     assert path.name == "index.html" and "regions" in html and "title: stage" in html
+
+
+def test_roc_figure_legend_carries_scikit_learn_areas_and_skips_one_class_models():
+    from sklearn.metrics import roc_auc_score
+
+    from neuroai.reports.classification import confusion_figure, roc_pr_figure
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=41)
+    score = y + rng.normal(scale=0.8, size=41)
+    fig = roc_pr_figure({"model": (y, score), "one class": (np.ones(5), np.ones(5))})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == [f"model (AUC {roc_auc_score(y, score):.2f})"]
+    assert roc_pr_figure({"one class": (np.zeros(4), np.arange(4.0))}) is None
+    matrix = np.array([[5, 1], [2, 7]])
+    fig = confusion_figure({"a": matrix}, ["no", "yes"])
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1", "2", "5", "7"]
