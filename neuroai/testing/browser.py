@@ -177,6 +177,8 @@ def check_site(
         does not exist is recorded as a console error of the page linking to it.
     """
     start = Path(index).resolve()
+    if not start.is_file():
+        raise FileNotFoundError(f"{start}: no such page; build the report first.")
     results: dict[Path, PageCheck] = {}
     queue = [start]
     with _session(browser, width, height, timeout) as tools:
