@@ -24,6 +24,9 @@ validate_config(
 )
 
 
+report: "workflows/report/workflow.rst"
+
+
 include: "workflows/rules/common.smk"
 include: "workflows/rules/demo.smk"
 include: "workflows/rules/fmri.smk"
@@ -38,4 +41,4 @@ include: "workflows/rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/report/index.html",
+        f"{RESULTS}/report",

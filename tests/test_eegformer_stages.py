@@ -199,7 +199,11 @@ def test_report_section_renders_every_part(outputs):
     paths = [
         out / "pretrain" / "compound" / "history.tsv",
         out / "pretrain" / "normal" / "history.tsv",
-        *(out / task / "metrics.json" for task in ("abnormal", "artifacts", "seizure")),
+        *(
+            out / task / name
+            for task in ("abnormal", "artifacts", "seizure")
+            for name in ("metrics.json", "recordings.tsv", "history.tsv")
+        ),
         out / "anomaly" / "anomaly.json",
         out / "interpret" / "codes.json",
     ]
@@ -214,9 +218,12 @@ def test_report_section_renders_every_part(outputs):
         "snakemake --cores 2",
         "finetune - scratch",
         "Scalp maps",
+        "abnormal: fine-tuning curves per mode",
+        "ROC and precision-recall curves of the recording scores",
+        "Confusion matrices of the recording predictions",
     ):
         assert text in page, text
-    assert page.count("<img") >= 6
+    assert page.count("<img") >= 9
 
 
 def test_stage_errors_name_the_problem_and_write_nothing(outputs, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from neuroai.io import load_json
+from neuroai.testing import report_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def test_rules_write_models_metrics_anomaly_codes_and_the_report(tiny):
     assert set(load_json(results / "abnormal" / "metrics.json")["models"]) == {"probe", "scratch"}
     assert load_json(results / "anomaly" / "anomaly.json")["pretrained_on"] == ["normal"]
     assert load_json(results / "interpret" / "codes.json")["channels"][0] == "Fp1-F7"
-    report = (tiny / "results" / "report" / "index.html").read_text()
+    report = report_text(tiny / "results" / "report")
     for text in ("EEGFormer", "Task: abnormal", "Anomaly detection", "Codebook interpretation"):
         assert text in report, text
     for rule in ("eegformer_pretrain", "eegformer_finetune", "eegformer_evaluate"):

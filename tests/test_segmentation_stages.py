@@ -111,8 +111,10 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
     assert len(per_case) == 3 * 2 * 2 and {"dice", "hd95", "msd"} <= set(per_case.columns)
     prediction = nib.load(document["artifacts"]["predictions"]["dsd"]["hippocampus_005"])
     assert prediction.shape == (21, 22, 18) and set(np.unique(prediction.get_fdata())) <= {0, 1, 2}
-    html = "".join(part for section in render("segmentation", [metrics]) for part in section.parts)
+    sections = render("segmentation", [metrics, root / "eval" / "per_case.tsv"])
+    html = "".join(part for section in sections for part in section.parts)
     for text in (
+        "Distribution over held-out cases of Dice and HD95",
         "DSD vs deep supervision only vs plain",
         "Learning curves",
         "Example slices",

@@ -12,6 +12,7 @@ from neuroai.testing.bold import (
     label_atlas,
     prob_atlas,
 )
+from neuroai.testing.browser import check_page, check_site, find_chromium, report_text
 from neuroai.testing.eeg import eeg_signals, tuh_edf, tuh_raw
 from neuroai.testing.generators import (
     connectivity_matrices,
@@ -33,17 +34,21 @@ from neuroai.testing.volumes import (
 __all__ = [
     "bids_dataset",
     "bold_image",
+    "check_page",
+    "check_site",
     "connectivity_matrices",
     "correlated_timeseries",
     "eeg_signals",
     "fmriprep_confounds",
     "fmriprep_dataset",
+    "find_chromium",
     "hippocampus_like_case",
     "hippocampus_like_dataset",
     "label_atlas",
     "lattice_affine",
     "prob_atlas",
     "region_timeseries_dataset",
+    "report_text",
     "tiny_autoencoder_config",
     "torch_threads",
     "tuh_edf",

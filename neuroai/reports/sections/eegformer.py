@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from neuroai.io import load_json, load_table
+from neuroai.reports.classification import confusion_figure, learning_curves, roc_pr_figure
 from neuroai.reports.html import Section, figure, pre, table, text
 
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
@@ -27,7 +28,7 @@ MODE_NAMES = {
     "scratch": "from scratch (same network, random weights)",
 }
 REPRODUCE = (
-    "snakemake --cores 2 results/report/index.html   # or only EEGFormer:\n"
+    "snakemake --cores 2 results/report   # or only EEGFormer:\n"
     "snakemake --cores 2 results/eegformer/abnormal/metrics.json "
     "results/eegformer/anomaly/anomaly.json results/eegformer/interpret/codes.json"
 )
@@ -180,6 +181,47 @@ def _task(section: Section, document: dict, path: Path) -> None:
             text(f"Classes with no annotated window, left out: {', '.join(missing)}.", cls="note")
         )
     section.add(text(f"Source: {path}", cls="note"))
+
+
+def _task_figures(section: Section, document: dict, history, recordings) -> None:
+    """Fine-tuning curves, and for binary tasks ROC, PR and confusion at the recording level."""
+    task = document["task"]
+    if history is not None and "mode" in history:
+        runs = {MODE_NAMES.get(m, m).split(" (")[0]: f for m, f in history.groupby("mode")}
+        curves = learning_curves(runs, ["loss", "auroc", "balanced_accuracy"])
+        if curves is not None:
+            section.add(
+                figure(curves, caption=f"{task}: fine-tuning curves per mode (same step budget).")
+            )
+    if recordings is None or "score" not in recordings:
+        return  # multi-label tasks keep one score column per class: see the tables
+    by_mode = {
+        MODE_NAMES.get(m, m).split(" (")[0]: (f["target"].to_numpy(), f["score"].to_numpy())
+        for m, f in recordings.groupby("mode", sort=False)
+    }
+    curves = roc_pr_figure(by_mode, title=f"{task}: held-out recordings")
+    if curves is not None:
+        section.add(
+            figure(
+                curves,
+                caption="ROC and precision-recall curves of the recording scores (dotted: "
+                "chance, and the share of positive recordings).",
+            )
+        )
+    from sklearn.metrics import confusion_matrix
+
+    classes = list(document["classes"])
+    labels = classes if len(classes) == 2 else [f"not {classes[0]}", classes[0]]
+    matrices = {
+        name: confusion_matrix(y.astype(int), (s >= 0.5).astype(int), labels=[0, 1])
+        for name, (y, s) in by_mode.items()
+    }
+    section.add(
+        figure(
+            confusion_figure(matrices, labels, title=f"{task}: recordings at probability 0.5"),
+            caption="Confusion matrices of the recording predictions (rows: true class).",
+        )
+    )
 
 
 # Anomaly detection -------------------------------------------------------------------------
@@ -390,9 +432,14 @@ def render_eegformer(paths: Sequence[Path]) -> list[Section]:
         ``anomaly.json`` and ``codes.json``, in any order.
     """
     histories, tasks, anomaly, codes = {}, [], None, None
+    task_histories, task_recordings = {}, {}
     for path in map(Path, paths):
-        if path.name == "history.tsv":
+        if path.name == "history.tsv" and path.parent.parent.name == "pretrain":
             histories[path.parent.name] = load_table(path, stage="eegformer_pretrain")
+        elif path.name == "history.tsv":
+            task_histories[path.parent] = load_table(path, stage="eegformer_finetune")
+        elif path.name == "recordings.tsv":
+            task_recordings[path.parent] = load_table(path, stage="eegformer_evaluate")
         elif path.name == "metrics.json":
             tasks.append((load_json(path, stage="eegformer_evaluate"), path))
         elif path.name == "anomaly.json":
@@ -417,6 +464,12 @@ def render_eegformer(paths: Sequence[Path]) -> list[Section]:
     _pretraining(section, histories, pretrained)
     for document, path in tasks:
         _task(section, document, path)
+        _task_figures(
+            section,
+            document,
+            task_histories.get(path.parent),
+            task_recordings.get(path.parent),
+        )
     if anomaly is not None:
         _anomaly(section, *anomaly)
     if codes is not None:

@@ -112,7 +112,8 @@ def eegformer_report_inputs():
     paths = []
     if EEGFORMER.get("datasets"):
         paths.append(f"{folder}/pretrain/compound/history.tsv")
-        paths += [f"{folder}/{task}/metrics.json" for task in EEGFORMER_TASKS]
+        for task in EEGFORMER_TASKS:
+            paths += [f"{folder}/{task}/{name}" for name in ("metrics.json", "recordings.tsv", "history.tsv")]
         if EEGFORMER.get("interpretation", {}).get("datasets"):
             paths.append(f"{folder}/interpret/codes.json")
     if EEGFORMER.get("anomaly", {}).get("datasets"):
