@@ -187,17 +187,12 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_anomaly")
+    parser = stage_parser(__doc__, "python -m pipelines.eegformer_anomaly", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--pretrained", required=True, help="EEGFormer pretrained on normal EEG")
     parser.add_argument("--scores-output", required=True, help="window scores .tsv")
     parser.add_argument("--metrics-output", required=True, help="anomaly.json to write")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(args, run, args.stores, args.pretrained, args.scores_output, args.metrics_output)
 
 

@@ -302,7 +302,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_finetune")
+    parser = stage_parser(__doc__, "python -m pipelines.eegformer_finetune", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--pretrained", required=True, help="pretrained EEGFormer folder")
     parser.add_argument("--task", required=True, help="abnormal, artifacts, slowing, seizure ...")
@@ -310,12 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--predictions-output", required=True, help="test predictions .tsv")
     parser.add_argument("--history-output", required=True, help="learning histories .tsv")
     parser.add_argument("--run-dir", default=None, help="parent of the modes' run folders")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(
         args,
         run,

@@ -211,17 +211,12 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_interpret")
+    parser = stage_parser(__doc__, "python -m pipelines.eegformer_interpret", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--pretrained", required=True, help="pretrained EEGFormer folder")
     parser.add_argument("--output", required=True, help="codes.json to write")
     parser.add_argument("--codes-output", required=True, help="codes.npy to write")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(args, run, args.stores, args.pretrained, args.output, args.codes_output)
 
 

@@ -179,17 +179,12 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_pretrain")
+    parser = stage_parser(__doc__, "python -m pipelines.eegformer_pretrain", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")
     parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(
         args,
         run,

@@ -12,15 +12,9 @@ from neuroai.models.eegformer import spectral_patches
 from neuroai.models.objectives import create_objective
 from neuroai.testing import tiny_patch_store
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"n_chans": 5, "n_times": 400, "sfreq": 100.0, "patch_len": 20, "patch_stride": 20}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from neuroai.errors import ConfigError, DataError
 from neuroai.io import load_json, load_table, read_provenance
 from neuroai.testing import tiny_patch_store
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAST = {
     "max_steps": 4,
     "batch_size": 4,
@@ -20,14 +22,6 @@ FAST = {
     "lr": 0.003,
 }
 MODEL = {"preset": "demo", "options": {"d_model": 16, "codebook_size": 16, "restart_every": 2}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

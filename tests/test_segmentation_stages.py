@@ -3,12 +3,13 @@
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from neuroai.errors import DataError
 from neuroai.io import load_array, load_json, load_table, read_provenance
 from neuroai.models import load_pretrained
 from neuroai.testing import hippocampus_like_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODEL = {
     "preset": "demo",
@@ -30,14 +31,6 @@ TRAINING = {
 DATA = {"spacing": None, "num_samples": 1, "intensity": "minmax"}
 SPLIT = {"n_val": 1}
 VARIANTS = ("plain", "deep_supervision", "dsd")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
