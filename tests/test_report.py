@@ -114,10 +114,19 @@ def test_stage_graph_follows_provenance_across_folders(tmp_path, monkeypatch):
     save_json("a/raw.json", {"x": 1}, stage="build", params={})
     save_json("b/fc.json", {"x": 2}, stage="static_fc", params={}, inputs=["a/raw.json"])
     save_json("c/group.json", {"x": 3}, stage="group_fc", params={}, inputs=["b/fc.json"])
+    # A file a builder wrote without a record of its own, deep in the folder it indexed.
+    save_json("data/index.json", {"n": 1}, stage="builder", params={})
+    Path("data/sub-01/func/deep").mkdir(parents=True)
+    Path("data/sub-01/func/deep/bold.nii").write_bytes(b"x")
+    save_json(
+        "d/ts.json", {}, stage="extract", params={}, inputs=["data/sub-01/func/deep/bold.nii"]
+    )
     monkeypatch.chdir(REPO)  # relative inputs resolve against the records' working folder
-    counts, edges = stage_graph(lineage([tmp_path / "c" / "group.json"]))
-    assert counts == {"build": 1, "static_fc": 1, "group_fc": 1}
-    assert edges == {("build", "static_fc"), ("static_fc", "group_fc")}
+    counts, edges = stage_graph(
+        lineage([tmp_path / "c" / "group.json", tmp_path / "d" / "ts.json"])
+    )
+    assert counts == {"build": 1, "static_fc": 1, "group_fc": 1, "extract": 1}
+    assert edges == {("build", "static_fc"), ("static_fc", "group_fc"), ("builder", "extract")}
 
 
 @pytest.fixture

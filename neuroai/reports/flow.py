@@ -7,6 +7,7 @@ stage graph of the run. It is drawn in layers from sources to the report.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from neuroai.io.provenance import _resolve, find_record
+from neuroai.io.provenance import SUFFIX, _resolve, find_record
 
 
 def stage_graph(
@@ -41,10 +42,46 @@ def stage_graph(
         stage = record["stage"]
         counts[stage] += 1
         for item in record.get("inputs", []):
-            upstream = find_record(_resolve(item["path"], record))
-            if upstream is not None and upstream["stage"] != stage:
-                edges.add((upstream["stage"], stage))
+            upstream = _maker(_resolve(item["path"], record))
+            if upstream is not None and upstream != stage:
+                edges.add((upstream, stage))
     return dict(counts), edges
+
+
+#: Folders above an input searched for the stage that made it.
+MAX_LEVELS = 6
+
+
+def _maker(path: Path) -> str | None:
+    """The stage that made ``path``: from its own record, else from the folder it lies in.
+
+    Files inside a folder artifact (a patch store, a model folder) have no
+    record of their own, and a dataset builder records its index files but not
+    every image it writes; the nearest folder above with a record (its own, or
+    one of the files it holds) names the stage.
+    """
+    record = find_record(path)
+    if record is not None:
+        return record["stage"]
+    for parent in [p for p in path.parents if p.name][:MAX_LEVELS]:
+        stage = _folder_maker(parent)
+        if stage is not None:
+            return stage
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_maker(folder: Path) -> str | None:
+    record = find_record(folder)
+    if record is not None:
+        return record["stage"]
+    if not folder.is_dir():
+        return None
+    for sidecar in sorted(folder.glob("*" + SUFFIX)):
+        record = find_record(sidecar.with_name(sidecar.name[: -len(SUFFIX)]))
+        if record is not None:
+            return record["stage"]
+    return None
 
 
 def _layers(nodes: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
@@ -66,6 +103,19 @@ def _layers(nodes: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
     for node in nodes:
         depth(node)
     return layer
+
+
+def _order_by_parents(columns: dict[int, list[str]], edges: set[tuple[str, str]]) -> None:
+    """Sort each column by the mean row of its parents (barycentre), so fewer edges cross."""
+    row: dict[str, float] = {n: i for i, n in enumerate(columns.get(0, []))}
+    for col in sorted(columns)[1:]:
+
+        def centre(node: str) -> tuple[float, str]:
+            parents = [row[a] for a, b in edges if b == node and a in row]
+            return (sum(parents) / len(parents) if parents else float("inf"), node)
+
+        columns[col].sort(key=centre)
+        row.update({n: i for i, n in enumerate(columns[col])})
 
 
 def flow_figure(
@@ -92,6 +142,7 @@ def flow_figure(
     columns: dict[int, list[str]] = defaultdict(list)
     for node in sorted(nodes, key=lambda n: (layer[n], n)):
         columns[layer[node]].append(node)
+    _order_by_parents(columns, edges)
     n_cols = max(columns) + 1 if columns else 1
     n_rows = max((len(v) for v in columns.values()), default=1)
     fig = Figure(figsize=(max(6.0, 2.3 * n_cols), max(2.0, 0.9 * n_rows + 0.6)))
