@@ -64,11 +64,16 @@ class Measure:
         Absolute limit: a value above it is flagged whatever the cohort.
     unit : str
         Printed after values in the reasons.
+    floor : float | None
+        Values at or below it are never flagged on the robust scale: when most
+        of a cohort sits at zero (no rejected window, no censored volume), the
+        scale is tiny and a single rejected window would otherwise stand out.
     """
 
     name: str
     limit: float | None = None
     unit: str = ""
+    floor: float | None = None
 
 
 def flag_outliers(
@@ -103,7 +108,7 @@ def flag_outliers(
                 reasons[i].append(
                     f"{measure.name} {x[i]:.3g}{measure.unit} > {measure.limit:g}{measure.unit}"
                 )
-            elif z[i] > threshold:
+            elif z[i] > threshold and (measure.floor is None or x[i] > measure.floor):
                 reasons[i].append(f"{measure.name} {x[i]:.3g}{measure.unit} (robust z {z[i]:.1f})")
     return reasons
 

@@ -145,7 +145,7 @@ def eeg_group_qc(recordings: Sequence[dict]) -> tuple[list[tuple], list[list[str
         interpolated.append(len(r["interpolated"]))
     reasons = qm.flag_outliers(
         {
-            qm.Measure("rejected fraction", limit=REJECTED_LIMIT): rejected,
+            qm.Measure("rejected fraction", limit=REJECTED_LIMIT, floor=0.2): rejected,
             qm.Measure("interpolated channels"): interpolated,
         }
     )
@@ -161,7 +161,8 @@ def _render_group_qc(section: Section, summary: dict) -> None:
         text(
             f"{len(recordings)} recordings; {len(flagged)} flagged. A recording is flagged when "
             f"its fraction of rejected windows or its number of interpolated electrodes has a "
-            f"robust z-score above {qm.ROBUST_Z:g} within this dataset, or when more than "
+            f"robust z-score above {qm.ROBUST_Z:g} within this dataset (rejected fractions up to "
+            f"20% excepted), or when more than "
             f"{REJECTED_LIMIT:.0%} of its windows were rejected.",
             cls="note",
         ),

@@ -120,7 +120,7 @@ def fmri_group_qc(qcs: Sequence[dict]) -> tuple[list[tuple], list[list[str]]]:
     reasons = qm.flag_outliers(
         {
             motion: mean_motion,
-            qm.Measure("censored fraction", limit=CENSORED_LIMIT): censored,
+            qm.Measure("censored fraction", limit=CENSORED_LIMIT, floor=0.1): censored,
             qm.Measure("empty regions"): empty,
         }
     )
@@ -159,7 +159,8 @@ def render_fmri_qc(paths: Sequence[Path]) -> list[Section]:
             text(
                 f"{len(qcs)} runs; {len(flagged)} flagged. A run is flagged when its mean motion, "
                 f"censored fraction or number of empty regions has a robust z-score above "
-                f"{qm.ROBUST_Z:g} within this dataset, or its mean framewise displacement "
+                f"{qm.ROBUST_Z:g} within this dataset (censored fractions up to 10% excepted), "
+                f"or its mean framewise displacement "
                 f"exceeds {MEAN_FD_LIMIT_MM:g} mm, or more than {CENSORED_LIMIT:.0%} of its "
                 "volumes are censored.",
                 cls="note",
