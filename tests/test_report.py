@@ -49,10 +49,10 @@ def test_flag_outliers_uses_limits_and_the_robust_scale_on_the_worse_side_only()
     assert [bool(r) for r in reasons[:5]] == [False] * 5
     # Most of a cohort at zero: one rejected window stands out on the robust scale, and the
     # floor keeps it from being flagged while a larger share still is.
-    rejected = [0.0] * 9 + [0.1, 0.3]
-    floored = qm.flag_outliers({qm.Measure("rejected", floor=0.2): rejected})
-    assert [bool(r) for r in floored] == [False] * 10 + [True]
-    assert qm.flag_outliers({qm.Measure("rejected"): rejected})[9]
+    floor = qm.Measure("rejected", floor=0.2)
+    assert qm.flag_outliers({qm.Measure("rejected"): [0.0] * 10 + [0.1]})[10]
+    assert not qm.flag_outliers({floor: [0.0] * 10 + [0.1]})[10]
+    assert qm.flag_outliers({floor: [0.0] * 10 + [0.3]})[10]
     with pytest.raises(ValueError, match="3 values for 8 subjects"):
         qm.flag_outliers({motion: values, qm.Measure("other"): [1, 2, 3]})
 
