@@ -30,7 +30,40 @@ from neuroai.errors import ConfigError, DataError
 from neuroai.fmri.graph_dataset import GraphArrays
 from neuroai.fmri.graphs import WindowGraphs
 from neuroai.models.base import INPUTS, TARGET
+from neuroai.models.config import JsonConfig
 from neuroai.training.datamodules import EngineDataModule
+
+
+@dataclass
+class GraphDataConfig(JsonConfig):
+    """How a window-graph model reads a graph dataset.
+
+    Attributes
+    ----------
+    crop_windows : int
+        Consecutive windows per crop (a batch element). With windows of 50 TRs and a
+        step of 3, 12 windows span 83 TRs; STAGIN trains on crops of a few hundred TRs.
+    samples_per_run : int
+        Random crops per run and epoch in training.
+    density : float | None
+        Re-sparsify each window to this fraction of all possible edges (at most the
+        density the graph dataset stores); None keeps the stored graphs.
+    eval_crops : int
+        Crops per run (non-overlapping, spread evenly) whose outputs are averaged for a
+        run-level embedding or prediction.
+    """
+
+    crop_windows: int = 12
+    samples_per_run: int = 4
+    density: float | None = None
+    eval_crops: int = 8
+
+    def validate(self) -> None:
+        for name in ("crop_windows", "samples_per_run", "eval_crops"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.density is not None and not 0 < self.density <= 1:
+            raise ConfigError(f"density must be in (0, 1] or null, got {self.density!r}.")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ in space and in time and reconstructs what was hidden:
 
 - **nodes**: a fraction ``node_mask_ratio`` of the nodes of each window get their
   feature columns (not the one-hot identity, which plays the role of a position)
-  replaced by a learned mask vector (GraphMAE's ``[MASK]`` token);
+  replaced by a learned mask vector (GraphMAE's ``[MASK]`` token), after the encoder's
+  per-window feature normalisation computed from the visible nodes only;
 - **edges**: a fraction ``edge_mask_ratio`` of the undirected edges (both directions)
   is removed from the graph the encoder sees;
 - **windows**: spans of ``window_span`` consecutive windows, ``window_mask_ratio`` of
@@ -18,8 +19,8 @@ The decoder is an MLP of ``decoder_layers`` layers of ``decoder_hidden`` units o
 ``[node state, temporal context of its window]`` per node; a linear head reconstructs
 the node features, and an MLP on the symmetric pair features
 ``[z_i * z_j, z_i + z_j]`` gives each node pair an FC value and an edge-existence
-logit. Losses: mean squared error on the masked nodes' features (standardised per
-column over the batch) and on the masked edges' FC values (standardised over the
+logit. Losses: mean squared error on the masked nodes' features (as the encoder normalises
+them, standardised per column over the batch) and on the masked edges' FC values (standardised over the
 batch), binary cross-entropy on edge existence, with the masked edges (and the edges
 of masked windows) as positives and as many random non-edges of the same windows
 (``negative_ratio``) as negatives::
@@ -245,11 +246,12 @@ class MaskedDFCModeling(Objective):
             "node_window": node_window,
         }
 
-    def _corrupt(self, graph, masks: dict[str, torch.Tensor]):
+    def _corrupt(self, graph, masks: dict[str, torch.Tensor], n_windows: int):
         corrupted = copy.copy(graph)
-        x = graph.x.float().clone()
         hide = masks["node"] | masks["node_in_hidden_window"]
+        x = self.encoder.prepare_features(graph.x, n_windows, visible=~hide)
         if self.n_content:
+            x = x.clone()
             x[hide, : self.n_content] = self.feature_token.to(x)
         corrupted.x = x
         keep = ~(masks["edge"] | masks["edge_in_hidden_window"])
@@ -280,10 +282,12 @@ class MaskedDFCModeling(Objective):
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         graph = batch[INPUTS]
         masks = self._masks(graph)
+        n_windows = int(masks["window"].shape[0])
         encoding = self.encoder.encode(
-            self._corrupt(graph, masks),
+            self._corrupt(graph, masks, n_windows),
             window_mask=masks["window"],
             mask_token=self.window_token,
+            prepared=True,
         )
         region = torch.arange(graph.x.shape[0], device=graph.x.device) % self.n_regions
         state = torch.where(
@@ -296,7 +300,8 @@ class MaskedDFCModeling(Objective):
         # Node features of the masked nodes and of every node of the masked windows.
         scored = masks["node"] | masks["node_in_hidden_window"]
         if self.n_content and bool(scored.any()):
-            target = _standardise(graph.x[:, : self.n_content].float())
+            prepared = self.encoder.prepare_features(graph.x, n_windows)
+            target = _standardise(prepared[:, : self.n_content])
             feature_loss = F.mse_loss(self.feature_head(z)[scored], target[scored])
         else:
             feature_loss = zero
