@@ -30,6 +30,7 @@ include: "workflows/rules/fmri.smk"
 include: "workflows/rules/eeg.smk"
 include: "workflows/rules/segmentation.smk"
 include: "workflows/rules/inference.smk"
+include: "workflows/rules/dfc_gnn.smk"
 include: "workflows/rules/report.smk"
 
 

@@ -109,6 +109,7 @@ include: "inputs/demo.smk"
 include: "inputs/fmri.smk"
 include: "inputs/eeg.smk"
 include: "inputs/segmentation.smk"
+include: "inputs/dfc_gnn.smk"
 include: "inputs/report.smk"
 
 

@@ -25,6 +25,7 @@ REGISTRY = {
     "eeg": "neuroai.reports.sections.eeg:render_eeg",
     "segmentation": "neuroai.reports.sections.segmentation:render_segmentation",
     "inference": "neuroai.reports.sections.inference:render_inference",
+    "dfc_gnn": "neuroai.reports.sections.dfc_gnn:render_dfc_gnn",
 }
 
 
