@@ -18,6 +18,7 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.graphs import graph_dataset
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "eeg_signals",
     "fmriprep_confounds",
     "fmriprep_dataset",
+    "graph_dataset",
     "hippocampus_like_case",
     "hippocampus_like_dataset",
     "label_atlas",
