@@ -21,6 +21,7 @@ def graph_dataset(
     density: float = 0.4,
     sites: Sequence[str] = ("a", "b"),
     seed: int = 0,
+    run_files: str | os.PathLike | None = None,
 ) -> Path:
     """Write a graph dataset of ``len(n_timepoints)`` synthetic runs, one per subject.
 
@@ -28,6 +29,23 @@ def graph_dataset(
     node features, labels ``site`` (categorical, alternating over ``sites``; runs of
     site ``b`` get a stronger shared signal, so the label is learnable) and ``age``
     (numeric).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination folder of the graph dataset.
+    n_timepoints : sequence of int
+        Length of each run in TRs (one run per subject).
+    n_regions, window, step, density
+        Regions (nodes), sliding window and step in TRs, edge density of each window.
+    sites : sequence of str
+        Site labels, assigned in turn.
+    seed : int
+        Seed of the time series and ages.
+    run_files : path-like | None
+        Also write each run's region time series (``<key>_timeseries.tsv``, TR 2 s) and
+        static FC (``<key>_connectivity.npy``, shape (n_regions, n_regions)) into this
+        folder, as the fMRI stages name them.
 
     Returns
     -------
@@ -39,8 +57,10 @@ def graph_dataset(
     from neuroai.fmri.dynamic import dynamic_connectivity
     from neuroai.fmri.graph_dataset import write_graph_dataset
     from neuroai.fmri.graphs import window_graphs
+    from neuroai.io import save_array, write_region_timeseries
 
     runs, subjects, rows = {}, {}, []
+    regions = [f"region{r}" for r in range(n_regions)]
     rng = np.random.default_rng(seed)
     for i, length in enumerate(n_timepoints):
         site = sites[i % len(sites)]
@@ -56,6 +76,11 @@ def graph_dataset(
             step=step,
         )
         subjects[key] = f"{i:02d}"
+        if run_files is not None:
+            folder = Path(run_files)
+            write_region_timeseries(folder / f"{key}_timeseries.tsv", ts, tr=2.0, regions=regions)
+            fc = np.corrcoef(ts.T).astype(np.float32)
+            save_array(folder / f"{key}_connectivity.npy", fc, stage="synthetic")
         rows.append(
             {"participant_id": f"sub-{i:02d}", "site": site, "age": 20 + rng.integers(0, 50)}
         )
@@ -63,7 +88,7 @@ def graph_dataset(
         path,
         runs,
         subjects=subjects,
-        regions=[f"region{r}" for r in range(n_regions)],
+        regions=regions,
         windowing={"window": window, "step": step, "kind": "correlation", "fisher_z": False},
         sparsity={"method": "global", "density": density, "threshold": None, "absolute": True},
         participants=pd.DataFrame(rows),
