@@ -109,8 +109,7 @@ def _curve_table(curves, task: str, metric: str) -> str:
                 cells.append(f"{r['mean']:.2f}" + (f" ± {sd:.2f}" if math.isfinite(sd) else ""))
         rows.append((LABELS.get(method, method), *cells))
     subjects = [
-        f"{f * 100:g}% ({part[part['fraction'] == f]['n_train'].mean():.1f} subj.)"
-        for f in fractions
+        f"{f * 100:g}% ({part[part['fraction'] == f]['n_train'].mean():g} subj.)" for f in fractions
     ]
     return table(rows, ["method", *subjects])
 
