@@ -206,6 +206,25 @@ def test_pretrain_finetune_evaluate_stages(tmp_path):
     np.testing.assert_allclose(predictions[["p_0", "p_1"]].sum(axis=1), 1.0, atol=1e-5)
     assert not (out / "site" / "runs").exists()
     assert load_pretrained(out / "site" / "model").pretrained_info["task"] == "site"
+    dfc_gnn_finetune.run(
+        graphs,
+        out / "pretrained" / "model",
+        out / "age" / "predictions.tsv",
+        out / "age" / "model",
+        static_fc=static_fc,
+        name="age",
+        label="age",
+        task="regression",
+        methods=["finetune", "static_fc"],
+        fractions=[1.0],
+        split={"n_folds": 2, "repeats": 1},
+        training={"max_steps": 2, "batch_size": 4},
+        data=data,
+    )
+    ages = load_table(out / "age" / "predictions.tsv", stage="dfc_gnn_finetune")
+    assert len(ages) == 6 * 2 and np.isfinite(ages["y_pred"]).all()
+    # Networks train on standardised ages and answer in years.
+    assert abs(ages["y_pred"].mean() - ages["y_true"].mean()) < 3 * ages["y_true"].std()
     with pytest.raises(ConfigError, match="categorical"):
         dfc_gnn_finetune.run(
             graphs, out / "pretrained" / "model", out / "x.tsv", out / "x", label="site",
@@ -215,7 +234,7 @@ def test_pretrain_finetune_evaluate_stages(tmp_path):
     dfc_gnn_evaluate.run(
         graphs,
         out / "pretrained" / "model",
-        [out / "site" / "predictions.tsv"],
+        [out / "site" / "predictions.tsv", out / "age" / "predictions.tsv"],
         out / "metrics.json",
         out / "curves.tsv",
         out / "similarity.npy",
@@ -233,7 +252,8 @@ def test_pretrain_finetune_evaluate_stages(tmp_path):
     assert np.load(out / "similarity.npy", allow_pickle=False).shape == (3, 2, 6, 6)
     assert np.load(out / "fc.npy", allow_pickle=False).shape == (2, 2, 7, 7)
     curves = load_table(out / "curves.tsv", stage="dfc_gnn_evaluate")
-    assert set(curves["fraction"]) == {0.5, 1.0}
+    assert set(curves["fraction"]) == {0.5, 1.0} and set(curves["task"]) == {"site", "age"}
+    assert set(metrics["tasks"]["age"]["full_labels"]["static_fc"]) == {"mae", "r2"}
     assert read_provenance(out / "metrics.json")["params"]["n_bootstrap"] == 50
     json.dumps(metrics)  # plain JSON all the way down
 
