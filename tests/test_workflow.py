@@ -72,7 +72,6 @@ def tiny(tmp_path_factory):
             },
         },
         "static_fc": {"datasets": ["tiny", "synth"]},
-        "eeg": {"datasets": []},  # the EEG workflow has its own test (test_eeg_workflow.py)
         "report": {"title": "tiny test report"},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))

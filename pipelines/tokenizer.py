@@ -1,0 +1,214 @@
+"""The 2D autoencoder of the volume tokenizer: train it on photographs, fine-tune it, or check weights.
+
+Default: train a DC-AE-family AutoencoderDC (preset "demo" or "paper") on the
+photographs scikit-image ships, offline; the checkpoint is a folder holding
+config.json and diffusion_pytorch_model.safetensors (the diffusers layout) and
+training.json. --finetune continues training a checkpoint on slices of fMRI
+frames. --check validates a local folder of published weights
+(dc-ae-f32c32-in-1.0-diffusers) once, so that a bad folder fails before any
+subject is encoded. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuroai import get_logger
+from neuroai.io import save_json, write_artifact
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.tokenizer")
+
+
+def _save_checkpoint(model, output_dir, report: dict, **provenance: Any) -> Path:
+    from neuroai.tokenizers.autoencoder import save_autoencoder
+
+    def _write(tmp: Path) -> None:
+        save_autoencoder(model, tmp)
+        (tmp / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    summary = {k: v for k, v in report.items() if k != "history"}
+    return write_artifact(output_dir, _write, directory=True, extra=summary, **provenance)
+
+
+def run(
+    output_dir: str | Path,
+    *,
+    preset: str = "demo",
+    architecture: dict[str, Any] | None = None,
+    steps: int = 300,
+    batch_size: int = 16,
+    learning_rate: float = 2e-3,
+    crop_size: int = 96,
+    max_crop: int = 256,
+    grayscale_prob: float = 0.5,
+    seed: int = 0,
+    device: str = "auto",
+) -> Path:
+    """Train the autoencoder on scikit-image's photographs and save the checkpoint folder.
+
+    Parameters
+    ----------
+    output_dir : path-like
+        Destination folder (written atomically, with a provenance record).
+    preset : {"demo", "paper"}
+        Architecture (see ``neuroai.tokenizers.autoencoder.PRESETS``).
+    architecture : dict | None
+        ``AutoencoderDC`` arguments that override the preset.
+    steps, batch_size, learning_rate
+        Optimisation (AdamW, warm-up then cosine decay).
+    crop_size, max_crop, grayscale_prob
+        Crops (see ``neuroai.tokenizers.natural_images.PhotoCrops``).
+    seed : int
+        Seeds the initial weights and the crops.
+    device : {"auto", "cpu", "cuda"}
+        Where to train (CUDA when present with "auto").
+    """
+    import torch
+
+    from neuroai.tokenizers.autoencoder import build_autoencoder, preset_config
+    from neuroai.tokenizers.natural_images import PhotoCrops, photograph_paths
+    from neuroai.tokenizers.training import fit_autoencoder
+
+    params = {
+        "preset": preset,
+        "architecture": architecture,
+        "steps": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "crop_size": crop_size,
+        "max_crop": max_crop,
+        "grayscale_prob": grayscale_prob,
+        "seed": seed,
+    }
+    torch.manual_seed(seed)
+    model = build_autoencoder(preset_config(preset, **(architecture or {})))
+    crops = PhotoCrops(
+        crop_size=crop_size, max_crop=max_crop, grayscale_prob=grayscale_prob, seed=seed
+    )
+    report = fit_autoencoder(
+        model,
+        crops,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        device=device,
+        seed=seed,
+    )
+    report.update(data="scikit-image photographs", photographs=list(crops.names), preset=preset)
+    path = _save_checkpoint(
+        model, output_dir, report, stage="tokenizer", params=params, inputs=photograph_paths()
+    )
+    logger.info(
+        "Trained the autoencoder (%d steps, loss %.4f): %s", steps, report["final_loss"], path
+    )
+    return path
+
+
+def run_finetune(
+    base_dir: str | Path,
+    frames: list[str | Path],
+    output_dir: str | Path,
+    *,
+    steps: int = 100,
+    batch_size: int = 16,
+    learning_rate: float = 5e-4,
+    seed: int = 0,
+    device: str = "auto",
+) -> Path:
+    """Fine-tune a checkpoint on random slices of fMRI frames stores.
+
+    Parameters
+    ----------
+    base_dir : path-like
+        The checkpoint to start from.
+    frames : list of path-like
+        Frames stores (``*_frames.npy``) whose slices are the training data.
+    output_dir : path-like
+        Destination checkpoint folder.
+    steps, batch_size, learning_rate, seed, device
+        As in :func:`run`.
+    """
+    from neuroai.tokenizers.autoencoder import load_autoencoder
+    from neuroai.tokenizers.training import FrameSlices, fit_autoencoder
+
+    params = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+    }
+    model = load_autoencoder(base_dir)
+    report = fit_autoencoder(
+        model,
+        FrameSlices(frames, seed=seed),
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        device=device,
+        seed=seed,
+    )
+    report.update(data="fMRI frame slices", frames=[str(p) for p in frames], base=str(base_dir))
+    return _save_checkpoint(
+        model,
+        output_dir,
+        report,
+        stage="tokenizer_finetune",
+        params=params,
+        inputs=[base_dir, *frames],
+    )
+
+
+def run_check(weights_dir: str | Path, output: str | Path, *, frame_size: int = 96) -> Path:
+    """Validate a local folder of autoencoder weights and describe it in a JSON file.
+
+    Parameters
+    ----------
+    weights_dir : path-like
+        Folder with config.json and diffusion_pytorch_model.safetensors.
+    output : path-like
+        Destination JSON: configuration, parameters, token layout.
+    frame_size : int
+        Frame voxels per side the tokens will be made of.
+    """
+    from neuroai.tokenizers.autoencoder import load_autoencoder, model_config
+    from neuroai.tokenizers.tokenizer import VolumeTokenizer
+
+    model = load_autoencoder(weights_dir)
+    tokenizer = VolumeTokenizer(model, frame_size=frame_size, device="cpu")
+    summary = {
+        "weights_dir": str(weights_dir),
+        "config": model_config(model),
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "layout": tokenizer.layout(),
+    }
+    return save_json(
+        output,
+        summary,
+        stage="tokenizer_check",
+        params={"frame_size": frame_size},
+        inputs=[weights_dir],
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.tokenizer")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--finetune", metavar="BASE_DIR", help="fine-tune this checkpoint")
+    mode.add_argument("--check", metavar="WEIGHTS_DIR", help="validate a folder of weights")
+    parser.add_argument("--frames", nargs="+", default=[], help="frames stores (--finetune)")
+    parser.add_argument("--output", required=True, help="checkpoint folder, or JSON (--check)")
+    args = parser.parse_args(argv)
+    if args.check:
+        execute(args, run_check, args.check, args.output)
+    elif args.finetune:
+        execute(args, run_finetune, args.finetune, args.frames, args.output)
+    else:
+        execute(args, run, args.output)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,85 @@
+"""Training the 2D autoencoder on scikit-image's photographs, and fine-tuning on fMRI slices."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuroai.errors import DataError
+from neuroai.testing.volumes import tiny_autoencoder_config, torch_threads, write_bold_run
+from neuroai.tokenizers.autoencoder import build_autoencoder
+from neuroai.tokenizers.natural_images import PHOTOGRAPHS, PhotoCrops, photograph_paths
+from neuroai.tokenizers.training import FrameSlices, fit_autoencoder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    with torch_threads(1):
+        yield
+
+
+def test_photographs_are_bundled_and_exclude_synthetic_images():
+    paths = photograph_paths()
+    assert len(paths) == len(PHOTOGRAPHS) == 16
+    assert all(p.is_file() for p in paths)
+    assert not {"chessboard_GRAY.png", "logo.png", "phantom.png", "moon.png"} & set(PHOTOGRAPHS)
+
+
+def test_crops_are_seeded_scaled_and_grey_on_request():
+    crops = PhotoCrops(crop_size=40, max_crop=90, grayscale_prob=1.0, seed=3)
+    batch = crops.sample(5)
+    assert batch.shape == (5, 3, 40, 40) and batch.dtype == torch.float32
+    assert batch.min() >= -1.0 and batch.max() <= 1.0 and batch.std() > 0.05
+    assert torch.equal(batch[:, 0], batch[:, 1]) and torch.equal(batch[:, 1], batch[:, 2])
+    again = PhotoCrops(crop_size=40, max_crop=90, grayscale_prob=1.0, seed=3).sample(5)
+    assert torch.equal(batch, again)
+    colour = PhotoCrops(crop_size=40, grayscale_prob=0.0, seed=3).sample(8)
+    assert not torch.equal(colour[:, 0], colour[:, 1])
+
+
+def test_training_reduces_the_reconstruction_loss():
+    torch.manual_seed(0)
+    model = build_autoencoder(tiny_autoencoder_config())
+    crops = PhotoCrops(crop_size=32, max_crop=64, seed=0)
+    report = fit_autoencoder(model, crops, steps=24, batch_size=4, learning_rate=3e-3, log_every=8)
+    losses = [h["loss"] for h in report["history"]]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    assert report["device"] == "cpu" and not model.training
+
+
+def test_frame_slices_sample_grey_slices_of_stored_frames(tmp_path):
+    from neuroai.tokenizers.frames import write_frames
+
+    run = write_bold_run(tmp_path / "r_bold.nii", shape=(7, 8, 9, 3))
+    write_frames([run], tmp_path / "frames.npy", size=24)
+    batch = FrameSlices([tmp_path / "frames.npy"], seed=1).sample(6)
+    assert batch.shape == (6, 3, 24, 24)
+    assert batch.min() >= -1.0 and batch.max() <= 1.0
+    assert torch.equal(batch[:, 0], batch[:, 2])
+    with pytest.raises(DataError, match="at least one frames store"):
+        FrameSlices([])
+
+
+def test_tokenizer_stage_writes_a_checkpoint_with_provenance(tmp_path):
+    from neuroai.io import read_provenance
+    from neuroai.tokenizers.autoencoder import load_autoencoder
+    from pipelines import tokenizer
+
+    out = tokenizer.run(
+        tmp_path / "ae",
+        architecture=tiny_autoencoder_config(),
+        steps=3,
+        batch_size=2,
+        crop_size=48,
+        max_crop=64,
+    )
+    assert {p.name for p in out.iterdir()} == {
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "training.json",
+    }
+    record = read_provenance(out)
+    assert record["stage"] == "tokenizer" and record["params"]["steps"] == 3
+    assert record["extra"]["data"] == "scikit-image photographs"
+    assert len(record["inputs"]) == 16
+    assert load_autoencoder(out).config.latent_channels == 4
