@@ -11,13 +11,15 @@ peak resident set size on CPU). Two loaders, same steps, same model:
            from the memory-mapped arrays when it is drawn (what pretraining does)
   memory   the baseline: every run copied into memory first, crops sliced from there
 
-Reported: window graphs per second of whole training steps (read, batch, forward,
-backward, update) and of the streaming loader alone, as a ratio to the in-memory
-baseline of the same run; and the anonymous memory of the larger cohort as a ratio to
-the smaller one (streaming: about 1, flat in cohort size; in memory: it grows with it).
+Reported (medians over the timed steps): window graphs per second of whole training
+steps (read, batch, forward, backward, update) as a ratio to the in-memory baseline of
+the same run, of the loader alone (one process) and of the model alone (the step on one
+batch already on the device: what enough loader workers could feed); and the anonymous
+memory of the larger cohort as a ratio to the smaller one (streaming: about 1, flat in
+cohort size; in memory: it grows with it).
 
     python benchmarks/dfc_gnn_throughput.py                      # demo preset, CPU or GPU
-    python benchmarks/dfc_gnn_throughput.py --preset paper --batch 32 --runs 32 256
+    python benchmarks/dfc_gnn_throughput.py --preset paper --batch 64 --bf16 --loaders stream
 """
 
 from __future__ import annotations
@@ -128,10 +130,13 @@ def worker(args: argparse.Namespace) -> dict:
         )
 
     # The loader alone (no model): window graphs per second it can feed.
-    start = time.perf_counter()
-    for step in range(args.steps):
+    loads = []
+    for step in range(args.warmup + args.steps):
+        start = time.perf_counter()
         batch(step)
-    load_s = (time.perf_counter() - start) / args.steps
+        if step >= args.warmup:
+            loads.append(time.perf_counter() - start)
+    load_s = sorted(loads)[len(loads) // 2]
 
     torch.manual_seed(0)
     model = create_model("dfc_gnn", preset=args.preset, **dataset.model_overrides())
@@ -155,6 +160,23 @@ def worker(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
+    # The model alone: the same step on one batch already on the device (no reading).
+    compute = []
+    fixed = batch(0)
+    fixed["inputs"] = fixed["inputs"].to(device)
+    for step in range(args.warmup + args.steps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = objective(fixed)["loss"]
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if step >= args.warmup:
+            compute.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     anonymous = _anonymous_memory_mb()
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
@@ -168,6 +190,7 @@ def worker(args: argparse.Namespace) -> dict:
         "step_s": step_s,
         "graphs_per_s": graphs_per_step / step_s,
         "loader_graphs_per_s": args.batch * args.crop / load_s,
+        "compute_graphs_per_s": graphs_per_step / sorted(compute)[len(compute) // 2],
         "peak_memory_mb": peak,
         "anonymous_memory_mb": anonymous,
         "gpu_peak_memory_mb": gpu_peak,
@@ -188,6 +211,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument(
+        "--loaders", nargs="+", default=list(LOADERS), choices=LOADERS, help="loaders to compare"
+    )
     parser.add_argument("--output", default=None, help="also write the results as JSON")
     parser.add_argument("--loader", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", default=None, help=argparse.SUPPRESS)
@@ -202,11 +228,11 @@ def main() -> None:
         big = make_dataset(Path(tmp) / "graphs", max(args.runs), args)
         made_s = time.perf_counter() - start
         size_mb = sum(p.stat().st_size for p in big.rglob("*") if p.is_file()) / 2**20
-        for loader in LOADERS:
+        for loader in args.loaders:
             for cohort in sorted(args.runs):
                 command = [
                     sys.executable, __file__, *sys.argv[1:],
-                    "--loader", loader, "--dataset", str(big), "--cohort", str(cohort),
+                    "--loaders", loader, "--loader", loader, "--dataset", str(big), "--cohort", str(cohort),
                 ]  # fmt: skip
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode:
@@ -228,14 +254,16 @@ def main() -> None:
     )
     print(
         f"{'loader':8s} {'runs':>5s} {'graphs/s':>9s} {'x memory':>9s} {'load g/s':>9s} "
+        f"{'model g/s':>9s} "
         f"{'anon MB':>8s} {'x ' + str(small) + ' runs':>11s} {'peak RSS':>9s}"
     )
     for r in results:
-        base = by[("memory", r["cohort"])]
+        base = by.get(("memory", r["cohort"]), r)
         smaller = by[(r["loader"], small)]
         print(
             f"{r['loader']:8s} {r['cohort']:5d} {r['graphs_per_s']:9.0f} "
             f"{r['graphs_per_s'] / base['graphs_per_s']:9.2f} {r['loader_graphs_per_s']:9.0f} "
+            f"{r['compute_graphs_per_s']:9.0f} "
             f"{r['anonymous_memory_mb'] or 0:8.0f} "
             f"{(r['anonymous_memory_mb'] or 0) / (smaller['anonymous_memory_mb'] or 1):11.2f} "
             f"{r['peak_memory_mb']:9.0f}"
