@@ -223,3 +223,21 @@ def test_pretraining_lowers_the_reconstruction_loss(graphs):
         optimizer.step()
         losses.append(loss.item())
     assert np.mean(losses[-4:]) < 0.85 * np.mean(losses[:4])
+
+
+@pytest.mark.gpu
+def test_encoder_matches_on_cuda_and_the_objective_trains_in_bf16(graphs):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    dataset, batch = crops_batch(graphs)
+    model = tiny_model(dataset).eval()
+    on_cpu = model.encode(batch["inputs"]).subject
+    on_gpu = model.cuda().encode(batch["inputs"].cuda()).subject.cpu()
+    torch.testing.assert_close(on_gpu, on_cpu, atol=2e-3, rtol=2e-3)  # TF32 matmuls
+    objective = create_objective("masked_dfc", model.train(), window_span=2).cuda()
+    batch["inputs"] = batch["inputs"].cuda()
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        terms = objective(batch)
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"])
+    assert all(p.grad is not None for p in objective.parameters() if p.requires_grad)
