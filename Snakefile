@@ -35,6 +35,7 @@ include: "workflows/rules/eegformer.smk"
 include: "workflows/rules/segmentation.smk"
 include: "workflows/rules/inference.smk"
 include: "workflows/rules/tokens.smk"
+include: "workflows/rules/dfc_gnn.smk"
 include: "workflows/rules/report.smk"
 
 

@@ -29,7 +29,7 @@ EXPECTED = (
     ("segmentation/*/metrics.json", "Segmentation: {}"),
     ("tokens/*/summary.json", "fMRI volume tokens"),
     ("tablet/**/metrics.json", "TABLeT"),
-    ("dfc_gnn/**/metrics.json", "Dynamic-FC graph network"),
+    ("dfc_gnn/*/metrics.json", "dFC-GNN: {}"),
 )
 
 

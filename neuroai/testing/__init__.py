@@ -19,6 +19,7 @@ from neuroai.testing.generators import (
     correlated_timeseries,
     region_timeseries_dataset,
 )
+from neuroai.testing.graphs import graph_dataset
 from neuroai.testing.patch_store import tiny_patch_store
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 
@@ -42,6 +43,7 @@ __all__ = [
     "fmriprep_confounds",
     "fmriprep_dataset",
     "find_chromium",
+    "graph_dataset",
     "hippocampus_like_case",
     "hippocampus_like_dataset",
     "label_atlas",

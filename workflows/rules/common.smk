@@ -111,6 +111,7 @@ include: "inputs/eeg.smk"
 include: "inputs/eegformer.smk"
 include: "inputs/segmentation.smk"
 include: "inputs/tokens.smk"
+include: "inputs/dfc_gnn.smk"
 include: "inputs/report.smk"
 
 

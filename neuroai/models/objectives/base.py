@@ -99,6 +99,7 @@ def create_objective(name: str, encoder: NeuroModel, **settings: Any) -> Objecti
 BUILTIN_MODULES = (
     "neuroai.models.objectives.masked_volume",
     "neuroai.models.objectives.vqvae",
+    "neuroai.models.objectives.masked_dfc",
 )
 
 

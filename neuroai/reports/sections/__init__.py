@@ -27,6 +27,7 @@ REGISTRY = {
     "segmentation": "neuroai.reports.sections.segmentation:render_segmentation",
     "inference": "neuroai.reports.sections.inference:render_inference",
     "tokens": "neuroai.reports.sections.tokens:render_tokens",
+    "dfc_gnn": "neuroai.reports.sections.dfc_gnn:render_dfc_gnn",
 }
 
 
