@@ -24,13 +24,18 @@ validate_config(
 )
 
 
+report: "workflows/report/workflow.rst"
+
+
 include: "workflows/rules/common.smk"
 include: "workflows/rules/demo.smk"
 include: "workflows/rules/fmri.smk"
 include: "workflows/rules/eeg.smk"
+include: "workflows/rules/eegformer.smk"
 include: "workflows/rules/segmentation.smk"
 include: "workflows/rules/inference.smk"
 include: "workflows/rules/tokens.smk"
+include: "workflows/rules/dfc_gnn.smk"
 include: "workflows/rules/tablet.smk"
 include: "workflows/rules/report.smk"
 
@@ -38,4 +43,4 @@ include: "workflows/rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/report/index.html",
+        f"{RESULTS}/report",

@@ -17,12 +17,15 @@ from neuroai import get_logger, set_log_level
 from neuroai.errors import ConfigError, NeuroaiError, did_you_mean
 
 
-def stage_parser(module_doc: str | None, prog: str) -> argparse.ArgumentParser:
+def stage_parser(
+    module_doc: str | None, prog: str, *, threads: bool = False
+) -> argparse.ArgumentParser:
     """An argument parser with the options every stage shares.
 
     ``--params`` takes the stage's parameters as a JSON object (or ``@file.json``);
     ``--log`` sends the log to a file (the rule's ``log:``); ``--no-progress``
-    turns progress bars off.
+    turns progress bars off. With ``threads``, ``--threads N`` sets PyTorch's
+    CPU threads before the stage runs (the rule passes its ``threads``).
     """
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -38,6 +41,8 @@ def stage_parser(module_doc: str | None, prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--log", default=None, help="append the log to this file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if threads:
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return parser
 
 
@@ -92,6 +97,10 @@ def execute(
     logging.captureWarnings(True)
     if args.no_progress:
         os.environ["NEUROAI_PROGRESS"] = "0"
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     module = func.__module__
     if module == "__main__":  # python -m pipelines.<stage>
         module = Path(sys.argv[0]).stem

@@ -114,17 +114,12 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.embed")
+    parser = stage_parser(__doc__, "python -m pipelines.embed", threads=True)
     parser.add_argument("--model", required=True, help="pretrained model folder")
     parser.add_argument("--index-output", required=True, help="index .tsv to write")
     parser.add_argument("--inputs", nargs="*", default=None, help="input files (NIfTI or .npy)")
     parser.add_argument("--dataset", default=None, help="or a Decathlon dataset.json")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(args, run, args.model, args.index_output, inputs=args.inputs, dataset=args.dataset)
 
 

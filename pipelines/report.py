@@ -1,8 +1,10 @@
 """Write the run's HTML report from the finished artifacts.
 
-Datasets come from their data cards, the stages from the provenance records
-upstream of the report's inputs, and each domain's section from its summaries;
-nothing is recomputed. The report is one self-contained HTML file.
+Datasets come from their data cards, the stages and the pipeline flow from the
+provenance records upstream of the report's inputs, run time and memory from
+Snakemake's benchmark files, and each model's, domain's and dataset's page from
+its summaries; nothing is recomputed. The report is one folder of
+self-contained HTML pages, entered through ``index.html``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import yaml
 
 from neuroai import get_logger
-from neuroai.datasets import load_cards
+from neuroai.datasets import load_card
 from neuroai.reports.run_report import build_run_report
 from pipelines._stage import execute, stage_parser
 
@@ -24,19 +26,20 @@ logger = get_logger("stage.report")
 def run(
     output: str | Path,
     *,
-    cards: list[str | Path],
+    datasets: dict[str, str | Path],
     sections: dict[str, list[str | Path]] | None = None,
     title: str = "neuroai report",
     config: dict[str, Any] | None = None,
+    benchmarks: str | Path | None = None,
 ) -> Path:
     """Write the report.
 
     Parameters
     ----------
     output : path-like
-        Destination ``index.html``.
-    cards : list of path-like
-        Data cards of the datasets used.
+        Destination folder; its ``index.html`` is the entry page.
+    datasets : dict
+        The workflow's dataset key to the path of its data card.
     sections : dict | None
         Section name (see ``neuroai.reports.sections.REGISTRY``) to the
         artifacts it is drawn from, for example
@@ -45,14 +48,22 @@ def run(
         Page title.
     config : dict | None
         The workflow configuration, shown verbatim.
+    benchmarks : path-like | None
+        Snakemake's benchmark folder (run time and memory per rule).
+
+    Returns
+    -------
+    Path
+        The report's ``index.html``.
     """
     config_text = yaml.safe_dump(config or {}, sort_keys=False, default_flow_style=False)
     path = build_run_report(
         output,
         title=title,
-        cards=load_cards(cards),
+        cards={key: load_card(path) for key, path in datasets.items()},
         config_text=config_text,
         sections=sections,
+        benchmarks=benchmarks,
     )
     logger.info("Wrote the report to %s", path)
     return path
@@ -60,7 +71,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m pipelines.report")
-    parser.add_argument("--output", required=True, help="destination index.html")
+    parser.add_argument("--output", required=True, help="destination folder (index.html inside)")
     args = parser.parse_args(argv)
     execute(args, run, args.output)
 

@@ -238,7 +238,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.segmentation_evaluate")
+    parser = stage_parser(__doc__, "python -m pipelines.segmentation_evaluate", threads=True)
     parser.add_argument("--dataset", required=True, help="dataset.json of the task")
     parser.add_argument("--models", nargs="+", required=True, help="pretrained model folders")
     parser.add_argument("--names", nargs="+", default=None, help="a name per model")
@@ -246,12 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
     parser.add_argument("--per-case-output", required=True, help="per-case .tsv to write")
     parser.add_argument("--dataset-name", default=None, help="dataset name in the workflow config")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(
         args,
         run,

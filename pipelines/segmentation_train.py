@@ -178,18 +178,13 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.segmentation_train")
+    parser = stage_parser(__doc__, "python -m pipelines.segmentation_train", threads=True)
     parser.add_argument("--dataset", required=True, help="dataset.json of a Decathlon task folder")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")
     parser.add_argument("--variant", default="dsd", help="dsd, deep_supervision or plain")
     parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     execute(
         args,
         run,

@@ -60,9 +60,9 @@ def run(
     seed : int
         Bootstrap seed.
     reference : bool
-        Add ``reference-linear``: logistic or ridge regression on each subject's tokens
-        averaged over frames, fitted on the training and validation subjects (what a
-        linear read-out of the tokens gets, for context).
+        Add ``reference-linear``: :func:`neuroai.evaluation.linear_readout` (logistic or
+        ridge regression) on each subject's tokens averaged over frames, fitted on the
+        training and validation subjects (what a linear read-out of the tokens gets).
     """
     import numpy as np
     import pandas as pd
@@ -196,7 +196,7 @@ def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
     """Fit and score the linear reference of every task; its prediction rows."""
     import numpy as np
 
-    from neuroai.evaluation import linear_reference, subject_metrics
+    from neuroai.evaluation import linear_readout, subject_metrics
 
     cache: dict[str, np.ndarray] = {}
 
@@ -210,9 +210,16 @@ def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
     rows = []
     for name, (task, split) in seen.items():
         fit_ids, test = [*split["train"], *split["val"]], list(split["test"])
-        output = linear_reference(
-            features(fit_ids), _truth(table, task, fit_ids), features(test), task=task["kind"]
+        output = linear_readout(
+            features(fit_ids),
+            _truth(table, task, fit_ids),
+            features(test),
+            task=task["kind"],
+            n_classes=2 if task["kind"] == "classification" else None,
         )
+        if task["kind"] == "classification":  # probabilities -> logits of the positive class
+            p = np.clip(output[:, 1], 1e-6, 1 - 1e-6)
+            output = np.log(p / (1 - p))
         scores = subject_metrics(
             _truth(table, task, test), output, task=task["kind"], n_resamples=n_bootstrap, seed=seed
         )

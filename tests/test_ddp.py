@@ -86,3 +86,47 @@ def test_training_on_two_cpu_processes_with_gloo(tmp_path, repo):
     assert record["extra"]["world_size"] == 2 and record["extra"]["steps"] == 4
     history = load_table(tmp_path / "out" / "history.tsv")
     assert "val/dice" in history.columns
+
+
+def test_dfc_gnn_pretraining_on_two_cpu_processes_with_gloo(tmp_path, repo):
+    from neuroai.models import load_pretrained
+    from neuroai.testing import graph_dataset
+
+    graphs = graph_dataset(tmp_path / "graphs")
+    params = {
+        "model": {"options": {"hidden": 8, "gin_layers": 1, "heads": 1}},
+        "data": {"crop_windows": 5, "samples_per_run": 2},
+        "training": {
+            "max_steps": 3,
+            "batch_size": 2,
+            "val_every_steps": 0,
+            "log_every_steps": 1,
+            "strategy": "ddp",
+            "devices": 2,
+            "accelerator": "cpu",
+            "progress_bar": False,
+        },
+    }
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    command = [
+        sys.executable, "-m", "pipelines.dfc_gnn_pretrain",
+        "--graphs", str(graphs),
+        "--model-output", str(tmp_path / "out" / "model"),
+        "--history-output", str(tmp_path / "out" / "history.tsv"),
+        "--threads", "1",
+        "--params", json.dumps(params),
+        "--log", str(tmp_path / "pretrain.log"),
+    ]  # fmt: skip
+    code, out, err = run_group(command, timeout=300, env=env)
+    assert code == 0, err[-3000:]
+    record = read_provenance(tmp_path / "out" / "model")
+    assert record["extra"]["world_size"] == 2 and record["extra"]["steps"] == 3
+    assert load_pretrained(tmp_path / "out" / "model").config.hidden == 8
+    history = load_table(tmp_path / "out" / "history.tsv")
+    assert history["train/loss"].notna().sum() == 3

@@ -8,16 +8,9 @@ from neuroai.errors import ConfigError, DataError
 from neuroai.models import create_model
 from neuroai.models.dsd import dsd_loss, dsd_loss_terms
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 B, K, SHAPE = 2, 3, (5, 6, 7)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest, and steadiest on a shared machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _logits(n, seed):

@@ -10,6 +10,7 @@ import yaml
 
 from neuroai.eeg import open_patch_store
 from neuroai.io import read_provenance
+from neuroai.testing import report_text
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def test_eeg_workflow_writes_store_and_report(run):
     qcs = sorted((results / "eeg" / "tiny_eeg" / "recordings").glob("*_qc.json"))
     assert len(qcs) == 2
     assert not list((results / "eeg" / "tiny_eeg" / "recordings").glob("*_patches"))  # temp
-    report = (results / "report" / "index.html").read_text()
+    report = report_text(results / "report")
     for text in ("EEG windows and patch stores", "demo_eeg_simulated", "simulated", "eeg_demo",
                  "eeg_recording", "eeg_store", "Rejected windows"):  # fmt: skip
         assert text in report, text

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from neuroai.io import load_json
-from neuroai.testing import bids_dataset, fmriprep_dataset, label_atlas
+from neuroai.testing import bids_dataset, fmriprep_dataset, label_atlas, report_text
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_real_run_writes_graphs_qc_and_report(work):
     done = snakemake(work, "--configfile", str(work / "config.yaml"), "--cores", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = work / "results"
-    report = (results / "report" / "index.html").read_text()
+    report = report_text(results / "report")
     for text in (
         "fMRI run quality",
         "Dynamic functional connectivity and graphs",

@@ -19,15 +19,9 @@ from neuroai.models import (
 )
 from neuroai.models.objectives import create_objective, list_objectives
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODELS = list_models()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_builtin_families_are_registered():

@@ -3,12 +3,13 @@
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from neuroai.errors import DataError
 from neuroai.io import load_array, load_json, load_table, read_provenance
 from neuroai.models import load_pretrained
 from neuroai.testing import hippocampus_like_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODEL = {
     "preset": "demo",
@@ -30,14 +31,6 @@ TRAINING = {
 DATA = {"spacing": None, "num_samples": 1, "intensity": "minmax"}
 SPLIT = {"n_val": 1}
 VARIANTS = ("plain", "deep_supervision", "dsd")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +104,10 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
     assert len(per_case) == 3 * 2 * 2 and {"dice", "hd95", "msd"} <= set(per_case.columns)
     prediction = nib.load(document["artifacts"]["predictions"]["dsd"]["hippocampus_005"])
     assert prediction.shape == (21, 22, 18) and set(np.unique(prediction.get_fdata())) <= {0, 1, 2}
-    html = "".join(part for section in render("segmentation", [metrics]) for part in section.parts)
+    sections = render("segmentation", [metrics, root / "eval" / "per_case.tsv"])
+    html = "".join(part for section in sections for part in section.parts)
     for text in (
+        "Distribution over held-out cases of Dice and HD95",
         "DSD vs deep supervision only vs plain",
         "Learning curves",
         "Example slices",

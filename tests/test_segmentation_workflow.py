@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from neuroai.io import load_json
+from neuroai.testing import report_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def test_rules_write_metrics_embeddings_predictions_and_the_report(tiny):
     assert (
         results / "predictions" / "tissue_dsd" / "tissue" / "tissue_004_prediction.nii.gz"
     ).is_file()
-    report = (results / "report" / "index.html").read_text()
+    report = report_text(results / "report")
     for text in (
         "Segmentation: tissue",
         "demo_mni152_tissue",

@@ -6,6 +6,7 @@ import pytest
 import yaml
 from test_workflow import job_counts, snakemake
 
+from neuroai.testing import report_text
 from neuroai.testing.volumes import tiny_autoencoder_config
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_tiny_volume_workflow_runs_and_reruns_nothing(tmp_path):
     done = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = tmp_path / "results"
-    report = (results / "report" / "index.html").read_text()
+    report = report_text(results / "report")
     assert "fMRI volume tokens" in report and "semi-synthetic" in report
     index = (results / "tokens" / "vol" / "index.tsv").read_text()
     assert "sub-hcp101309" in index and "mean_fc" in index

@@ -27,6 +27,8 @@ from neuroai.training import (
 )
 from neuroai.training import data as data_module
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY_UNET = {
     "out_channels": 3,
     "roi_size": (16, 16, 16),
@@ -37,14 +39,6 @@ TINY_UNET = {
         "dropout": 0.1,
     },
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,14 @@
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from neuroai.io import load_array, read_provenance
-from neuroai.testing import region_timeseries_dataset
+from neuroai.testing import region_timeseries_dataset, report_text
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def tiny(tmp_path_factory):
 
 
 def test_end_to_end_writes_report_and_artifacts(tiny):
-    report = (tiny / "results" / "report" / "index.html").read_text()
+    report = report_text(tiny / "results" / "report")
     assert "tiny test report" in report
     for text in (
         "Datasets",
@@ -107,6 +108,45 @@ def test_end_to_end_writes_report_and_artifacts(tiny):
         assert list((benchmarks / rule).rglob("*.tsv")), rule
     assert (benchmarks / "report.tsv").is_file()
     assert list((tiny / "results" / "logs" / "static_fc" / "synth").glob("*.log"))
+
+
+def test_report_opens_in_chromium_with_a_section_for_everything_that_ran(tiny, tmp_path):
+    from test_report_browser import check_report
+
+    from neuroai.testing import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
+    pytest.importorskip("websocket", reason="needs the test extras (websocket-client)")
+    check_report(tiny / "results", tmp_path, datasets=["tiny", "synth"])
+
+
+def test_snakemake_report_archive_holds_the_report_pages(tiny):
+    done = snakemake(
+        tiny, "--configfile", str(tiny / "config.yaml"), "--report", str(tiny / "report.zip")
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with zipfile.ZipFile(tiny / "report.zip") as archive:
+        names = archive.namelist()
+    pages = {Path(n).name for n in names if n.endswith(".html")}
+    assert {"index.html", "fmri.html"} <= pages, names
+
+
+def test_report_reruns_when_an_input_changes(tiny):
+    # Snakemake compares the content of small inputs, so a changed summary re-runs the
+    # report (and nothing upstream), while a touch with the same content does not.
+    summary = tiny / "results" / "fmri" / "tiny" / "group_fc_summary.json"
+    original = summary.read_bytes()
+    args = ("--configfile", str(tiny / "config.yaml"), "-n")
+    try:
+        summary.write_bytes(original + b"\n")
+        done = snakemake(tiny, *args)
+        assert done.returncode == 0, done.stderr
+        assert job_counts(done.stdout + done.stderr) == {"all": 1, "report": 1}
+    finally:
+        summary.write_bytes(original)
+    done = snakemake(tiny, *args)
+    assert "Nothing to be done" in done.stdout + done.stderr
 
 
 def test_second_run_does_nothing(tiny):

@@ -280,6 +280,7 @@ def summarize_cohort(qcs: Sequence[Mapping[str, Any]], store) -> tuple[dict, np.
                 "interpolated": report["interpolated"],
                 "dropped": sorted(report["dropped"]),
                 "events": qc["events"],
+                "psd": qc["psd"]["power"],
             }
         )
     examples, example_meta = _examples(store)

@@ -1,6 +1,18 @@
 """Evaluation: splits, metrics with bootstrap confidence intervals, metrics.json."""
 
 from neuroai.evaluation.bootstrap import bootstrap_ci, bootstrap_metric, paired_bootstrap
+from neuroai.evaluation.fingerprint import (
+    identification,
+    profile_similarity,
+    scan_halves,
+    upper_triangle,
+)
+from neuroai.evaluation.label_efficiency import (
+    cross_validated_predictions,
+    label_efficiency_curves,
+    label_subset,
+)
+from neuroai.evaluation.linear import linear_readout
 from neuroai.evaluation.metrics import prediction_metrics, summarize_cases
 from neuroai.evaluation.results import pairwise_comparisons, summarize_per_case
 from neuroai.evaluation.segmentation import CasePrediction, predict_case, segmentation_metrics
@@ -13,7 +25,6 @@ from neuroai.evaluation.splits import (
 )
 from neuroai.evaluation.subject_level import (
     average_by_subject,
-    linear_reference,
     predict_windows,
     subject_metrics,
 )
@@ -24,18 +35,25 @@ __all__ = [
     "average_by_subject",
     "bootstrap_ci",
     "bootstrap_metric",
+    "cross_validated_predictions",
     "fixed_split",
+    "identification",
     "kfold_splits",
-    "linear_reference",
+    "label_efficiency_curves",
+    "label_subset",
+    "linear_readout",
     "make_splits",
     "paired_bootstrap",
     "pairwise_comparisons",
     "predict_case",
     "predict_windows",
     "prediction_metrics",
+    "profile_similarity",
+    "scan_halves",
     "segmentation_metrics",
     "stratified_splits",
     "summarize_cases",
     "subject_metrics",
     "summarize_per_case",
+    "upper_triangle",
 ]

@@ -176,6 +176,7 @@ def make_record(
         "libraries": library_versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
+        "cwd": os.getcwd(),
         "extra": jsonable(dict(extra or {})),
     }
 
@@ -251,6 +252,14 @@ def find_record(path: str | os.PathLike) -> dict | None:
     return None
 
 
+def _resolve(path: str, record: dict) -> Path:
+    """An input path of ``record``: as written, or relative to where it was made."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists() or "cwd" not in record:
+        return candidate
+    return Path(record["cwd"]) / candidate
+
+
 def lineage(artifacts: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
     """Every artifact upstream of ``artifacts`` that has a provenance record.
 
@@ -270,5 +279,5 @@ def lineage(artifacts: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
         if record is None:
             continue
         found.append((path, record))
-        queue.extend(Path(item["path"]) for item in record.get("inputs", []))
+        queue.extend(_resolve(item["path"], record) for item in record.get("inputs", []))
     return found

@@ -28,7 +28,7 @@ from neuroai.models.base import INPUTS, TARGET, NeuroModel
 from neuroai.models.config import ModelConfig
 from neuroai.models.registry import build_model, register_model
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "multilabel")
 
 
 @dataclass
@@ -43,8 +43,9 @@ class ProbeConfig(ModelConfig):
         The encoder's config (as its checkpoint stores it).
     n_outputs : int
         Classes (classification) or targets (regression).
-    task : {"classification", "regression"}
-        Cross-entropy on class indices, or mean squared error.
+    task : {"classification", "regression", "multilabel"}
+        Cross-entropy on class indices, mean squared error, or binary
+        cross-entropy on multi-hot targets ``(B, n_outputs)`` (one logit per class).
     freeze : bool
         Keep the encoder's weights fixed (linear probe).
     hidden : int
@@ -152,6 +153,9 @@ class ProbeModel(NeuroModel):
                     f"Probe: {target.shape[0]} targets for {outputs.shape[0]} inputs in a batch."
                 )
             return F.cross_entropy(outputs.float(), target)
+        if self.config.task == "multilabel":
+            target = target.reshape(outputs.shape).float()
+            return F.binary_cross_entropy_with_logits(outputs.float(), target)
         return F.mse_loss(outputs.float(), target.reshape(outputs.shape).float())
 
     def training_loss(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -170,7 +170,9 @@ def describe_models() -> list[dict[str, Any]]:
 #: Modules that register the built-in families; a new family adds its module here.
 BUILTIN_MODULES = (
     "neuroai.models.dsd",
+    "neuroai.models.eegformer",
     "neuroai.models.probe",
+    "neuroai.models.dfc_gnn",
     "neuroai.models.tablet",
 )
 

@@ -33,6 +33,12 @@ header h1{margin:0;font-size:1.6rem}
 header p{margin:.3rem 0 0;opacity:.85}
 nav{background:#e8eef4;padding:.5rem 2rem;position:sticky;top:0;font-size:.92rem}
 nav a{margin-right:1.1rem;color:#17324d;text-decoration:none}
+nav .site{padding-bottom:.35rem;margin-bottom:.35rem;border-bottom:1px solid #cfd8e3}
+nav .site a{font-weight:600}
+nav .site a.current{text-decoration:underline}
+details{margin:.5rem 0}
+summary{cursor:pointer;color:#17324d}
+.flag{color:#b2182b;font-weight:600}
 main{padding:1rem 2rem 3rem;max-width:1200px}
 section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:1rem 1.4rem;margin:1.2rem 0}
 h2{margin-top:.2rem;color:#17324d}
@@ -60,11 +66,16 @@ class Section:
         Heading.
     parts : list of str
         HTML fragments, already escaped (made with this module's helpers).
+    page : tuple of (str, str) | None
+        ``(slug, title)`` of the report page the section belongs on, where the
+        renderer decides (a dataset's QC goes on that dataset's page); ``None``
+        leaves it to the report's page plan.
     """
 
     id: str
     title: str
     parts: list[str] = field(default_factory=list)
+    page: tuple[str, str] | None = None
 
     def add(self, *fragments: str) -> Section:
         self.parts.extend(fragments)
@@ -73,16 +84,40 @@ class Section:
 
 @dataclass
 class Page:
-    """A self-contained HTML page."""
+    """A self-contained HTML page.
+
+    Attributes
+    ----------
+    title, subtitle : str
+        Header text.
+    sections : list of Section
+        The page's content, in order.
+    links : list of (str, str)
+        ``(href, label)`` of the report's pages, shown as a site menu; the one
+        whose href is ``filename`` is marked as the current page.
+    filename : str
+        This page's file name inside the report folder.
+    """
 
     title: str
     subtitle: str = ""
     sections: list[Section] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    filename: str = "index.html"
 
     def render(self) -> str:
-        nav = "".join(
+        site = "".join(
+            f'<a href="{html.escape(href)}"'
+            + (' class="current" aria-current="page"' if href == self.filename else "")
+            + f">{html.escape(label)}</a>"
+            for href, label in self.links
+        )
+        anchors = "".join(
             f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in self.sections
         )
+        nav = (
+            f'<div class="site">{site}</div>' if site else ""
+        ) + f'<div class="anchors">{anchors}</div>'
         body = "".join(
             f'<section id="{html.escape(s.id)}"><h2>{html.escape(s.title)}</h2>{"".join(s.parts)}</section>'
             for s in self.sections
@@ -106,6 +141,34 @@ def text(value: object, *, tag: str = "p", cls: str | None = None) -> str:
     """An escaped paragraph (or other simple element)."""
     attr = f' class="{html.escape(cls)}"' if cls else ""
     return f"<{tag}{attr}>{html.escape(str(value))}</{tag}>"
+
+
+def details(summary: str, *fragments: str, expanded: bool = False) -> str:
+    """A collapsed block (``<details>``) the reader opens on demand.
+
+    Parameters
+    ----------
+    summary : str
+        The always-visible line (escaped here).
+    *fragments : str
+        HTML fragments shown when opened, already escaped.
+    expanded : bool
+        Start opened.
+    """
+    state = " open" if expanded else ""
+    return (
+        f"<details{state}><summary>{html.escape(summary)}</summary>{''.join(fragments)}</details>"
+    )
+
+
+def link(href: str, label: str) -> str:
+    """A link to another page of the report (both escaped)."""
+    return f'<a href="{html.escape(href)}">{html.escape(label)}</a>'
+
+
+def flag(label: str) -> str:
+    """A warning marker, for outliers in QC tables."""
+    return f'<span class="flag">{html.escape(label)}</span>'
 
 
 def pre(value: str) -> str:

@@ -14,21 +14,37 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from neuroai.datasets.cards import DataCard
+from neuroai.io.atomic import atomic_path
 from neuroai.io.provenance import library_versions, lineage
-from neuroai.reports.html import Page, Section, badge, pre, table, text
+from neuroai.reports.flow import flow_figure, stage_graph, stage_runtime_table
+from neuroai.reports.html import Page, Section, badge, details, figure, link, pre, table, text
 
 
-def datasets_section(cards: Sequence[DataCard]) -> Section:
-    """Datasets used, from their data cards, with their nature shown plainly."""
+def datasets_section(
+    cards: Mapping[str, DataCard], *, pages: Mapping[str, object] | None = None
+) -> Section:
+    """Datasets used, from their data cards, with their nature shown plainly.
+
+    Parameters
+    ----------
+    cards : mapping
+        The workflow's dataset key to the data card describing it (several keys
+        may share a card, for example one source read at two levels).
+    pages : mapping | None
+        The report's pages by slug; a dataset whose ``dataset-<key>`` page
+        exists (its group QC) links to it.
+    """
     section = Section("datasets", "Datasets")
+    pages = pages or {}
     rows = []
-    for card in cards:
+    for key, card in cards.items():
         counts = ", ".join(f"{k}: {v}" for k, v in (card.get("counts") or {}).items())
         sampling = ", ".join(f"{k}: {v}" for k, v in (card.get("sampling") or {}).items())
+        slug = f"dataset-{key}"
         rows.append(
             (
+                link(f"{slug}.html", key) if slug in pages else _esc(key),
                 card.name,
-                card["title"],
                 badge(card.nature),
                 card["modality"],
                 counts,
@@ -37,19 +53,34 @@ def datasets_section(cards: Sequence[DataCard]) -> Section:
             )
         )
     section.add(
+        text(
+            "Real data are recordings as published; derived data are computed from real "
+            "recordings; semi-synthetic data mix real and generated parts; simulated data come "
+            "from a model. A linked dataset has a group QC page.",
+            cls="note",
+        ),
         table(
             rows,
-            ["name", "title", "nature", "modality", "counts", "sampling", "license"],
-            raw_columns=[2],
-        )
+            ["dataset", "card", "nature", "modality", "counts", "sampling", "license"],
+            raw_columns=[0, 2],
+        ),
     )
-    for card in cards:
-        section.add(f"<h3>{card.name}</h3>", text(card["description"].strip()))
+    seen = set()
+    for card in cards.values():
+        if card.name in seen:
+            continue
+        seen.add(card.name)
+        parts = [text(card["description"].strip())]
         if card.get("how_made"):
-            section.add(text("How it was made: " + card["how_made"].strip()))
+            parts.append(text("How it was made: " + card["how_made"].strip()))
         limits = "".join(f"<li>{_esc(item)}</li>" for item in card["limitations"])
-        section.add(f"<p><b>Known limitations</b></p><ul>{limits}</ul>")
-        section.add(text("Intended use: " + card["intended_use"].strip(), cls="note"))
+        parts.append(f"<p><b>Known limitations</b></p><ul>{limits}</ul>")
+        parts.append(text("Intended use: " + card["intended_use"].strip(), cls="note"))
+        section.add(
+            f"<h3>{_esc(card.name)} {badge(card.nature)}</h3>",
+            text(card["title"]),
+            details("Data card: description, how it was made, limitations", *parts),
+        )
     return section
 
 
@@ -88,7 +119,10 @@ def stages_section(records: Sequence[tuple[Path, dict]]) -> Section:
 
 def config_section(config_text: str) -> Section:
     """The configuration, verbatim."""
-    return Section("config", "Configuration").add(pre(config_text))
+    n_lines = config_text.count("\n") + 1
+    return Section("config", "Configuration").add(
+        details(f"The run's configuration, verbatim ({n_lines} lines of YAML)", pre(config_text))
+    )
 
 
 def system_section() -> Section:
@@ -102,40 +136,159 @@ def system_section() -> Section:
     return Section("system", "System and library versions").add(table(rows, ["item", "value"]))
 
 
+def pages_section(pages: Mapping[str, tuple[str, list[Section]]]) -> Section:
+    """Links to every page of the report, with the sections each holds."""
+    section = Section("pages", "Pages")
+    items = "".join(
+        f"<li>{link(f'{slug}.html', title)}: "
+        + _esc("; ".join(s.title for s in sections))
+        + "</li>"
+        for slug, (title, sections) in pages.items()
+    )
+    section.add(f"<ul>{items}</ul>" if items else text("No stage sections in this run."))
+    return section
+
+
+def flow_section(records: Sequence[tuple[Path, dict]]) -> Section:
+    """The pipeline as it ran: the stage graph drawn from provenance."""
+    counts, edges = stage_graph(records)
+    section = Section("flow", "Pipeline flow")
+    section.add(
+        text(
+            "Stages of this run and how artifacts flowed between them, read from the provenance "
+            "record of every artifact upstream of the report (so it shows what ran, including "
+            "artifacts reused from earlier runs). Each box counts the artifacts a stage made.",
+            cls="note",
+        )
+    )
+    if counts:
+        section.add(figure(flow_figure(counts, edges), caption="Stage graph of the run."))
+    return section
+
+
+def runtime_section(benchmarks: str | os.PathLike | None) -> Section:
+    """Run time and peak memory per rule, from Snakemake's benchmark files."""
+    section = Section("runtime", "Run time and memory")
+    rows = stage_runtime_table(benchmarks) if benchmarks else []
+    if not rows:
+        return section.add(text("No benchmark files found for this run.", cls="note"))
+    total = sum(r["total_s"] for r in rows)
+    section.add(
+        text(
+            f"From the benchmark file each rule's jobs write (wall seconds and peak resident "
+            f"memory of the job's processes); {sum(r['jobs'] for r in rows)} jobs, "
+            f"{total:.0f} s of job time in all. Jobs that ran in parallel overlap, so the sum "
+            "exceeds the wall time of the run; the report's own job is not in it.",
+            cls="note",
+        ),
+        table(
+            [
+                (
+                    r["rule"],
+                    r["jobs"],
+                    f"{r['total_s']:.1f}",
+                    f"{r['max_s']:.1f}",
+                    f"{r['max_rss_mb']:.0f}",
+                )
+                for r in rows
+            ],
+            ["rule", "jobs", "total s", "longest job s", "peak memory MB"],
+        ),
+    )
+    return section
+
+
+#: Page of each registered section: ``(slug, title)``. Sections not listed get
+#: a page of their own named after them; a renderer may also choose the page
+#: (``Section.page``), as the per-dataset QC renderers do.
+PAGES = {
+    "static_fc": ("fmri", "fMRI connectivity"),
+    "dynamic_fc": ("fmri", "fMRI connectivity"),
+    "eegformer": ("eegformer", "EEGFormer"),
+    "segmentation": ("segmentation", "Segmentation"),
+    "inference": ("segmentation", "Segmentation"),
+    "tokens": ("tokens", "Volume tokens"),
+    "tablet": ("tablet", "TABLeT"),
+    "dfc_gnn": ("dfc-gnn", "Dynamic-FC graph network"),
+}
+
+
+def _page_of(name: str, section: Section) -> tuple[str, str]:
+    if section.page is not None:
+        return section.page
+    return PAGES.get(name, (name.replace("_", "-"), name.replace("_", " ")))
+
+
 def build_run_report(
-    path: str | os.PathLike,
+    folder: str | os.PathLike,
     *,
     title: str,
-    cards: Sequence[DataCard],
+    cards: Mapping[str, DataCard],
     config_text: str,
     sections: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+    benchmarks: str | os.PathLike | None = None,
 ) -> Path:
-    """Write the run report to ``path`` (a self-contained HTML file).
+    """Write the run report: a folder of self-contained HTML pages.
+
+    ``index.html`` holds the datasets, the pipeline flow, the stages with their
+    run time and memory, the configuration and the system; every model, domain
+    and dataset gets a page of its own, linked from a menu on every page. Pages
+    embed their figures, so the folder opens offline in any browser. The folder
+    is written beside its destination and renamed into place, so an
+    interrupted run never leaves a partial report.
 
     Parameters
     ----------
-    path : path-like
-        Destination ``index.html``.
+    folder : path-like
+        Destination folder; ``index.html`` is its entry page.
     title : str
-        Page title.
-    cards : sequence of DataCard
-        The datasets used.
+        Report title.
+    cards : mapping
+        The workflow's dataset key to its data card.
     config_text : str
         The configuration, shown verbatim.
     sections : mapping | None
         Section name (a key of :data:`neuroai.reports.sections.REGISTRY`) to
-        its artifacts. Their lineage fills "Stages run".
+        its artifacts. Their lineage fills "Stages run" and "Pipeline flow".
+    benchmarks : path-like | None
+        Snakemake's benchmark folder, for run time and memory per rule.
+
+    Returns
+    -------
+    Path
+        The report's ``index.html``.
     """
     from neuroai import __version__
     from neuroai.reports.sections import render
 
     sections = dict(sections or {})
-    page = Page(title=title, subtitle=f"neuroai {__version__}")
-    page.sections.append(datasets_section(cards))
-    artifacts = [p for paths in sections.values() for p in paths]
-    page.sections.append(stages_section(lineage(artifacts)))
+    subtitle = f"neuroai {__version__}"
+    pages: dict[str, tuple[str, list[Section]]] = {}
     for name, paths in sections.items():
-        page.sections.extend(render(name, paths))
-    page.sections.append(config_section(config_text))
-    page.sections.append(system_section())
-    return page.write(path)
+        for section in render(name, paths):
+            slug, page_title = _page_of(name, section)
+            pages.setdefault(slug, (page_title, []))[1].append(section)
+    pages = dict(sorted(pages.items(), key=lambda item: (item[0].startswith("dataset-"), item[0])))
+    links = [("index.html", "Overview")] + [(f"{slug}.html", t) for slug, (t, _) in pages.items()]
+    records = lineage([p for paths in sections.values() for p in paths])
+    index = Page(title=title, subtitle=subtitle, links=links, filename="index.html")
+    index.sections += [
+        pages_section(pages),
+        datasets_section(cards, pages=pages),
+        flow_section(records),
+        stages_section(records),
+        runtime_section(benchmarks),
+        config_section(config_text),
+        system_section(),
+    ]
+    with atomic_path(folder, directory=True) as tmp:
+        index.write(tmp / "index.html")
+        for slug, (page_title, page_sections) in pages.items():
+            Page(
+                title=f"{title}: {page_title}",
+                subtitle=subtitle,
+                sections=page_sections,
+                links=links,
+                filename=f"{slug}.html",
+            ).write(tmp / f"{slug}.html")
+    return Path(folder) / "index.html"

@@ -9,6 +9,14 @@ allocation, and leaves ``best``/``last`` pretrained folders and a resumable chec
 from neuroai.training.config import TrainConfig
 from neuroai.training.data import ResumableLoader, ResumableSampler, SeededDataset, item_seed
 from neuroai.training.datamodules import ArrayDataModule, ArrayDataset, EngineDataModule
+from neuroai.training.graph_data import (
+    Crop,
+    GraphCropDataset,
+    GraphDataConfig,
+    GraphDataModule,
+    collate_graphs,
+)
+from neuroai.training.graph_finetune import embed_runs, finetune_probe, predict_runs
 from neuroai.training.launch import resolve_devices, resolve_precision, seed_everything
 from neuroai.training.modules import EngineModule, FineTuneModule, PretrainModule, SupervisedModule
 from neuroai.training.schedules import lr_factor
@@ -30,10 +38,14 @@ from neuroai.training.trainer import FitResult, build_trainer, fit
 __all__ = [
     "ArrayDataModule",
     "ArrayDataset",
+    "Crop",
     "EngineDataModule",
     "EngineModule",
     "FineTuneModule",
     "FitResult",
+    "GraphCropDataset",
+    "GraphDataConfig",
+    "GraphDataModule",
     "PretrainModule",
     "ResumableLoader",
     "ResumableSampler",
@@ -45,9 +57,13 @@ __all__ = [
     "TokenWindows",
     "TrainConfig",
     "build_trainer",
+    "collate_graphs",
+    "embed_runs",
+    "finetune_probe",
     "fit",
     "item_seed",
     "lr_factor",
+    "predict_runs",
     "pad_window",
     "preprocess_case",
     "read_token_index",

@@ -175,9 +175,12 @@ class ResumableLoader(DataLoader):
         )
         self._consumed = 0
         self._resume_from = 0
+        self._resume_epoch = 0
 
     def __iter__(self):
-        skip = self._resume_from
+        # Skip only within the epoch the state was saved in: a checkpoint taken on an
+        # epoch's last batch resumes in the next epoch, which must start from its beginning.
+        skip = self._resume_from if self.sampler.epoch == self._resume_epoch else 0
         self._resume_from = 0
         self.sampler.skip(skip * self.batch_size)
         self._consumed = skip
@@ -191,5 +194,6 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume: the next pass skips the batches already consumed."""
-        self.sampler.set_epoch(int(state.get("epoch", 0)))
+        self._resume_epoch = int(state.get("epoch", 0))
+        self.sampler.set_epoch(self._resume_epoch)
         self._resume_from = int(state.get("batches", 0))

@@ -108,8 +108,10 @@ REPORT_SECTIONS = {}
 include: "inputs/demo.smk"
 include: "inputs/fmri.smk"
 include: "inputs/eeg.smk"
+include: "inputs/eegformer.smk"
 include: "inputs/segmentation.smk"
 include: "inputs/tokens.smk"
+include: "inputs/dfc_gnn.smk"
 include: "inputs/tablet.smk"
 include: "inputs/report.smk"
 

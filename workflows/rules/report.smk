@@ -1,12 +1,22 @@
-# The run's HTML report: depends on the summaries of everything configured.
+# The run's report: depends on the summaries of everything configured.
 
 
 rule report:
-    """One self-contained HTML report of the run."""
+    """The run report: a folder of self-contained HTML pages, entered through index.html.
+
+    Its inputs are every configured stage's summaries and metrics and the data cards,
+    so it re-runs when any of them changes (or when the configuration does).
+    """
     input:
         report_inputs,
     output:
-        f"{RESULTS}/report/index.html",
+        report(
+            directory(f"{RESULTS}/report"),
+            patterns=["{page}.html"],
+            caption="../report/run_report.rst",
+            category="Run report",
+            labels={"page": "{page}"},
+        ),
     params:
         cfg=report_params(),
     log:

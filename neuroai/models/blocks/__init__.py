@@ -1,6 +1,7 @@
 """Building blocks shared by the model families."""
 
 from neuroai.models.blocks.heads import StageHead
+from neuroai.models.blocks.quantizer import Quantized, VectorQuantizer, code_perplexity
 from neuroai.models.blocks.ushape import (
     BACKBONES,
     StageOutputs,
@@ -13,11 +14,14 @@ from neuroai.models.blocks.ushape import (
 
 __all__ = [
     "BACKBONES",
+    "Quantized",
     "StageHead",
     "StageOutputs",
     "StageSpec",
     "UShapedBackbone",
+    "VectorQuantizer",
     "backbone_option_names",
     "check_backbone_options",
+    "code_perplexity",
     "size_divisor",
 ]

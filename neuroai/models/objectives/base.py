@@ -98,6 +98,8 @@ def create_objective(name: str, encoder: NeuroModel, **settings: Any) -> Objecti
 #: Modules that register the built-in objectives; a new family adds its module here.
 BUILTIN_MODULES = (
     "neuroai.models.objectives.masked_volume",
+    "neuroai.models.objectives.vqvae",
+    "neuroai.models.objectives.masked_dfc",
     "neuroai.models.objectives.masked_tokens",
 )
 

@@ -23,9 +23,11 @@ REGISTRY = {
     "fmri_qc": "neuroai.reports.sections.fmri:render_fmri_qc",
     "dynamic_fc": "neuroai.reports.sections.fmri:render_dynamic_fc",
     "eeg": "neuroai.reports.sections.eeg:render_eeg",
+    "eegformer": "neuroai.reports.sections.eegformer:render_eegformer",
     "segmentation": "neuroai.reports.sections.segmentation:render_segmentation",
     "inference": "neuroai.reports.sections.inference:render_inference",
     "tokens": "neuroai.reports.sections.tokens:render_tokens",
+    "dfc_gnn": "neuroai.reports.sections.dfc_gnn:render_dfc_gnn",
     "tablet": "neuroai.reports.sections.tablet:render_tablet",
 }
 

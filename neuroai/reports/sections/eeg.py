@@ -6,7 +6,6 @@ stage's outputs); nothing is recomputed.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from neuroai.io import load_array, load_json
-from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports import qc as qm
+from neuroai.reports.html import Section, details, figure, flag, table, text
 
 REASONS = ("flat", "saturated", "bad_annotation")
 
@@ -86,12 +86,129 @@ def render_eeg(paths: Sequence[Path]) -> list[Section]:
         ``summary.json`` artifacts of the ``eeg_store`` stage or of
         :func:`neuroai.eeg.process_cohort` (``examples.npy`` beside each is read too).
     """
-    section = Section("eeg", "EEG windows and patch stores")
+    sections = []
     for summary_path in paths:
         summary = load_json(summary_path)  # from the eeg_store stage or process_cohort
         examples = load_array(summary_path.with_name("examples.npy"))
+        dataset = summary["dataset"]
+        section = Section(
+            f"eeg-{dataset}",
+            f"EEG windows and patch stores: {dataset}",
+            page=(f"dataset-{dataset}", f"Dataset {dataset}"),
+        )
         _render_dataset(section, summary, examples)
-    return [section]
+        _render_group_qc(section, summary)
+        sections.append(section)
+    return sections
+
+
+#: Absolute limit of the EEG group QC: a recording that loses more than half
+#: of its windows to flat or saturated channels or bad annotations is flagged.
+REJECTED_LIMIT = 0.5
+#: Recordings per dataset whose spectrum is included besides the flagged ones.
+MAX_SPECTRA = 6
+
+
+def eeg_group_qc(recordings: Sequence[dict]) -> tuple[list[tuple], list[list[str]]]:
+    """Rows of a dataset's group QC table and the reasons each recording is flagged.
+
+    Parameters
+    ----------
+    recordings : sequence of dict
+        The ``recordings`` entries of an EEG cohort summary.
+
+    Returns
+    -------
+    rows : list of tuple
+        ``(recording, label, duration s, windows, rejected, rejected %,
+        interpolated, dropped)`` per recording.
+    reasons : list of list of str
+        Per recording, why it is flagged (empty when it is not).
+    """
+    rows, rejected, interpolated = [], [], []
+    for r in recordings:
+        total = r["windows"].get("total", 0)
+        fraction = r["windows"].get("rejected", 0) / total if total else 1.0
+        rows.append(
+            (
+                r["recording"],
+                r["label"],
+                f"{r['duration_s']:g}",
+                total,
+                r["windows"].get("rejected", 0),
+                f"{100 * fraction:.1f}",
+                ", ".join(r["interpolated"]) or "-",
+                ", ".join(r["dropped"]) or "-",
+            )
+        )
+        rejected.append(fraction)
+        interpolated.append(len(r["interpolated"]))
+    reasons = qm.flag_outliers(
+        {
+            qm.Measure("rejected fraction", limit=REJECTED_LIMIT, floor=0.2): rejected,
+            qm.Measure("interpolated channels"): interpolated,
+        }
+    )
+    return rows, reasons
+
+
+def _render_group_qc(section: Section, summary: dict) -> None:
+    recordings = summary["recordings"]
+    rows, reasons = eeg_group_qc(recordings)
+    flagged = [i for i, r in enumerate(reasons) if r]
+    section.add(
+        "<h3>Group QC</h3>",
+        text(
+            f"{len(recordings)} recordings; {len(flagged)} flagged. A recording is flagged when "
+            f"its fraction of rejected windows or its number of interpolated electrodes has a "
+            f"robust z-score above {qm.ROBUST_Z:g} within this dataset (rejected fractions up to "
+            f"20% excepted), or when more than "
+            f"{REJECTED_LIMIT:.0%} of its windows were rejected.",
+            cls="note",
+        ),
+        table(
+            [
+                (*row, flag("; ".join(reasons[i])) if reasons[i] else "")
+                for i, row in enumerate(rows)
+            ],
+            [
+                "recording",
+                "label",
+                "duration s",
+                "windows",
+                "rejected",
+                "rejected %",
+                "interpolated",
+                "dropped",
+                "flag",
+            ],
+            raw_columns=[8],
+        ),
+    )
+    freqs = summary["psd"]["freqs"]
+    classes = summary["psd"]["classes"]
+    order = flagged + [i for i in range(len(recordings)) if i not in flagged]
+    shown = 0
+    for i in order:
+        if shown >= max(MAX_SPECTRA, len(flagged)):
+            break
+        r = recordings[i]
+        if not r.get("psd"):
+            continue
+        curves = {r["recording"]: r["psd"]}
+        if r["label"] in classes:
+            curves[f"mean of {r['label']} recordings"] = classes[r["label"]]
+        section.add(
+            details(
+                f"Spectrum: {r['recording']}" + (" (flagged)" if reasons[i] else ""),
+                figure(
+                    power_spectra(freqs, curves, title=r["recording"]),
+                    caption="Welch power spectral density of the recording's kept windows "
+                    "(mean over channels) against the mean of its class.",
+                ),
+            )
+        )
+        shown += 1
 
 
 def _render_dataset(section: Section, summary: dict, examples: np.ndarray) -> None:
@@ -100,7 +217,6 @@ def _render_dataset(section: Section, summary: dict, examples: np.ndarray) -> No
     store = summary["store"]
     montage = summary.get("montage") or "all EEG channels (10-05 names)"
     section.add(
-        f"<h3>{html.escape(dataset)}</h3>",
         text(
             f"{summary['n_recordings']} recordings, montage {montage}; {windows.get('total', 0)} "
             f"windows of {store['window_s']:g} s, {windows.get('kept', 0)} kept in the patch store "
@@ -147,18 +263,6 @@ def _render_dataset(section: Section, summary: dict, examples: np.ndarray) -> No
         "<p><b>Rejected windows</b> (a window may have several reasons)</p>",
         table(rejected, ["reason", "windows"]),
     )
-    with_rejections = [r for r in summary["recordings"] if r["windows"].get("rejected")]
-    if with_rejections:
-        section.add(
-            table(
-                [
-                    (r["recording"], r["label"], r["windows"]["total"], r["windows"]["rejected"])
-                    + tuple(r["windows"].get(reason, 0) for reason in REASONS)
-                    for r in with_rejections
-                ],
-                ["recording", "label", "windows", "rejected", *REASONS],
-            )
-        )
     if summary["events"]:
         section.add(
             "<p><b>Annotation labels</b> (windows overlapping each label)</p>",

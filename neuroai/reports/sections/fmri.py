@@ -10,9 +10,11 @@ import numpy as np
 
 from neuroai.io import load_array, load_json, read_provenance
 from neuroai.reports import figures, fmri_figures
-from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports import qc as qm
+from neuroai.reports.html import Section, details, figure, flag, table, text
 
-#: Runs per dataset whose carpet plot is drawn (every run is in the QC table).
+#: Runs per dataset whose carpet plot is included besides the flagged ones
+#: (every run is in the QC table).
 MAX_CARPETS = 6
 #: Runs per dataset listed in the dynamic-FC table.
 MAX_ROWS = 40
@@ -65,87 +67,170 @@ def _dataset_of(path: Path) -> str:
     return parts[parts.index("timeseries") - 1] if "timeseries" in parts else path.parent.name
 
 
+#: Absolute limits of the fMRI group QC (see :mod:`neuroai.reports.qc`): a mean
+#: framewise displacement above 0.5 mm is the lenient exclusion criterion of
+#: Parkes et al. (2018, NeuroImage); a run with more than half of its volumes
+#: censored keeps too little signal for connectivity estimates.
+MEAN_FD_LIMIT_MM = 0.5
+CENSORED_LIMIT = 0.5
+
+
+def fmri_group_qc(qcs: Sequence[dict]) -> tuple[list[tuple], list[list[str]]]:
+    """Rows of a dataset's group QC table and the reasons each run is flagged.
+
+    Parameters
+    ----------
+    qcs : sequence of dict
+        The ``*_qc.json`` documents of the dataset's runs.
+
+    Returns
+    -------
+    rows : list of tuple
+        ``(run, volumes, censored, censored %, motion measure, mean, max,
+        empty regions)`` per run.
+    reasons : list of list of str
+        Per run, why it is flagged (empty when it is not).
+    """
+    rows, mean_motion, censored, empty = [], [], [], []
+    fd = all("framewise" in qc["motion_measure"] for qc in qcs)
+    for qc in qcs:
+        n_censored = qc["n_volumes"] - qc["n_kept"]
+        fraction = n_censored / qc["n_volumes"] if qc["n_volumes"] else 1.0
+        summary = qc["motion_summary"]
+        rows.append(
+            (
+                qc["run"],
+                qc["n_volumes"],
+                n_censored,
+                f"{100 * fraction:.1f}",
+                qc["motion_measure"],
+                f"{summary['mean']:.3f}",
+                f"{summary['max']:.3f}",
+                len(qc["empty_regions"]),
+            )
+        )
+        mean_motion.append(summary["mean"])
+        censored.append(fraction)
+        empty.append(len(qc["empty_regions"]))
+    motion = qm.Measure(
+        "mean FD" if fd else "mean motion",
+        limit=MEAN_FD_LIMIT_MM if fd else None,
+        unit=" mm" if fd else "",
+    )
+    reasons = qm.flag_outliers(
+        {
+            motion: mean_motion,
+            qm.Measure("censored fraction", limit=CENSORED_LIMIT, floor=0.1): censored,
+            qm.Measure("empty regions"): empty,
+        }
+    )
+    return rows, reasons
+
+
 def render_fmri_qc(paths: Sequence[Path]) -> list[Section]:
-    """Per-run quality of 4D datasets: carpet plot under the motion or DVARS trace.
+    """Group QC of each 4D dataset, on that dataset's page.
+
+    A table across runs (framewise displacement or DVARS, censored volumes,
+    regions left empty by the mask) with outlier runs flagged, then each run's
+    carpet plot under its motion trace, collapsed until opened; flagged runs
+    come first.
 
     Parameters
     ----------
     paths : sequence of Path
         ``*_qc.json`` and ``*_carpet.npy`` artifacts of the fmri_timeseries stage.
     """
-    section = Section("fmri-qc", "fMRI run quality")
-    section.add(
-        text(
-            "Each carpet shows sampled brain voxels (rows, grouped by atlas region; detrended "
-            "and z-scored) against time, under the run's motion trace: framewise displacement "
-            "when the confounds table has motion parameters, otherwise DVARS computed from "
-            "the image (named on each plot). Grey ticks mark censored volumes.",
-            cls="note",
-        )
-    )
     by_dataset: dict[str, list[Path]] = {}
     for path in paths:
         if path.name.endswith("_qc.json"):
             by_dataset.setdefault(_dataset_of(path), []).append(path)
+    sections = []
     for dataset, qc_paths in by_dataset.items():
-        section.add(f"<h3>{html.escape(dataset)}</h3>")
-        rows = []
-        for i, qc_path in enumerate(sorted(qc_paths)):
-            qc = load_json(qc_path, stage="fmri_timeseries")
-            summary = qc["motion_summary"]
-            rows.append(
-                (
-                    qc["run"],
-                    qc["n_volumes"],
-                    qc["n_kept"],
-                    qc["motion_measure"],
-                    f"{summary['mean']:.3f}",
-                    f"{summary['max']:.3f}",
-                    len(qc["empty_regions"]),
-                    len(qc["confounds"]),
-                )
-            )
-            if i >= MAX_CARPETS:
-                continue
-            carpet_path = qc_path.with_name(qc_path.name.replace("_qc.json", "_carpet.npy"))
-            carpet = load_array(carpet_path, stage="fmri_timeseries")
-            regions = read_provenance(carpet_path)["extra"].get("carpet_regions")
-            kept = set(qc["kept"])
-            censored = [v for v in range(qc["n_volumes"]) if v not in kept]
-            section.add(
-                figure(
-                    fmri_figures.carpet_plot(
-                        carpet,
-                        tr=qc["tr"],
-                        trace=np.asarray(qc["motion"], dtype=float),
-                        trace_label=qc["motion_measure"],
-                        regions=np.asarray(regions) if regions is not None else None,
-                        threshold=summary.get("threshold"),
-                        censored=censored,
-                        title=qc["run"],
-                    ),
-                    caption=f"{qc['run']}: {qc['motion_measure']} and carpet "
-                    f"({carpet.shape[0]} voxels, {qc['n_volumes']} volumes, TR {qc['tr']:g} s).",
-                )
-            )
-        if len(qc_paths) > MAX_CARPETS:
-            section.add(text(f"Carpets of the first {MAX_CARPETS} runs shown.", cls="note"))
+        qc_paths = sorted(qc_paths)
+        qcs = [load_json(p, stage="fmri_timeseries") for p in qc_paths]
+        rows, reasons = fmri_group_qc(qcs)
+        section = Section(
+            f"fmri-qc-{dataset}",
+            f"fMRI run quality: {dataset}",
+            page=(f"dataset-{dataset}", f"Dataset {dataset}"),
+        )
+        flagged = [i for i, r in enumerate(reasons) if r]
         section.add(
+            text(
+                f"{len(qcs)} runs; {len(flagged)} flagged. A run is flagged when its mean motion, "
+                f"censored fraction or number of empty regions has a robust z-score above "
+                f"{qm.ROBUST_Z:g} within this dataset (censored fractions up to 10% excepted), "
+                f"or its mean framewise displacement "
+                f"exceeds {MEAN_FD_LIMIT_MM:g} mm, or more than {CENSORED_LIMIT:.0%} of its "
+                "volumes are censored.",
+                cls="note",
+            ),
             table(
-                rows,
+                [
+                    (*row, flag("; ".join(reasons[i])) if reasons[i] else "")
+                    for i, row in enumerate(rows)
+                ],
                 [
                     "run",
                     "volumes",
-                    "kept",
+                    "censored",
+                    "censored %",
                     "motion measure",
                     "mean",
                     "max",
                     "empty regions",
-                    "confounds",
+                    "flag",
                 ],
-            )
+                raw_columns=[8],
+            ),
+            text(
+                "Each carpet shows sampled brain voxels (rows, grouped by atlas region; "
+                "detrended and z-scored) against time, under the run's motion trace: framewise "
+                "displacement when the confounds table has motion parameters, otherwise DVARS "
+                "computed from the image. Grey ticks mark censored volumes.",
+                cls="note",
+            ),
         )
-    return [section]
+        order = flagged + [i for i in range(len(qcs)) if i not in flagged]
+        for i in order[: max(MAX_CARPETS, len(flagged))]:
+            section.add(_carpet(qc_paths[i], qcs[i], flagged=bool(reasons[i])))
+        if len(qcs) > max(MAX_CARPETS, len(flagged)):
+            section.add(
+                text(
+                    f"Carpets of the flagged runs and of the first {MAX_CARPETS} runs are "
+                    "included; every run's carpet data is beside its QC file.",
+                    cls="note",
+                )
+            )
+        sections.append(section)
+    return sections
+
+
+def _carpet(qc_path: Path, qc: dict, *, flagged: bool) -> str:
+    """One run's carpet plot, collapsed until the reader opens it."""
+    carpet_path = qc_path.with_name(qc_path.name.replace("_qc.json", "_carpet.npy"))
+    carpet = load_array(carpet_path, stage="fmri_timeseries")
+    regions = read_provenance(carpet_path)["extra"].get("carpet_regions")
+    kept = set(qc["kept"])
+    censored = [v for v in range(qc["n_volumes"]) if v not in kept]
+    summary = qc["motion_summary"]
+    return details(
+        f"Carpet plot: {qc['run']}" + (" (flagged)" if flagged else ""),
+        figure(
+            fmri_figures.carpet_plot(
+                carpet,
+                tr=qc["tr"],
+                trace=np.asarray(qc["motion"], dtype=float),
+                trace_label=qc["motion_measure"],
+                regions=np.asarray(regions) if regions is not None else None,
+                threshold=summary.get("threshold"),
+                censored=censored,
+                title=qc["run"],
+            ),
+            caption=f"{qc['run']}: {qc['motion_measure']} and carpet "
+            f"({carpet.shape[0]} voxels, {qc['n_volumes']} volumes, TR {qc['tr']:g} s).",
+        ),
+    )
 
 
 def render_dynamic_fc(paths: Sequence[Path]) -> list[Section]:

@@ -195,10 +195,56 @@ def _examples(document: dict) -> list[str]:
     return parts
 
 
+def _distributions(per_case) -> Figure:
+    """Per-case Dice and HD95 of every class and model: boxes with the cases as points."""
+    metrics = [m for m in ("dice", "hd95") if m in per_case]
+    classes = list(dict.fromkeys(per_case["class"]))
+    models = list(dict.fromkeys(per_case["model"]))
+    fig = Figure(figsize=(4.2 * len(metrics) + 0.4, 3.4))
+    width = 0.8 / len(models)
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        for j, model in enumerate(models):
+            colour = COLOURS[j % len(COLOURS)]
+            rows = per_case[per_case["model"] == model]
+            positions = np.arange(len(classes)) + (j - (len(models) - 1) / 2) * width
+            values = [
+                rows.loc[rows["class"] == c, metric].dropna().to_numpy(float) for c in classes
+            ]
+            ax.boxplot(
+                values,
+                positions=positions,
+                widths=width * 0.8,
+                showfliers=False,
+                patch_artist=True,
+                boxprops={"facecolor": colour, "alpha": 0.35},
+                medianprops={"color": colour},
+            )
+            for x, v in zip(positions, values, strict=True):
+                jitter = np.linspace(-width / 4, width / 4, len(v)) if len(v) > 1 else [0.0]
+                ax.plot(x + np.asarray(jitter), v, "o", ms=3, color=colour)
+            ax.plot([], [], "s", color=colour, label=model)
+        ax.set_xticks(range(len(classes)), classes, fontsize=8)
+        ax.set_ylabel(metric.upper() if metric == "hd95" else "Dice")
+        if metric == "hd95":
+            ax.set_ylabel("HD95 (mm)")
+        ax.grid(alpha=0.3, axis="y")
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def render_segmentation(paths: Sequence[Path]) -> list[Section]:
-    """One section per evaluated dataset (``metrics.json`` of ``segmentation_evaluate``)."""
+    """One section per evaluated dataset.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        ``metrics.json`` and ``per_case.tsv`` of each ``segmentation_evaluate`` run.
+    """
     sections = []
-    for path in paths:
+    for path in (p for p in paths if p.name == "metrics.json"):  # per_case.tsv sits beside
         document = load_json(path, stage="segmentation_evaluate")
         dataset = document["dataset"]
         boot = document["bootstrap"]
@@ -231,6 +277,17 @@ def render_segmentation(paths: Sequence[Path]) -> list[Section]:
             _per_class(document),
             figure(_dice_bars(document), caption="Dice per class with bootstrap intervals."),
         )
+        per_case_path = path.with_name("per_case.tsv")
+        if per_case_path.is_file():
+            per_case = load_table(per_case_path, stage="segmentation_evaluate")
+            section.add(
+                figure(
+                    _distributions(per_case[per_case["class"] != "mean"]),
+                    caption="Distribution over held-out cases of Dice and HD95 per class and "
+                    "model (boxes: quartiles and median; points: cases). A case where a "
+                    "class is missing from the prediction has no HD95.",
+                )
+            )
         curves = _learning_curves([Path(p) for p in document["artifacts"].get("histories", [])])
         if curves is not None:
             section.add(

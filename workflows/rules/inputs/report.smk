@@ -2,18 +2,23 @@
 
 
 def report_manifest():
-    """Cards and, per report section, the artifacts it is drawn from."""
+    """Data card per dataset key and, per report section, the artifacts it is drawn from."""
     return {
-        "cards": [repo_path(dataset_config(name)["card"]) for name in used_datasets()],
+        "datasets": {name: repo_path(dataset_config(name)["card"]) for name in used_datasets()},
         "sections": {name: paths() for name, paths in REPORT_SECTIONS.items() if paths()},
     }
 
 
 def report_inputs(wildcards):
     manifest = report_manifest()
-    return manifest["cards"] + [p for paths in manifest["sections"].values() for p in paths]
+    return list(manifest["datasets"].values()) + [p for paths in manifest["sections"].values() for p in paths]
 
 
 def report_params():
-    params = {"title": config["report"]["title"], "config": config, **report_manifest()}
+    params = {
+        "title": config["report"]["title"],
+        "config": config,
+        "benchmarks": f"{RESULTS}/benchmarks",
+        **report_manifest(),
+    }
     return json.dumps(params, sort_keys=True)

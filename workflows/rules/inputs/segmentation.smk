@@ -48,7 +48,11 @@ def segmentation_evaluate_params():
 
 
 def segmentation_report_inputs():
-    return [f"{RESULTS}/segmentation/{d}/metrics.json" for d in SEGMENTATION.get("datasets", [])]
+    return [
+        f"{RESULTS}/segmentation/{d}/{name}"
+        for d in SEGMENTATION.get("datasets", [])
+        for name in ("metrics.json", "per_case.tsv")
+    ]
 
 
 REPORT_SECTIONS["segmentation"] = segmentation_report_inputs

@@ -1,0 +1,354 @@
+"""Evaluate the dFC-GNN: label-efficiency curves, downstream metrics, subject fingerprinting.
+
+Reads the out-of-fold predictions of every fine-tuning task and summarises them:
+per method and label fraction, each metric on the pooled out-of-fold predictions of
+each repeat (mean and standard deviation over repeats), and at the largest fraction
+the metrics of the repeat-averaged predictions with bootstrap intervals over subjects.
+
+Subject fingerprinting (no label, no training): every run is split into its first and
+second half in time (windows lying entirely in one half; no time point shared), each
+half gets a profile, and each subject's second half is identified among the first
+halves of all subjects by the highest Pearson correlation (and the other way round):
+top-1 identification accuracy, averaged over both directions (Finn et al. 2015), with
+differential identifiability (Amico & Goni 2018). Profiles: the static-FC upper
+triangle of the half (Finn's baseline, from the region time series), the pretrained
+dFC-GNN's mean crop embedding of the half, and that of a randomly initialised encoder
+(a control). Each is scored raw and centred (the mean profile over all halves removed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuroai import get_logger
+from neuroai.errors import DataError
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.dfc_gnn_evaluate")
+STAGE = "dfc_gnn_evaluate"
+TS_SUFFIX = "_timeseries.tsv"
+CLASSIFICATION_METRICS = ("auroc", "balanced_accuracy", "accuracy", "auprc")
+REGRESSION_METRICS = ("mae", "rmse", "r2", "pearson_r")
+FULL_METRICS = {"classification": ("auroc", "balanced_accuracy"), "regression": ("mae", "r2")}
+PROTOCOL = (
+    "Subject-level repeated stratified k-fold cross-validation: each repeat splits the "
+    "subjects into folds stratified by class (plain k-fold for regression); every subject "
+    "is tested once per repeat by models that never saw any of its windows. Inside each "
+    "fold's training subjects, label fractions keep max(1, round(f * n_class)) subjects per "
+    "class, nested across fractions; all methods see the same subjects. Fine-tuning runs "
+    "train for a fixed number of steps (no validation, no early stopping). Run-level "
+    "predictions average class probabilities over evenly spread non-overlapping crops. "
+    "Curves: each metric on the pooled out-of-fold predictions of a repeat, mean and SD "
+    "over repeats. Self-supervised pretraining used every run of the dataset without "
+    "labels (transductive: test subjects' windows were seen unlabelled)."
+)
+
+
+def _task_summary(path: Path, *, n_bootstrap: int, confidence: float, seed: int):
+    from neuroai.evaluation.label_efficiency import (
+        full_label_metrics,
+        label_efficiency_curves,
+        scores_of,
+    )
+    from neuroai.io import load_table, read_provenance
+
+    table = load_table(path, stage="dfc_gnn_finetune")
+    params = read_provenance(path)["params"]
+    task = params["task"]
+    names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    curves = label_efficiency_curves(table, task=task, metrics=names)
+    curves.insert(0, "task", params["name"])
+    full = {}
+    top = table[table["fraction"] == table["fraction"].max()]
+    for method, part in top.groupby("method", sort=False):
+        score_columns = [c for c in part.columns if c.startswith("p_") or c == "y_pred"]
+        mean = part.groupby("id", sort=True)[["y_true", *score_columns]].mean()
+        y = mean["y_true"].to_numpy()
+        full[method] = full_label_metrics(
+            y.astype(int) if task == "classification" else y,
+            scores_of(mean, task),
+            task=task,
+            metrics=[m for m in FULL_METRICS[task] if not (m == "auroc" and len(set(y)) < 2)],
+            n_resamples=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
+    summary = {
+        "name": params["name"],
+        "label": params["label"],
+        "task": task,
+        "methods": params["methods"],
+        "fractions": sorted(float(f) for f in table["fraction"].unique()),
+        "split": params["split"],
+        "training": params["training"],
+        "n_subjects": int(table["id"].nunique()),
+        "class_counts": {
+            str(k): int(v) for k, v in table.drop_duplicates("id")["y_true"].value_counts().items()
+        }
+        if task == "classification"
+        else {},
+        "full_labels": full,
+        "predictions": str(path),
+    }
+    return summary, curves
+
+
+def _segment_fc(timeseries: Path, timepoints: tuple[int, int]) -> np.ndarray:
+    from neuroai.io import read_region_timeseries
+
+    data = read_region_timeseries(timeseries).data
+    t0, t1 = timepoints
+    if data.shape[0] < t1:
+        raise DataError(
+            f"{timeseries} has {data.shape[0]} time points, but its windows cover {t1}: the "
+            "time series and the graph dataset are not of the same run."
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fc = np.corrcoef(data[t0:t1].T)
+    return np.nan_to_num(fc, nan=0.0)
+
+
+def run(
+    graphs: str | Path,
+    pretrained: str | Path,
+    predictions: list[str | Path],
+    metrics_output: str | Path,
+    curves_output: str | Path,
+    similarity_output: str | Path,
+    fc_output: str | Path,
+    *,
+    timeseries: list[str | Path] | None = None,
+    history: str | Path | None = None,
+    dataset_name: str | None = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    data: dict[str, Any] | None = None,
+    fingerprint: bool = True,
+) -> Path:
+    """Summarise the fine-tuning tasks and run subject fingerprinting.
+
+    Parameters
+    ----------
+    graphs : path-like
+        The graph dataset.
+    pretrained : path-like
+        The pretrained encoder folder.
+    predictions : list of path-like
+        Out-of-fold prediction tables of the tasks (``dfc_gnn_finetune``).
+    metrics_output : path-like
+        ``metrics.json``.
+    curves_output : path-like
+        Label-efficiency curves of every task (.tsv).
+    similarity_output : path-like
+        Fingerprinting similarity matrices (.npy), shape (n_profiles, 2, n, n): per
+        profile, raw and centred, second halves (rows) x first halves (columns).
+    fc_output : path-like
+        Static FC of both halves of two example subjects (.npy), shape (2, 2, R, R).
+    timeseries : list of path-like | None
+        ``<run>_timeseries.tsv`` of every run (Finn's static-FC profiles).
+    history : path-like | None
+        The pretraining history (summarised in metrics.json).
+    dataset_name : str | None
+        Dataset name in the workflow config.
+    n_bootstrap, confidence, seed
+        Bootstrap over subjects.
+    data : dict | None
+        :class:`~neuroai.training.graph_data.GraphDataConfig` fields (as pretraining).
+    fingerprint : bool
+        Run subject fingerprinting.
+    """
+    # Imported here so that `--help` answers without loading torch.
+    import pandas as pd
+
+    from neuroai.evaluation.fingerprint import identification, scan_halves, upper_triangle
+    from neuroai.fmri import GraphArrays
+    from neuroai.io import load_table, save_array, save_json, save_table
+    from neuroai.models import build_model, load_pretrained
+    from neuroai.training import seed_everything
+    from neuroai.training.graph_data import GraphDataConfig
+    from neuroai.training.graph_finetune import embed_runs
+
+    settings = GraphDataConfig.from_dict(data or {}, source="dfc_gnn data")
+    arrays = GraphArrays(graphs)
+    meta = arrays.meta
+    params = {
+        "n_bootstrap": n_bootstrap,
+        "confidence": confidence,
+        "seed": seed,
+        "data": settings.to_dict(),
+        "fingerprint": fingerprint,
+    }
+    tasks, curves = {}, []
+    for path in predictions:
+        summary, table = _task_summary(
+            Path(path), n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+        )
+        tasks[summary["name"]] = summary
+        curves.append(table)
+    curves_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    inputs = [graphs, pretrained, *predictions, *(timeseries or [])] + (
+        [history] if history else []
+    )
+    save_table(curves_output, curves_table, stage=STAGE, params=params, inputs=inputs)
+
+    model = load_pretrained(pretrained)
+    document: dict[str, Any] = {
+        "task": "dfc_gnn",
+        "dataset": dataset_name or Path(graphs).parent.name,
+        "protocol": PROTOCOL,
+        "model": {
+            "config": model.config.to_dict(),
+            "n_parameters": model.parameter_count(),
+            "objective": model.pretrained_info.get("objective", {}),
+            "pretraining": {
+                k: model.pretrained_info.get("training", {}).get(k)
+                for k in ("max_steps", "batch_size", "lr", "seed")
+            },
+        },
+        "data": settings.to_dict(),
+        "windowing": meta.get("windowing", {}),
+        "sparsity": meta.get("sparsity", {}),
+        "tasks": tasks,
+        "artifacts": {"curves": str(curves_output), "history": str(history) if history else None},
+    }
+    if history:
+        frame = load_table(history, stage="dfc_gnn_pretrain")
+        losses = frame.dropna(subset=["train/loss"]) if "train/loss" in frame else frame.iloc[:0]
+        if len(losses):
+            document["model"]["pretraining"]["loss_first"] = float(losses["train/loss"].iloc[0])
+            document["model"]["pretraining"]["loss_last"] = float(losses["train/loss"].iloc[-1])
+            document["model"]["pretraining"]["steps"] = int(losses["step"].iloc[-1])
+
+    n_runs = arrays.n_runs
+    keys = [r["key"] for r in meta["runs"]]
+    subjects = [r["subject"] for r in meta["runs"]]
+    window, step = int(meta["windowing"]["window"]), int(meta["windowing"]["step"])
+    halves = {
+        r: scan_halves(int(meta["runs"][r]["n_windows"]), window, step) for r in range(n_runs)
+    }
+    similarity = np.zeros((0, 2, n_runs, n_runs), dtype=np.float32)
+    examples = np.zeros((0, 2, meta["n_regions"], meta["n_regions"]), dtype=np.float32)
+    if fingerprint:
+        if len(set(subjects)) != n_runs:
+            raise DataError(
+                "Fingerprinting compares the halves of one run per subject; the graph dataset has "
+                f"{n_runs} runs of {len(set(subjects))} subjects. Keep one run per subject."
+            )
+        profiles: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if timeseries:
+            by_key = {Path(p).name[: -len(TS_SUFFIX)]: Path(p) for p in timeseries}
+            missing = [k for k in keys if k not in by_key]
+            if missing:
+                raise DataError(f"No region time series given for runs {missing[:3]}.")
+            fcs = [
+                [
+                    _segment_fc(by_key[k], halves[r][part]["timepoints"])
+                    for part in ("first", "second")
+                ]
+                for r, k in enumerate(keys)
+            ]
+            profiles["static_fc"] = (
+                np.stack([upper_triangle(f[0]) for f in fcs]),
+                np.stack([upper_triangle(f[1]) for f in fcs]),
+            )
+            sites = (
+                np.asarray(arrays.label("site")) if "site" in meta["labels"] else np.zeros(n_runs)
+            )
+            picks = [int(np.nonzero(sites == s)[0][0]) for s in np.unique(sites)][:2]
+            examples = np.stack([np.stack(fcs[r]) for r in picks]).astype(np.float32)
+            document["fc_examples"] = {
+                "subjects": [subjects[r] for r in picks],
+                "halves": ["first", "second"],
+            }
+        crops = {
+            "length": settings.crop_windows,
+            "max_crops": settings.eval_crops,
+            "density": settings.density,
+        }
+        seed_everything(seed)
+        random_encoder = build_model("dfc_gnn", model.config)
+        for name, encoder in (("dfc_gnn", model), ("dfc_gnn_random", random_encoder)):
+            parts = []
+            for part in ("first", "second"):
+                ranges = {r: halves[r][part]["windows"] for r in range(n_runs)}
+                parts.append(embed_runs(encoder, graphs, range(n_runs), ranges=ranges, **crops))
+            profiles[name] = (parts[0], parts[1])
+        results, matrices = {}, []
+        for name, (first, second) in profiles.items():
+            entry = {}
+            pair = []
+            for variant, center in (("raw", False), ("centered", True)):
+                scored = identification(first, second, subjects=subjects, center=center)
+                pair.append(np.asarray(scored.pop("similarity"), dtype=np.float32))
+                entry[variant] = scored
+                logger.info(
+                    "Fingerprinting %s (%s): top-1 accuracy %.3f (chance %.3f), I_diff %.1f",
+                    name,
+                    variant,
+                    scored["accuracy"],
+                    scored["chance"],
+                    scored["differential_identifiability"],
+                )
+            results[name] = entry
+            matrices.append(np.stack(pair))
+        similarity = np.stack(matrices)
+        document["fingerprint"] = {
+            "segments": (
+                f"first and second half of each run: windows of {window} TRs (step {step}) lying "
+                "entirely in the half; no time point shared"
+            ),
+            "halves": {subjects[r]: halves[r] for r in range(n_runs)},
+            "metric": (
+                "top-1 identification accuracy: a target half is assigned the subject whose other "
+                "half correlates best with it (Pearson); mean of both directions; chance 1/n"
+            ),
+            "profiles": list(profiles),
+            "methods": results,
+        }
+    save_array(similarity_output, similarity, stage=STAGE, params=params, inputs=inputs)
+    save_array(fc_output, examples, stage=STAGE, params=params, inputs=inputs)
+    document["artifacts"].update(
+        {"similarity": str(similarity_output), "fc_examples": str(fc_output)}
+    )
+    save_json(metrics_output, document, stage=STAGE, params=params, inputs=inputs)
+    return Path(metrics_output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.dfc_gnn_evaluate", threads=True)
+    parser.add_argument("--graphs", required=True, help="graph dataset folder (neuroai.graphs/1)")
+    parser.add_argument("--pretrained", required=True, help="pretrained encoder folder")
+    parser.add_argument(
+        "--predictions", nargs="*", default=[], help="out-of-fold prediction tables"
+    )
+    parser.add_argument("--timeseries", nargs="*", default=None, help="<run>_timeseries.tsv files")
+    parser.add_argument("--history", default=None, help="pretraining history .tsv")
+    parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
+    parser.add_argument("--curves-output", required=True, help="label-efficiency curves .tsv")
+    parser.add_argument("--similarity-output", required=True, help="fingerprint similarity .npy")
+    parser.add_argument("--fc-output", required=True, help="example half-run FC matrices .npy")
+    parser.add_argument("--dataset-name", default=None, help="dataset name in the workflow config")
+    args = parser.parse_args(argv)
+    execute(
+        args,
+        run,
+        args.graphs,
+        args.pretrained,
+        args.predictions,
+        args.metrics_output,
+        args.curves_output,
+        args.similarity_output,
+        args.fc_output,
+        timeseries=args.timeseries,
+        history=args.history,
+        dataset_name=args.dataset_name,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,240 @@
+"""Evaluate EEGFormer's fine-tuned models on one task: window and recording metrics.
+
+Reads the test-window predictions of every mode (probe, finetune, scratch) written by
+eegformer_finetune, aggregates them per recording (mean or max of the window
+probabilities, as the task defines), and writes metrics.json: AUROC, AUPRC and
+balanced accuracy at window and recording level with percentile-bootstrap intervals
+(recordings resampled; windows travel with their recording), per class for
+multi-label tasks, and paired differences between the modes on the same recordings
+(pretrained against from scratch with the same budget and seed). Also writes the
+recording-level predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from neuroai import get_logger
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.eegformer_evaluate")
+STAGE = "eegformer_evaluate"
+PAIRS = (("finetune", "scratch"), ("probe", "scratch"), ("finetune", "probe"))
+
+
+def _columns(frame, multilabel: bool, classes: list[str]):
+    if multilabel:
+        y = frame[[f"target_{c}" for c in classes]].to_numpy(int)
+        s = frame[[f"score_{c}" for c in classes]].to_numpy(float)
+        return y, s
+    return frame["target"].to_numpy(int), frame["score"].to_numpy(float)
+
+
+def _pretrained_summary(entries: dict) -> dict | None:
+    """The pretrained encoder the modes started from (its folder's JSON config)."""
+    for mode, entry in entries.items():
+        if mode == "scratch" or "checkpoint" not in entry:
+            continue
+        path = json.loads((Path(entry["checkpoint"]) / "config.json").read_text()).get("pretrained")
+        if path and (Path(path) / "config.json").is_file():
+            info = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+            return {
+                "path": path,
+                "config": info.get("config"),
+                "n_parameters": info.get("n_parameters"),
+                "steps": info.get("step"),
+                "labels": info.get("labels"),
+                "stores": info.get("stores"),
+                "objective": info.get("objective"),
+                "training": {
+                    k: info.get("training", {}).get(k)
+                    for k in ("max_steps", "batch_size", "lr", "seed", "schedule")
+                },
+            }
+    return None
+
+
+def run(
+    predictions: str | Path,
+    metrics_output: str | Path,
+    recordings_output: str | Path,
+    *,
+    models: str | Path | None = None,
+    history: str | Path | None = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Path:
+    """Write ``metrics.json`` and the recording-level predictions of one task.
+
+    Parameters
+    ----------
+    predictions : path-like
+        Window predictions of the task (``eegformer_finetune``).
+    metrics_output : path-like
+        ``metrics.json`` to write.
+    recordings_output : path-like
+        Recording-level predictions (``mode``, ``recording``, targets, scores).
+    models : path-like | None
+        The task's models folder (recorded with its training settings).
+    history : path-like | None
+        Learning histories (referenced for the report).
+    n_bootstrap, confidence, seed
+        Bootstrap resamples, interval coverage, random seed.
+    """
+    import pandas as pd
+
+    from neuroai.evaluation.windows import (
+        METRICS,
+        aggregate_recordings,
+        paired_difference,
+        weighted_metric,
+        window_task_metrics,
+    )
+    from neuroai.io import load_table, read_provenance, save_json, save_table
+
+    table = load_table(predictions, stage="eegformer_finetune")
+    record = read_provenance(predictions)
+    extra = record.get("extra", {})
+    task = extra["task"]
+    multilabel = task["kind"] == "multilabel_events"
+    classes = list(extra["classes"])
+    how = task["aggregate"]
+    common = {"n_resamples": n_bootstrap, "confidence": confidence, "seed": seed}
+    modes = list(dict.fromkeys(table["mode"]))
+    entries, recording_frames, scored = {}, [], {}
+    for mode in modes:
+        frame = table[table["mode"] == mode].sort_values("row")
+        y, s = _columns(frame, multilabel, classes)
+        recordings = frame["recording"].astype(str).to_numpy()
+        scored[mode] = (y, s, recordings)
+        metrics = window_task_metrics(
+            y, s, recordings, multilabel=multilabel, aggregate=how, **common
+        )
+        entry = {"metrics": metrics}
+        if multilabel:
+            entry["per_class"] = {
+                name: window_task_metrics(
+                    y[:, k],
+                    s[:, k],
+                    recordings,
+                    aggregate=how,
+                    metrics=("auroc", "auprc"),
+                    **common,
+                )
+                for k, name in enumerate(classes)
+            }
+        ids, y_rec, s_rec = aggregate_recordings(recordings, y, s, how=how)
+        rec = pd.DataFrame({"mode": mode, "recording": ids})
+        if multilabel:
+            for k, name in enumerate(classes):
+                rec[f"target_{name}"], rec[f"score_{name}"] = y_rec[:, k], s_rec[:, k]
+        else:
+            rec["target"], rec["score"] = y_rec, s_rec
+        recording_frames.append(rec)
+        if models is not None and (Path(models) / mode / "config.json").is_file():
+            # The folder's JSON config, read without loading torch (it is not a weights file).
+            info = json.loads((Path(models) / mode / "config.json").read_text(encoding="utf-8"))
+            entry.update(
+                {
+                    "checkpoint": str(Path(models) / mode),
+                    "n_parameters": info.get("n_parameters"),
+                    "trainable": not info["config"].get("freeze", False),
+                    "best_step": info.get("monitor", {}).get("best_step"),
+                    "training": {
+                        k: info.get("training", {}).get(k)
+                        for k in ("max_steps", "batch_size", "lr", "seed", "schedule")
+                    },
+                }
+            )
+        entries[mode] = entry
+    pretrained = _pretrained_summary(entries)
+    comparisons = []
+    for a, b in PAIRS:
+        if a not in scored or b not in scored:
+            continue
+        (y, sa, rec_a), (_, sb, rec_b) = scored[a], scored[b]
+        if not np.array_equal(rec_a, rec_b):
+            continue  # not the same windows: no paired comparison
+        ids, y_rec, sa_rec = aggregate_recordings(rec_a, y, sa, how=how)
+        _, _, sb_rec = aggregate_recordings(rec_b, y, sb, how=how)
+        for name in METRICS:
+            metric = weighted_metric(name, multilabel=multilabel)
+            for level, args in (
+                ("window", (y, sa, sb, rec_a)),
+                ("recording", (y_rec, sa_rec, sb_rec, ids)),
+            ):
+                diff = paired_difference(*args, metric, **common)
+                comparisons.append({"a": a, "b": b, "metric": name, "level": level, **diff})
+    document = {
+        "task": task["name"],
+        "definition": task,
+        "classes": classes,
+        "positives": extra.get("positives", {}),
+        "stores": sorted({str(s) for s in table["store"]}),
+        "bootstrap": {
+            "n_resamples": n_bootstrap,
+            "confidence": confidence,
+            "seed": seed,
+            "method": "percentile",
+            "unit": "recording",
+        },
+        "n_windows": int(len(table) // max(len(modes), 1)),
+        "n_recordings": int(table["recording"].nunique()),
+        "pretrained": pretrained,
+        "models": entries,
+        "comparisons": comparisons,
+        "artifacts": {
+            "predictions": str(predictions),
+            "recordings": str(recordings_output),
+            "history": str(history) if history else None,
+        },
+    }
+    inputs = [p for p in (predictions, history) if p]
+    params = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
+    save_table(
+        recordings_output,
+        pd.concat(recording_frames, ignore_index=True),
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
+    )
+    save_json(metrics_output, document, stage=STAGE, params=params, inputs=inputs)
+    for mode, entry in entries.items():
+        auroc = entry["metrics"]["recording"]["auroc"]
+        logger.info(
+            "%s / %s: recording AUROC %.3f [%.3f, %.3f]",
+            task["name"],
+            mode,
+            auroc["estimate"],
+            auroc["ci_low"],
+            auroc["ci_high"],
+        )
+    return Path(metrics_output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.eegformer_evaluate")
+    parser.add_argument("--predictions", required=True, help="window predictions .tsv")
+    parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
+    parser.add_argument("--recordings-output", required=True, help="recording predictions .tsv")
+    parser.add_argument("--models", default=None, help="the task's models folder")
+    parser.add_argument("--history", default=None, help="learning histories .tsv")
+    args = parser.parse_args(argv)
+    execute(
+        args,
+        run,
+        args.predictions,
+        args.metrics_output,
+        args.recordings_output,
+        models=args.models,
+        history=args.history,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

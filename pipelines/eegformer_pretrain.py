@@ -1,0 +1,199 @@
+"""Pretrain EEGFormer (VQ-VAE objective) on one or more EEG patch stores at once.
+
+Compound pretraining: the windows of every store given (TUAB + TUAR + a BIDS cohort
+...) are served as one dataset; the stores must share the sampling rate, window,
+patch layout and channels, which also fix the model's input size. Only the training
+recordings are used (the stores' held-out recordings never are; a few training
+recordings are kept for validation, see neuroai.training.eeg_data.recording_split),
+optionally only those with given recording labels (normal recordings for anomaly
+detection). Resumes an interrupted run from its run folder; writes the best weights
+(lowest validation loss) as a pretrained folder and the learning history.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuroai import get_logger
+from neuroai.errors import DataError
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.eegformer_pretrain")
+STAGE = "eegformer_pretrain"
+
+
+def run(
+    stores: list[str | Path],
+    model_output: str | Path,
+    history_output: str | Path,
+    *,
+    model: dict[str, Any] | None = None,
+    objective: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
+    labels: list[str] | None = None,
+    run_dir: str | Path | None = None,
+) -> Path | None:
+    """Pretrain EEGFormer on ``stores`` and write the best weights and the history.
+
+    Parameters
+    ----------
+    stores : list of path-like
+        Patch-store folders (``results/eeg/<dataset>/store``), trained on together.
+    model_output : path-like
+        Pretrained folder to write (the whole VQ-VAE: encoder, codebook, decoder).
+    history_output : path-like
+        Learning history table (loss terms, codebook perplexity and usage per step).
+    model : dict | None
+        ``preset`` (demo, small, base, large, paper) and ``options`` (further
+        :class:`~neuroai.models.eegformer.EEGFormerConfig` fields); the input size
+        comes from the stores.
+    objective : dict | None
+        Settings of the ``vqvae`` objective (``beta``, ``reconstruction``).
+    training : dict | None
+        :class:`~neuroai.training.TrainConfig` fields.
+    split : dict | None
+        ``n_val`` (validation recordings), ``test_fraction`` (when no store has a
+        held-out split), ``seed``.
+    labels : list of str | None
+        Pretrain only on recordings with these labels (``["normal"]``).
+    run_dir : path-like | None
+        Run folder (checkpoints, logs); ``<model_output>/../run`` by default.
+
+    Returns
+    -------
+    Path | None
+        ``model_output`` (None on the other processes of a distributed run).
+    """
+    # Imported here so that `--help` answers without loading torch and Lightning.
+    import pandas as pd
+
+    from neuroai.io import save_table, write_artifact
+    from neuroai.models import build_model, model_config
+    from neuroai.models.objectives import create_objective
+    from neuroai.training import PretrainModule, TrainConfig, fit, seed_everything
+    from neuroai.training.eeg_data import (
+        EEGWindowDataModule,
+        recording_split,
+        rows_of,
+        store_layout,
+        window_table,
+    )
+
+    stores = [Path(s) for s in stores]
+    model = dict(model or {})
+    split_params = dict(split or {})
+    layout = store_layout(stores)
+    table = window_table(stores)
+    chosen = recording_split(table, **split_params)
+    candidates = None
+    if labels:
+        candidates = table.index[table["label"].isin(labels)].to_numpy()
+        if candidates.size == 0:
+            raise DataError(
+                f"No window of {[str(s) for s in stores]} has a recording label in {labels}; "
+                f"labels found: {sorted(set(table['label']))}."
+            )
+    train_rows = rows_of(table, chosen.train, candidates)
+    val_rows = rows_of(table, chosen.val, candidates)
+    shape = {k: layout[k] for k in ("n_chans", "n_times", "sfreq", "patch_len", "patch_stride")}
+    config = model_config(
+        "eegformer", model.get("preset", "demo"), **{**dict(model.get("options", {})), **shape}
+    )
+    train_config = TrainConfig.from_dict(training or {}, source="eegformer pretraining")
+    run_dir = Path(run_dir) if run_dir else Path(model_output).parent / "run"
+    seed_everything(train_config.seed)
+    network = build_model("eegformer", config)
+    wrapped = create_objective("vqvae", network, **dict(objective or {}))
+    datamodule = EEGWindowDataModule(
+        stores,
+        train_rows,
+        val_rows,
+        batch_size=train_config.batch_size,
+        val_batch_size=train_config.batch_size,
+        seed=train_config.seed,
+        num_workers=train_config.num_workers,
+    )
+    metadata = {
+        "task": "pretraining",
+        "stores": [str(s) for s in stores],
+        "labels": list(labels or []),
+        "channels": layout["channels"],
+        "split": {"params": split_params, **chosen.to_dict()},
+        "n_windows": {"train": int(train_rows.size), "val": int(val_rows.size)},
+    }
+    logger.info(
+        "Pretraining EEGFormer (%s, %d parameters) on %d windows of %d recordings from %d "
+        "store(s); %d validation windows",
+        model.get("preset", "demo"),
+        network.parameter_count(),
+        train_rows.size,
+        table.loc[train_rows, "recording"].nunique(),
+        len(stores),
+        val_rows.size,
+    )
+    result = fit(
+        PretrainModule(wrapped, train_config), datamodule, train_config, run_dir, metadata=metadata
+    )
+    if not result.is_global_zero:
+        return None
+    params = {
+        "model": model,
+        "objective": objective or {},
+        "training": training or {},
+        "split": split_params,
+        "labels": list(labels or []),
+    }
+    extra = {
+        "best_score": result.best_score,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "world_size": result.world_size,
+        "n_parameters": network.parameter_count(),
+        "n_windows": metadata["n_windows"],
+    }
+    store_files = [s / "store.json" for s in stores]
+    write_artifact(
+        model_output,
+        lambda tmp: shutil.copytree(result.best, tmp, dirs_exist_ok=True),
+        stage=STAGE,
+        params=params,
+        inputs=store_files,
+        extra=extra,
+        directory=True,
+    )
+    history = pd.DataFrame(result.history)
+    history.insert(0, "corpus", "+".join(s.parent.name for s in stores))
+    save_table(history_output, history, stage=STAGE, params=params, inputs=store_files)
+    logger.info(
+        "Best validation loss %.4f at step %d; wrote %s",
+        result.best_score if result.best_score is not None else float("nan"),
+        result.best_step,
+        model_output,
+    )
+    return Path(model_output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.eegformer_pretrain", threads=True)
+    parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
+    parser.add_argument("--model-output", required=True, help="pretrained folder to write")
+    parser.add_argument("--history-output", required=True, help="learning history .tsv")
+    parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
+    args = parser.parse_args(argv)
+    execute(
+        args,
+        run,
+        args.stores,
+        args.model_output,
+        args.history_output,
+        run_dir=args.run_dir,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

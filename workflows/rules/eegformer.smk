@@ -1,0 +1,159 @@
+# EEGFormer: compound pretraining, fine-tuning per task, evaluation, anomaly detection,
+# codebook interpretation. Training rules declare GPU resources; on SLURM the profile
+# sets resources.mpi to "srun" (and nodes, tasks, gpu) so the stage runs as DDP tasks.
+
+
+rule eegformer_pretrain:
+    """VQ-VAE pretraining on every configured store at once (compound), or on the normal
+    recordings of the anomaly datasets (corpus "normal")."""
+    input:
+        eegformer_pretrain_stores,
+    output:
+        model=directory(f"{RESULTS}/eegformer/pretrain/{{corpus}}/model"),
+        history=f"{RESULTS}/eegformer/pretrain/{{corpus}}/history.tsv",
+    params:
+        cfg=eegformer_pretrain_params,
+        run_dir=f"{RESULTS}/eegformer/pretrain/{{corpus}}/run",
+    wildcard_constraints:
+        corpus="compound|normal",
+    log:
+        f"{RESULTS}/logs/eegformer_pretrain/{{corpus}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eegformer_pretrain/{{corpus}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+        nodes=1,
+        tasks=1,
+        mpi="",
+    shell:
+        "{resources.mpi} python -m pipelines.eegformer_pretrain --stores {input:q} "
+        "--model-output {output.model:q} --history-output {output.history:q} "
+        "--run-dir {params.run_dir:q} --threads {threads} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eegformer_finetune:
+    """Linear probe, full fine-tuning and from-scratch training on one task (same budget
+    and seed), and each model's predictions on the task's test windows."""
+    input:
+        unpack(eegformer_finetune_inputs),
+    output:
+        models=directory(f"{RESULTS}/eegformer/{{task}}/models"),
+        predictions=f"{RESULTS}/eegformer/{{task}}/predictions.tsv",
+        history=f"{RESULTS}/eegformer/{{task}}/history.tsv",
+    params:
+        cfg=eegformer_finetune_params,
+        run_dir=f"{RESULTS}/eegformer/{{task}}/run",
+    wildcard_constraints:
+        task="|".join(EEGFORMER_TASKS) or "(?!)",
+    log:
+        f"{RESULTS}/logs/eegformer_finetune/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eegformer_finetune/{{task}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+        nodes=1,
+        tasks=1,
+        mpi="",
+    shell:
+        "{resources.mpi} python -m pipelines.eegformer_finetune --stores {input.stores:q} "
+        "--pretrained {input.pretrained:q} --task {wildcards.task} "
+        "--models-output {output.models:q} --predictions-output {output.predictions:q} "
+        "--history-output {output.history:q} --run-dir {params.run_dir:q} --threads {threads} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eegformer_evaluate:
+    """AUROC, AUPRC and balanced accuracy per window and per recording, with bootstrap
+    intervals over recordings and paired differences between the modes."""
+    input:
+        predictions=f"{RESULTS}/eegformer/{{task}}/predictions.tsv",
+        models=f"{RESULTS}/eegformer/{{task}}/models",
+        history=f"{RESULTS}/eegformer/{{task}}/history.tsv",
+    output:
+        metrics=f"{RESULTS}/eegformer/{{task}}/metrics.json",
+        recordings=f"{RESULTS}/eegformer/{{task}}/recordings.tsv",
+    params:
+        cfg=eegformer_evaluate_params(),
+    wildcard_constraints:
+        task="|".join(EEGFORMER_TASKS) or "(?!)",
+    log:
+        f"{RESULTS}/logs/eegformer_evaluate/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eegformer_evaluate/{{task}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m pipelines.eegformer_evaluate --predictions {input.predictions:q} "
+        "--models {input.models:q} --history {input.history:q} "
+        "--metrics-output {output.metrics:q} --recordings-output {output.recordings:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eegformer_anomaly:
+    """Anomaly scores (reconstruction, quantisation, code rarity) of the test recordings
+    under the model pretrained on normal recordings only; AUROC normal vs abnormal."""
+    input:
+        unpack(eegformer_anomaly_inputs),
+    output:
+        scores=f"{RESULTS}/eegformer/anomaly/scores.tsv",
+        metrics=f"{RESULTS}/eegformer/anomaly/anomaly.json",
+    params:
+        cfg=eegformer_anomaly_params(),
+    log:
+        f"{RESULTS}/logs/eegformer_anomaly.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eegformer_anomaly.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    shell:
+        "python -m pipelines.eegformer_anomaly --stores {input.stores:q} "
+        "--pretrained {input.pretrained:q} --scores-output {output.scores:q} "
+        "--metrics-output {output.metrics:q} --threads {threads} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eegformer_interpret:
+    """Code usage per class and per annotation label, by channel and time (for the report)."""
+    input:
+        unpack(eegformer_interpret_inputs),
+    output:
+        summary=f"{RESULTS}/eegformer/interpret/codes.json",
+        codes=f"{RESULTS}/eegformer/interpret/codes.npy",
+    params:
+        cfg=eegformer_interpret_params(),
+    log:
+        f"{RESULTS}/logs/eegformer_interpret.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eegformer_interpret.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    shell:
+        "python -m pipelines.eegformer_interpret --stores {input.stores:q} "
+        "--pretrained {input.pretrained:q} --output {output.summary:q} "
+        "--codes-output {output.codes:q} --threads {threads} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -1,0 +1,94 @@
+# Input, params and report functions of the rules in ../dfc_gnn.smk.
+import shlex
+
+DFC_GNN = config.get("dfc_gnn", {})
+
+
+def _dfc_gnn_common():
+    return {k: DFC_GNN[k] for k in ("model", "data") if k in DFC_GNN}
+
+
+def dfc_gnn_graphs(wildcards):
+    if wildcards.dataset not in config.get("dynamic_fc", {}).get("datasets", []):
+        raise ConfigError(
+            f"dfc_gnn needs the graph dataset of {wildcards.dataset!r}: list it under "
+            "dynamic_fc.datasets too."
+        )
+    return f"{RESULTS}/fmri/{wildcards.dataset}/graphs"
+
+
+def dfc_gnn_pretrain_params():
+    values = {**_dfc_gnn_common(), **DFC_GNN.get("pretrain", {})}
+    return json.dumps(values, sort_keys=True)
+
+
+def dfc_gnn_task(wildcards):
+    tasks = DFC_GNN.get("finetune", {}).get("tasks", {})
+    if wildcards.dfc_task not in tasks:
+        raise ConfigError(
+            f"dfc_gnn task {wildcards.dfc_task!r} is not configured.{did_you_mean(wildcards.dfc_task, tasks)} "
+            f"Tasks: {', '.join(tasks)}."
+        )
+    return tasks[wildcards.dfc_task]
+
+
+def _dfc_gnn_methods():
+    return DFC_GNN.get("finetune", {}).get("methods", [])
+
+
+def dfc_gnn_finetune_inputs(wildcards):
+    dfc_gnn_task(wildcards)
+    inputs = {
+        "graphs": dfc_gnn_graphs(wildcards),
+        "pretrained": f"{RESULTS}/dfc_gnn/{wildcards.dataset}/pretrained/model",
+    }
+    if "static_fc" in _dfc_gnn_methods():
+        if wildcards.dataset not in RUNS:
+            raise ConfigError(
+                f"The static_fc baseline of dfc_gnn needs the static FC of {wildcards.dataset!r}: "
+                "list it under static_fc.datasets, or drop static_fc from dfc_gnn.finetune.methods."
+            )
+        inputs["static_fc"] = static_fc_outputs(wildcards.dataset)
+    return inputs
+
+
+def dfc_gnn_static_fc_arg(wildcards, input):
+    if "static_fc" not in input.keys():
+        return ""
+    return "--static-fc " + " ".join(shlex.quote(str(p)) for p in input.static_fc)
+
+
+def dfc_gnn_finetune_params(wildcards):
+    section = DFC_GNN.get("finetune", {})
+    task = dfc_gnn_task(wildcards)
+    values = {k: v for k, v in section.items() if k != "tasks"}
+    if "data" in DFC_GNN:
+        values["data"] = DFC_GNN["data"]
+    values.update(name=wildcards.dfc_task, **task)
+    return json.dumps(values, sort_keys=True)
+
+
+def dfc_gnn_evaluate_inputs(wildcards):
+    folder = f"{RESULTS}/dfc_gnn/{wildcards.dataset}"
+    tasks = DFC_GNN.get("finetune", {}).get("tasks", {})
+    return {
+        "graphs": dfc_gnn_graphs(wildcards),
+        "pretrained": f"{folder}/pretrained/model",
+        "history": f"{folder}/pretrained/history.tsv",
+        "predictions": [f"{folder}/tasks/{task}/predictions.tsv" for task in tasks],
+        "timeseries": list(fmri_runs(wildcards.dataset).values()),
+    }
+
+
+def dfc_gnn_evaluate_params():
+    values = {**DFC_GNN.get("evaluate", {})}
+    if "data" in DFC_GNN:
+        values["data"] = DFC_GNN["data"]
+    return json.dumps(values, sort_keys=True)
+
+
+def dfc_gnn_report_inputs():
+    return [f"{RESULTS}/dfc_gnn/{d}/metrics.json" for d in DFC_GNN.get("datasets", [])]
+
+
+REPORT_SECTIONS["dfc_gnn"] = dfc_gnn_report_inputs
