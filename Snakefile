@@ -36,6 +36,7 @@ include: "workflows/rules/segmentation.smk"
 include: "workflows/rules/inference.smk"
 include: "workflows/rules/tokens.smk"
 include: "workflows/rules/dfc_gnn.smk"
+include: "workflows/rules/tablet.smk"
 include: "workflows/rules/report.smk"
 
 

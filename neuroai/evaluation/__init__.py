@@ -23,10 +23,16 @@ from neuroai.evaluation.splits import (
     make_splits,
     stratified_splits,
 )
+from neuroai.evaluation.subject_level import (
+    average_by_subject,
+    predict_windows,
+    subject_metrics,
+)
 
 __all__ = [
     "CasePrediction",
     "Split",
+    "average_by_subject",
     "bootstrap_ci",
     "bootstrap_metric",
     "cross_validated_predictions",
@@ -40,12 +46,14 @@ __all__ = [
     "paired_bootstrap",
     "pairwise_comparisons",
     "predict_case",
+    "predict_windows",
     "prediction_metrics",
     "profile_similarity",
     "scan_halves",
     "segmentation_metrics",
     "stratified_splits",
     "summarize_cases",
+    "subject_metrics",
     "summarize_per_case",
     "upper_triangle",
 ]

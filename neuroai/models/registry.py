@@ -173,6 +173,7 @@ BUILTIN_MODULES = (
     "neuroai.models.eegformer",
     "neuroai.models.probe",
     "neuroai.models.dfc_gnn",
+    "neuroai.models.tablet",
 )
 
 

@@ -22,6 +22,7 @@ from neuroai.testing.generators import (
 from neuroai.testing.graphs import graph_dataset
 from neuroai.testing.patch_store import tiny_patch_store
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
+from neuroai.testing.token_store import write_token_store
 
 # volumes.bold_image (4D shape in one tuple, lattice affine) serves the volume-token tests;
 # the package-level bold_image is the fMRI one (bold.py).
@@ -57,4 +58,5 @@ __all__ = [
     "tiny_patch_store",
     "tuh_raw",
     "write_bold_run",
+    "write_token_store",
 ]

@@ -25,6 +25,14 @@ from neuroai.training.segmentation_data import (
     SegmentationDataModule,
     preprocess_case,
 )
+from neuroai.training.token_data import (
+    TokenWindowDataModule,
+    TokenWindows,
+    pad_window,
+    read_token_index,
+    split_token_cohort,
+    window_starts,
+)
 from neuroai.training.trainer import FitResult, build_trainer, fit
 
 __all__ = [
@@ -45,6 +53,8 @@ __all__ = [
     "SegmentationDataConfig",
     "SegmentationDataModule",
     "SupervisedModule",
+    "TokenWindowDataModule",
+    "TokenWindows",
     "TrainConfig",
     "build_trainer",
     "collate_graphs",
@@ -54,8 +64,12 @@ __all__ = [
     "item_seed",
     "lr_factor",
     "predict_runs",
+    "pad_window",
     "preprocess_case",
+    "read_token_index",
     "resolve_devices",
     "resolve_precision",
     "seed_everything",
+    "split_token_cohort",
+    "window_starts",
 ]

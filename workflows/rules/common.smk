@@ -112,6 +112,7 @@ include: "inputs/eegformer.smk"
 include: "inputs/segmentation.smk"
 include: "inputs/tokens.smk"
 include: "inputs/dfc_gnn.smk"
+include: "inputs/tablet.smk"
 include: "inputs/report.smk"
 
 

@@ -100,6 +100,7 @@ BUILTIN_MODULES = (
     "neuroai.models.objectives.masked_volume",
     "neuroai.models.objectives.vqvae",
     "neuroai.models.objectives.masked_dfc",
+    "neuroai.models.objectives.masked_tokens",
 )
 
 

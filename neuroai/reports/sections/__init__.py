@@ -28,6 +28,7 @@ REGISTRY = {
     "inference": "neuroai.reports.sections.inference:render_inference",
     "tokens": "neuroai.reports.sections.tokens:render_tokens",
     "dfc_gnn": "neuroai.reports.sections.dfc_gnn:render_dfc_gnn",
+    "tablet": "neuroai.reports.sections.tablet:render_tablet",
 }
 
 

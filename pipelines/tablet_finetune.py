@@ -1,0 +1,290 @@
+"""Fine-tune TABLeT on a subject label of a token cohort (from a pretrained encoder or scratch).
+
+Classification of a binary label (BCE with logits, positive-class weight n_neg / n_pos of
+the training split) or regression of a continuous one (targets z-scored on the training
+split, L1 loss). Each epoch draws one random window of ``window_frames`` frames per
+training subject (shorter runs padded and masked); validation uses every non-overlapping
+window. AdamW (weight decay 0.01) with a cosine schedule after a linear warm-up by
+default. The split is the one the pretraining and evaluation stages share. Writes the
+best model as a pretrained folder (its config.json records the task, the class coding
+or the target scaling) and the learning history.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuroai import get_logger
+from neuroai.errors import ConfigError, DataError, check_option
+from pipelines._stage import execute, stage_parser
+
+logger = get_logger("stage.tablet_finetune")
+STAGE = "tablet_finetune"
+KINDS = ("classification", "regression")
+
+
+def encode_targets(values, kind: str, *, positive: str | None, train_rows):
+    """Targets for training and how to read predictions back.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The label column of the whole index.
+    kind : {"classification", "regression"}
+    positive : str | None
+        The positive class of a binary label (the second in sorted order when None).
+    train_rows : sequence of bool
+        Rows of the training subjects (the z-scoring and the class weight use them only).
+
+    Returns
+    -------
+    targets : ndarray, shape (n_subjects,), float
+        0/1 or z-scored values.
+    coding : dict
+        ``{"positive": ..., "negative": ..., "pos_weight": ...}`` or
+        ``{"mean": ..., "std": ...}`` (in the label's units).
+    """
+    import numpy as np
+
+    check_option("task kind", kind, KINDS)
+    train_rows = np.asarray(train_rows, bool)
+    if kind == "classification":
+        labels = values.astype(str)
+        classes = sorted(labels.unique())
+        if len(classes) != 2:
+            raise DataError(
+                f"Column {values.name!r} has {len(classes)} classes {classes}; TABLeT's "
+                "classification head is binary."
+            )
+        positive = str(positive) if positive is not None else classes[1]
+        if positive not in classes:
+            raise ConfigError(
+                f"positive {positive!r} is not a value of {values.name!r}: {classes}."
+            )
+        targets = (labels == positive).to_numpy(float)
+        n_pos = targets[train_rows].sum()
+        n_neg = train_rows.sum() - n_pos
+        if n_pos == 0 or n_neg == 0:
+            raise DataError(f"The training split has only one class of {values.name!r}.")
+        negative = [c for c in classes if c != positive][0]
+        return targets, {"positive": positive, "negative": negative, "pos_weight": n_neg / n_pos}
+    numbers = values.astype(float).to_numpy()
+    if np.isnan(numbers).any():
+        raise DataError(f"Column {values.name!r} has missing values; give every subject one.")
+    mean, std = float(numbers[train_rows].mean()), float(numbers[train_rows].std())
+    if std == 0:
+        raise DataError(f"Column {values.name!r} is constant on the training split.")
+    return (numbers - mean) / std, {"mean": mean, "std": std}
+
+
+def run(
+    index: str | Path,
+    model_output: str | Path,
+    history_output: str | Path,
+    *,
+    pretrained: str | Path | None = None,
+    task: dict[str, Any] | None = None,
+    variant: str = "scratch",
+    model: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+) -> Path | None:
+    """Fine-tune one variant on one task; write the best model and the history.
+
+    Parameters
+    ----------
+    index : path-like
+        The cohort's token-store index.tsv.
+    model_output, history_output : path-like
+        Pretrained folder of the best model (by validation loss); history table.
+    pretrained : path-like | None
+        Encoder folder from ``tablet_pretrain`` (its matching weights initialise the
+        model); None trains from scratch.
+    task : dict | None
+        ``name``, ``column`` (of index.tsv), ``kind`` ("classification" or
+        "regression"), ``positive`` (class coded 1), ``use_tr`` (false: every subject
+        gets the model's default TR, for labels confounded with TR such as the demo's site).
+    variant : str
+        Name of the variant (``pretrained-rope``, ``scratch-none``...), recorded.
+    model, training, data, split : dict | None
+        As in :func:`pipelines.tablet_pretrain.run`; ``data`` holds ``window_frames``.
+    run_dir : path-like | None
+        Run folder; ``<model_output>/../run`` by default.
+    """
+    import pandas as pd
+
+    from neuroai.io import save_table, write_artifact
+    from neuroai.models import build_model, read_pretrained_config
+    from neuroai.tokenizers import read_token_store
+    from neuroai.training import (
+        SupervisedModule,
+        TokenWindowDataModule,
+        TrainConfig,
+        fit,
+        read_token_index,
+        seed_everything,
+        split_token_cohort,
+    )
+    from pipelines.tablet_pretrain import tablet_config
+
+    task, model, data, split = (
+        dict(task or {}),
+        dict(model or {}),
+        dict(data or {}),
+        dict(split or {}),
+    )
+    column, kind = task.get("column"), task.get("kind", "classification")
+    table = read_token_index(index)
+    if column not in table.columns:
+        raise ConfigError(
+            f"task column {column!r} is not in {index} (columns: {', '.join(table.columns)})."
+        )
+    chosen = split_token_cohort(table, **split)
+    ids = list(table["participant_id"])
+    targets, coding = encode_targets(
+        table[column],
+        kind,
+        positive=task.get("positive"),
+        train_rows=[i in chosen.train for i in ids],
+    )
+    rows = {pid: i for i, pid in enumerate(ids)}
+    window = int(data.get("window_frames", 256))
+    fixed = {"task": kind, "n_outputs": 1}
+    if kind == "classification":
+        fixed["pos_weight"] = float(coding["pos_weight"])
+    if pretrained:
+        encoder = read_pretrained_config(pretrained)["config"]
+        for key in ("n_tokens", "token_dim", "positional"):
+            fixed[key] = encoder[key]
+    else:
+        shape = read_token_store(table["tokens"].iloc[0]).tokens.shape
+        fixed.update(n_tokens=int(shape[1]), token_dim=int(shape[2]))
+    config = tablet_config(model, **fixed)
+    values = dict(training or {})
+    values["init_from"] = str(pretrained) if pretrained else None
+    train_config = TrainConfig.from_dict(values, source="tablet fine-tuning")
+    seed_everything(train_config.seed)
+    network = build_model("tablet", config)
+
+    use_tr = bool(task.get("use_tr", True))
+
+    def part(name):
+        chosen_ids = getattr(chosen, name)
+        return (
+            [table["tokens"].iloc[rows[i]] for i in chosen_ids],
+            [float(targets[rows[i]]) for i in chosen_ids],
+            [float(table["tr"].iloc[rows[i]]) if use_tr else config.default_tr for i in chosen_ids],
+        )
+
+    (train_paths, train_y, train_tr), (val_paths, val_y, val_tr) = part("train"), part("val")
+    datamodule = TokenWindowDataModule(
+        train_paths,
+        val_paths,
+        window=window,
+        train_targets=train_y,
+        val_targets=val_y,
+        train_trs=train_tr,
+        val_trs=val_tr,
+        batch_size=train_config.batch_size,
+        seed=train_config.seed,
+        num_workers=train_config.num_workers,
+        val_batch_size=train_config.batch_size,
+    )
+    metadata = {
+        "tablet": {
+            "stage": STAGE,
+            "task": {
+                "name": task.get("name", column),
+                "column": column,
+                "kind": kind,
+                "use_tr": use_tr,
+                **coding,
+            },
+            "variant": variant,
+            "pretrained": str(pretrained) if pretrained else None,
+            "data": {"window_frames": window},
+            "split": {"params": split, **chosen.to_dict()},
+        }
+    }
+    logger.info(
+        "%s (%s, %s): %d training / %d validation subjects, %d test held out",
+        task.get("name", column),
+        kind,
+        variant,
+        len(train_paths),
+        len(val_paths),
+        len(chosen.test),
+    )
+    run_dir = Path(run_dir) if run_dir else Path(model_output).parent / "run"
+    result = fit(
+        SupervisedModule(network, train_config),
+        datamodule,
+        train_config,
+        run_dir,
+        metadata=metadata,
+    )
+    if not result.is_global_zero:
+        return None
+    params = {
+        "task": task,
+        "variant": variant,
+        "model": model,
+        "training": training or {},
+        "data": data,
+        "split": split,
+    }
+    inputs = [index, *([pretrained] if pretrained else [])]
+    write_artifact(
+        model_output,
+        lambda tmp: shutil.copytree(result.best, tmp, dirs_exist_ok=True),
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
+        extra={
+            "best_step": result.best_step,
+            "steps": result.steps,
+            "best_score": result.best_score,
+        },
+        directory=True,
+    )
+    history = pd.DataFrame(result.history)
+    history.insert(0, "variant", variant)
+    history.insert(0, "task", task.get("name", column))
+    save_table(history_output, history, stage=STAGE, params=params, inputs=inputs)
+    logger.info(
+        "Best val/loss %.4f at step %d; wrote %s",
+        result.best_score or float("nan"),
+        result.best_step,
+        model_output,
+    )
+    return Path(model_output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__, "python -m pipelines.tablet_finetune", threads=True)
+    parser.add_argument("--index", required=True, help="token-store index.tsv")
+    parser.add_argument("--pretrained", default=None, help="pretrained encoder folder")
+    parser.add_argument("--model-output", required=True, help="pretrained folder to write")
+    parser.add_argument("--history-output", required=True, help="learning history .tsv")
+    parser.add_argument("--variant", default="scratch", help="variant name (recorded)")
+    parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
+    args = parser.parse_args(argv)
+    execute(
+        args,
+        run,
+        args.index,
+        args.model_output,
+        args.history_output,
+        pretrained=args.pretrained,
+        variant=args.variant,
+        run_dir=args.run_dir,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

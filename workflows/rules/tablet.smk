@@ -1,0 +1,99 @@
+# TABLeT on the fMRI volume tokens: masked token pretraining per cohort, fine-tuning per
+# task and variant (pretrained or scratch, positional flag), subject-level evaluation.
+
+
+rule tablet_pretrain:
+    """Masked token modelling on a cohort's token stores (its test subjects left out), with
+    one positional flag (the main one, and the others for the ablation)."""
+    input:
+        tablet_index,
+    output:
+        model=directory(f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/encoder"),
+        history=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/history.tsv",
+        summary=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/summary.json",
+        reconstructions=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/reconstructions.npy",
+    params:
+        cfg=tablet_pretrain_params,
+        run_dir=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/run",
+    wildcard_constraints:
+        positional="none|rope|spacetime",
+    log:
+        f"{RESULTS}/logs/tablet_pretrain/{{dataset}}/{{positional}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tablet_pretrain/{{dataset}}/{{positional}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+        nodes=1,
+        tasks=1,
+        mpi="",
+    shell:
+        "{resources.mpi} python -m pipelines.tablet_pretrain --index {input:q} "
+        "--model-output {output.model:q} --history-output {output.history:q} "
+        "--summary-output {output.summary:q} --reconstructions-output {output.reconstructions:q} "
+        "--run-dir {params.run_dir:q} --threads {threads} --params {params.cfg:q} "
+        "--log {log:q} --no-progress"
+
+
+rule tablet_finetune:
+    """Fine-tune one variant (pretrained-<positional> or scratch-<positional>) on one task."""
+    input:
+        unpack(tablet_finetune_inputs),
+    output:
+        model=directory(f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/model"),
+        history=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/history.tsv",
+    params:
+        cfg=tablet_finetune_params,
+        pretrained=tablet_pretrained_arg,
+        run_dir=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/run",
+    wildcard_constraints:
+        variant="(pretrained|scratch)-(none|rope|spacetime)",
+    log:
+        f"{RESULTS}/logs/tablet_finetune/{{dataset}}/{{task}}/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tablet_finetune/{{dataset}}/{{task}}/{{variant}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+        nodes=1,
+        tasks=1,
+        mpi="",
+    shell:
+        "{resources.mpi} python -m pipelines.tablet_finetune --index {input.index:q} "
+        "{params.pretrained} --model-output {output.model:q} --history-output {output.history:q} "
+        "--variant {wildcards.variant} --run-dir {params.run_dir:q} --threads {threads} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule tablet_evaluate:
+    """Subject-level metrics of every fine-tuned variant on the held-out subjects."""
+    input:
+        unpack(tablet_evaluate_inputs),
+    output:
+        metrics=f"{RESULTS}/tablet/{{dataset}}/metrics.json",
+        predictions=f"{RESULTS}/tablet/{{dataset}}/predictions.tsv",
+    params:
+        cfg=tablet_evaluate_params(),
+    log:
+        f"{RESULTS}/logs/tablet_evaluate/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tablet_evaluate/{{dataset}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    shell:
+        "python -m pipelines.tablet_evaluate --index {input.index:q} --models {input.models:q} "
+        "--metrics-output {output.metrics:q} --predictions-output {output.predictions:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
