@@ -184,3 +184,59 @@ def test_tokenizer_uses_cuda_when_present(tiny_model):
     tokenizer = VolumeTokenizer(tiny_model, frame_size=S, device="auto")
     assert tokenizer.device_.type == "cuda"
     assert tokenizer.encode(np.zeros((1, S, S, S), np.float32)).shape == (1, 27, 96)
+
+
+class _SpaceToDepth(torch.nn.Module):
+    """A lossless stand-in for the autoencoder: f x f patches of a slice become C = f^2 channels.
+
+    Slices arrive replicated to 3 channels, so the channel mean is the slice itself; decoding
+    puts every latent value back on its pixel. Anything the tokenizer does to the data outside
+    the autoencoder (slicing, channel replication, latent regrouping and ungrouping, float16
+    storage, restacking the axes) then shows as a difference between frames and their decoding.
+    """
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.spatial_compression_ratio = factor
+        self.config = SimpleNamespace(latent_channels=factor * factor)
+
+    def encode(self, x):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(
+            latent=F.pixel_unshuffle(x.mean(dim=1, keepdim=True), self.spatial_compression_ratio)
+        )
+
+    def decode(self, z):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(
+            sample=F.pixel_shuffle(z, self.spatial_compression_ratio).expand(-1, 3, -1, -1)
+        )
+
+
+def test_round_trip_is_lossless_with_a_lossless_autoencoder(tmp_path):
+    # Guards the token path itself: with an exactly invertible "autoencoder", frames -> float16
+    # token store -> decoded volumes gives the frames back (spatial r = 1 in any mask), so a
+    # poor reconstruction can only come from the autoencoder's weights.
+    from neuroai.testing.volumes import write_bold_run
+    from neuroai.tokenizers import qc
+    from neuroai.tokenizers.frames import load_frames, write_frames
+
+    run = write_bold_run(tmp_path / "sub-01_bold.nii.gz", shape=(7, 8, 9, 5), seed=3)
+    write_frames([run], tmp_path / "frames.npy", size=S)
+    frames = np.asarray(load_frames(tmp_path / "frames.npy")[0], dtype=np.float32)
+    tokenizer = VolumeTokenizer(_SpaceToDepth(F_), frame_size=S, batch_size=17, device="cpu")
+    assert (tokenizer.n_tokens_, tokenizer.token_dim_) == (27, 3 * F_ * F_ * F_)
+    tokenizer.encode_store(tmp_path / "frames.npy", tmp_path / "tokens.npy", chunk_frames=2)
+    tokens = read_token_store(tmp_path / "tokens.npy").tokens
+    per_axis = tokenizer.decode(tokens, per_axis=True)
+    for axis in range(3):
+        np.testing.assert_allclose(per_axis[:, axis], frames, atol=1e-3)
+    decoded = tokenizer.decode(tokens)
+    np.testing.assert_allclose(decoded, frames, atol=1e-3)
+    mask = qc.qc_mask(frames, None)
+    assert mask.sum() > 100
+    np.testing.assert_allclose(qc.spatial_correlation(frames, decoded, mask), 1.0, atol=1e-5)
