@@ -1,6 +1,7 @@
 """The 2D autoencoder, the cube-token layout and the volume tokenizer."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -195,26 +196,19 @@ class _SpaceToDepth(torch.nn.Module):
     storage, restacking the axes) then shows as a difference between frames and their decoding.
     """
 
-    def __init__(self, factor: int) -> None:
+    def __init__(self, factor: int, gain: float = 1.0) -> None:
         super().__init__()
-        from types import SimpleNamespace
-
+        self.gain = gain
         self.spatial_compression_ratio = factor
         self.config = SimpleNamespace(latent_channels=factor * factor)
 
     def encode(self, x):
-        from types import SimpleNamespace
-
-        return SimpleNamespace(
-            latent=F.pixel_unshuffle(x.mean(dim=1, keepdim=True), self.spatial_compression_ratio)
-        )
+        patches = F.pixel_unshuffle(x.mean(dim=1, keepdim=True), self.spatial_compression_ratio)
+        return SimpleNamespace(latent=patches * self.gain)
 
     def decode(self, z):
-        from types import SimpleNamespace
-
-        return SimpleNamespace(
-            sample=F.pixel_shuffle(z, self.spatial_compression_ratio).expand(-1, 3, -1, -1)
-        )
+        pixels = F.pixel_shuffle(z / self.gain, self.spatial_compression_ratio)
+        return SimpleNamespace(sample=pixels.expand(-1, 3, -1, -1))
 
 
 def test_round_trip_is_lossless_with_a_lossless_autoencoder(tmp_path):
@@ -240,3 +234,16 @@ def test_round_trip_is_lossless_with_a_lossless_autoencoder(tmp_path):
     mask = qc.qc_mask(frames, None)
     assert mask.sum() > 100
     np.testing.assert_allclose(qc.spatial_correlation(frames, decoded, mask), 1.0, atol=1e-5)
+
+
+def test_latents_beyond_float16_stop_the_store(tmp_path):
+    # Latents past float16's range would be stored as inf and decode to NaN: a clear error instead.
+    from neuroai.testing.volumes import write_bold_run
+    from neuroai.tokenizers.frames import write_frames
+
+    run = write_bold_run(tmp_path / "sub-01_bold.nii.gz", shape=(7, 8, 9, 3), seed=3)
+    write_frames([run], tmp_path / "frames.npy", size=S)
+    tokenizer = VolumeTokenizer(_SpaceToDepth(F_, gain=1e6), frame_size=S, device="cpu")
+    with pytest.raises(DataError, match="beyond float16"):
+        tokenizer.encode_store(tmp_path / "frames.npy", tmp_path / "tokens.npy")
+    assert not (tmp_path / "tokens.npy").exists()
