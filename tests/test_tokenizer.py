@@ -1,6 +1,7 @@
 """The 2D autoencoder, the cube-token layout and the volume tokenizer."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -184,3 +185,65 @@ def test_tokenizer_uses_cuda_when_present(tiny_model):
     tokenizer = VolumeTokenizer(tiny_model, frame_size=S, device="auto")
     assert tokenizer.device_.type == "cuda"
     assert tokenizer.encode(np.zeros((1, S, S, S), np.float32)).shape == (1, 27, 96)
+
+
+class _SpaceToDepth(torch.nn.Module):
+    """A lossless stand-in for the autoencoder: f x f patches of a slice become C = f^2 channels.
+
+    Slices arrive replicated to 3 channels, so the channel mean is the slice itself; decoding
+    puts every latent value back on its pixel. Anything the tokenizer does to the data outside
+    the autoencoder (slicing, channel replication, latent regrouping and ungrouping, float16
+    storage, restacking the axes) then shows as a difference between frames and their decoding.
+    """
+
+    def __init__(self, factor: int, gain: float = 1.0) -> None:
+        super().__init__()
+        self.gain = gain
+        self.spatial_compression_ratio = factor
+        self.config = SimpleNamespace(latent_channels=factor * factor)
+
+    def encode(self, x):
+        patches = F.pixel_unshuffle(x.mean(dim=1, keepdim=True), self.spatial_compression_ratio)
+        return SimpleNamespace(latent=patches * self.gain)
+
+    def decode(self, z):
+        pixels = F.pixel_shuffle(z / self.gain, self.spatial_compression_ratio)
+        return SimpleNamespace(sample=pixels.expand(-1, 3, -1, -1))
+
+
+def test_round_trip_is_lossless_with_a_lossless_autoencoder(tmp_path):
+    # Guards the token path itself: with an exactly invertible "autoencoder", frames -> float16
+    # token store -> decoded volumes gives the frames back (spatial r = 1 in any mask), so a
+    # poor reconstruction can only come from the autoencoder's weights.
+    from neuroai.testing.volumes import write_bold_run
+    from neuroai.tokenizers import qc
+    from neuroai.tokenizers.frames import load_frames, write_frames
+
+    run = write_bold_run(tmp_path / "sub-01_bold.nii.gz", shape=(7, 8, 9, 5), seed=3)
+    write_frames([run], tmp_path / "frames.npy", size=S)
+    frames = np.asarray(load_frames(tmp_path / "frames.npy")[0], dtype=np.float32)
+    tokenizer = VolumeTokenizer(_SpaceToDepth(F_), frame_size=S, batch_size=17, device="cpu")
+    assert (tokenizer.n_tokens_, tokenizer.token_dim_) == (27, 3 * F_ * F_ * F_)
+    tokenizer.encode_store(tmp_path / "frames.npy", tmp_path / "tokens.npy", chunk_frames=2)
+    tokens = read_token_store(tmp_path / "tokens.npy").tokens
+    per_axis = tokenizer.decode(tokens, per_axis=True)
+    for axis in range(3):
+        np.testing.assert_allclose(per_axis[:, axis], frames, atol=1e-3)
+    decoded = tokenizer.decode(tokens)
+    np.testing.assert_allclose(decoded, frames, atol=1e-3)
+    mask = qc.qc_mask(frames, None)
+    assert mask.sum() > 100
+    np.testing.assert_allclose(qc.spatial_correlation(frames, decoded, mask), 1.0, atol=1e-5)
+
+
+def test_latents_beyond_float16_stop_the_store(tmp_path):
+    # Latents past float16's range would be stored as inf and decode to NaN: a clear error instead.
+    from neuroai.testing.volumes import write_bold_run
+    from neuroai.tokenizers.frames import write_frames
+
+    run = write_bold_run(tmp_path / "sub-01_bold.nii.gz", shape=(7, 8, 9, 3), seed=3)
+    write_frames([run], tmp_path / "frames.npy", size=S)
+    tokenizer = VolumeTokenizer(_SpaceToDepth(F_, gain=1e6), frame_size=S, device="cpu")
+    with pytest.raises(DataError, match="beyond float16"):
+        tokenizer.encode_store(tmp_path / "frames.npy", tmp_path / "tokens.npy")
+    assert not (tmp_path / "tokens.npy").exists()
