@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 
 from neuroai.io import load_array, load_json, load_table
 from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports.sections._format import interval
+from neuroai.reports.sections._format import number as _num
 
 COLOURS = {
     "finetune": "#4c72b0",
@@ -49,21 +51,8 @@ METRIC_NAMES = {
 }
 
 
-def _num(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(summary: dict, digits: int = 2) -> str:
-    estimate = _num(summary.get("estimate"))
-    if not math.isfinite(estimate):
-        return "n/a"
-    low, high = _num(summary.get("ci_low")), _num(summary.get("ci_high"))
-    if not math.isfinite(low):
-        return f"{estimate:.{digits}f}"
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def _fmt(summary: dict | None, digits: int = 2) -> str:
+    return interval(summary, digits, spec="f")
 
 
 def _curve_figure(curves, task: str, metrics: Sequence[str]) -> Figure:

@@ -19,6 +19,8 @@ from matplotlib.figure import Figure
 from neuroai.io import load_json, load_table
 from neuroai.reports.classification import confusion_figure, learning_curves, roc_pr_figure
 from neuroai.reports.html import Section, figure, pre, table, text
+from neuroai.reports.sections._format import interval
+from neuroai.reports.sections._format import number as _num
 
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 METRIC_NAMES = {"auroc": "AUROC", "auprc": "AUPRC", "balanced_accuracy": "balanced accuracy"}
@@ -34,26 +36,11 @@ REPRODUCE = (
 )
 
 
-def _num(value) -> float:
-    """A number from JSON (non-finite values are stored as text, e.g. "nan")."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(summary: dict | None, digits: int = 3) -> str:
-    summary = summary or {}
-    estimate = _num(summary.get("estimate"))
-    if not math.isfinite(estimate):
-        return "n/a"
-    low, high = _num(summary.get("ci_low")), _num(summary.get("ci_high"))
-    if not math.isfinite(low):
-        return f"{estimate:.{digits}f}"
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
 # Pretraining -------------------------------------------------------------------------------
+def _fmt(summary: dict | None, digits: int = 3) -> str:
+    return interval(summary, digits, spec="f")
+
+
 def pretraining_curves(histories: dict[str, object]) -> Figure:
     """Loss, codebook perplexity and usage against the optimizer step, per corpus."""
     fig = Figure(figsize=(10.0, 3.0))

@@ -7,7 +7,6 @@ histories, example volumes and predicted label maps); nothing is recomputed.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,28 +15,16 @@ from matplotlib.figure import Figure
 
 from neuroai.io import check_artifact, load_json, load_table
 from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports.sections._format import interval
+from neuroai.reports.sections._format import number as _num
 
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3")
 LABEL_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 UNITS = {"dice": "", "hd95": " mm", "msd": " mm"}
 
 
-def _num(value) -> float:
-    """A number from metrics.json (non-finite values are stored as text, e.g. "nan")."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(summary: dict, digits: int = 3) -> str:
-    estimate = _num(summary.get("estimate"))
-    if not math.isfinite(estimate):
-        return "n/a"
-    low, high = _num(summary.get("ci_low")), _num(summary.get("ci_high"))
-    if not math.isfinite(low):
-        return f"{estimate:.{digits}f}"
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def _fmt(summary: dict | None, digits: int = 3) -> str:
+    return interval(summary, digits, spec="f")
 
 
 def _overview(document: dict) -> str:

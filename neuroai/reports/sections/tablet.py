@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 
 from neuroai.io import load_json, load_table, read_provenance
 from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports.sections._format import interval
+from neuroai.reports.sections._format import number as _num
 
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 ORDER = {
@@ -25,21 +27,8 @@ ORDER = {
 }
 
 
-def _num(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(summary: dict, digits: int = 3) -> str:
-    estimate = _num(summary.get("estimate"))
-    if not math.isfinite(estimate):
-        return "n/a"
-    low, high = _num(summary.get("ci_low")), _num(summary.get("ci_high"))
-    if not math.isfinite(low):
-        return f"{estimate:.{digits}g}"
-    return f"{estimate:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
+def _fmt(summary: dict | None, digits: int = 3) -> str:
+    return interval(summary, digits, spec="g")
 
 
 def _by_stage(paths: Sequence[Path]) -> dict[str, list[Path]]:
