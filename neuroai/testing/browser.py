@@ -89,7 +89,13 @@ class PageCheck:
 
 class _DevTools:
     def __init__(self, url: str, timeout: float):
-        import websocket
+        try:
+            import websocket
+        except ImportError as exc:
+            raise ImportError(
+                "The browser check needs websocket-client, one of the test extras: "
+                "pip install -e '.[test]' (or pip install websocket-client)."
+            ) from exc
 
         self.ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
         self.next_id = 0
