@@ -259,6 +259,65 @@ def _subdirs(folder: Path, prefix: str) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
+def subject_func_files(
+    root: str | os.PathLike, pattern: str, *, subjects: Sequence[str] | None = None
+) -> dict[str, list[Path]]:
+    """Files of each subject's ``func`` folders: ``sub-<label>/[ses-<label>/]func/<pattern>``.
+
+    The walk shared by the readers of single-suffix layouts (region time series,
+    4D runs for tokens); :func:`index_bold_runs` does the full BIDS indexing.
+    Subject and session folders whose label is not a BIDS label are skipped, and
+    a file counts only when its name starts with its subject's ``sub-<label>_``,
+    so no label can point outside ``root``.
+
+    Parameters
+    ----------
+    root : path-like
+        The dataset folder.
+    pattern : str
+        Glob of the files inside ``func`` (``"*_timeseries.tsv"``).
+    subjects : sequence of str | None
+        Keep only these subject labels (without ``sub-``).
+
+    Returns
+    -------
+    dict
+        Subject label to its files (sessions in label order, files by name);
+        subjects in label order, those with no file left out.
+
+    Raises
+    ------
+    DataError
+        When ``root`` is not a folder or a subject label is not a BIDS label.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Dataset folder {root} does not exist.")
+    wanted = None
+    if subjects is not None:
+        bad = [str(s) for s in subjects if not _LABEL.match(str(s))]
+        if bad:
+            raise DataError(
+                f"Invalid BIDS subject labels {bad}: labels are letters and digits only "
+                "(give '01', not 'sub-01' or a path)."
+            )
+        wanted = {str(s) for s in subjects}
+    found: dict[str, list[Path]] = {}
+    for label, sub_dir in _subdirs(root, "sub"):
+        if wanted is not None and label not in wanted:
+            continue
+        folders = [sub_dir / "func"] + [d / "func" for _, d in _subdirs(sub_dir, "ses")]
+        files = [
+            path
+            for folder in folders
+            for path in sorted(folder.glob(pattern))
+            if path.name.startswith(f"sub-{label}_")
+        ]
+        if files:
+            found[label] = files
+    return found
+
+
 def _nifti_stem(name: str) -> str | None:
     for ext in NIFTI_EXTENSIONS:
         if name.endswith(ext):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from neuroai.errors import DataError
 from neuroai.io.atomic import atomic_open
+from neuroai.io.bids import subject_func_files
 from neuroai.io.provenance import jsonable, make_record
 
 
@@ -192,7 +192,6 @@ def read_region_timeseries(path: str | os.PathLike) -> RegionTimeseries:
     return RegionTimeseries(data=data, tr=float(tr), regions=header, path=path, sidecar=meta)
 
 
-_LABEL = re.compile(r"^[A-Za-z0-9]+$")
 TIMESERIES_SUFFIX = "_timeseries.tsv"
 
 
@@ -225,35 +224,10 @@ def index_region_runs(
     dict
         Run key (``sub-01_ses-1_task-rest_atlas-X``) to file path, sorted by key.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"Dataset folder {root} does not exist.")
-    wanted = None
+    files = subject_func_files(root, f"*{TIMESERIES_SUFFIX}", subjects=subjects)
+    runs = {run_key(tsv): tsv for paths in files.values() for tsv in paths}
     if subjects is not None:
-        for label in subjects:
-            if not _LABEL.match(str(label)):
-                raise DataError(
-                    f"Invalid BIDS subject label {label!r}: labels are letters and digits only "
-                    "(give '01', not 'sub-01' or a path)."
-                )
-        wanted = {str(s) for s in subjects}
-    runs: dict[str, Path] = {}
-    for sub_dir in sorted(root.glob("sub-*")):
-        label = sub_dir.name[4:]
-        if not sub_dir.is_dir() or not _LABEL.match(label):
-            continue
-        if wanted is not None and label not in wanted:
-            continue
-        func_dirs = [sub_dir / "func"] + sorted(
-            d / "func" for d in sub_dir.glob("ses-*") if _LABEL.match(d.name[4:])
-        )
-        for func in func_dirs:
-            for tsv in sorted(func.glob(f"*{TIMESERIES_SUFFIX}")):
-                if tsv.name.startswith(f"sub-{label}_"):
-                    runs[run_key(tsv)] = tsv
-    if wanted is not None:
-        found = {key.split("_", 1)[0][4:] for key in runs}
-        missing = sorted(wanted - found)
+        missing = sorted({str(s) for s in subjects} - set(files))
         if missing:
             raise DataError(f"Subjects {missing} have no region time series under {root}.")
     return dict(sorted(runs.items()))

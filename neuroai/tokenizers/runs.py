@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from neuroai.errors import DataError
+from neuroai.io.bids import subject_func_files
 
 BOLD_SUFFIXES = ("_bold.nii.gz", "_bold.nii")
-_LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -192,38 +191,14 @@ def index_bold_runs(
         Subject label to its runs, sorted by file name (sessions, tasks and run
         numbers in BIDS order); subjects sorted by label.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"Dataset folder {root} does not exist.")
-    wanted = None
+    files = subject_func_files(root, "*_bold.nii*", subjects=subjects)
+    runs = {}
+    for label, paths in files.items():
+        named = sorted((p for p in paths if _run_name(p) is not None), key=lambda p: p.name)
+        if named:
+            runs[label] = named
     if subjects is not None:
-        bad = [s for s in subjects if not _LABEL.match(str(s))]
-        if bad:
-            raise DataError(
-                f"Invalid BIDS subject labels {bad}: labels are letters and digits only "
-                "(give '01', not 'sub-01' or a path)."
-            )
-        wanted = {str(s) for s in subjects}
-    runs: dict[str, list[Path]] = {}
-    for sub_dir in sorted(root.glob("sub-*")):
-        label = sub_dir.name[4:]
-        if not sub_dir.is_dir() or not _LABEL.match(label):
-            continue
-        if wanted is not None and label not in wanted:
-            continue
-        folders = [sub_dir / "func"] + sorted(
-            d / "func" for d in sub_dir.glob("ses-*") if _LABEL.match(d.name[4:])
-        )
-        found = [
-            p
-            for folder in folders
-            for p in sorted(folder.glob("*_bold.nii*"))
-            if _run_name(p) is not None and p.name.startswith(f"sub-{label}_")
-        ]
-        if found:
-            runs[label] = sorted(found, key=lambda p: p.name)
-    if wanted is not None:
-        missing = sorted(wanted - set(runs))
+        missing = sorted({str(s) for s in subjects} - set(runs))
         if missing:
             raise DataError(
                 f"Subjects {missing} have no 4D BOLD runs (*_bold.nii[.gz]) under {root}."
