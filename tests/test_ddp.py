@@ -42,6 +42,18 @@ def run_group(command, *, timeout, env):
     return process.returncode, out, err
 
 
+def ddp_environment(repo) -> dict[str, str]:
+    """The environment of a launched stage: no inherited rendezvous variables, one thread."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
 def test_training_on_two_cpu_processes_with_gloo(tmp_path, repo):
     dataset = hippocampus_like_dataset(tmp_path / "Task04", n_train=5, n_test=1, test_labels=True)
     params = {
@@ -64,13 +76,7 @@ def test_training_on_two_cpu_processes_with_gloo(tmp_path, repo):
         "data": {"spacing": None, "num_samples": 1, "intensity": "minmax"},
         "split": {"n_val": 1},
     }
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(repo), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
+    env = ddp_environment(repo)
     command = [
         sys.executable, "-m", "pipelines.segmentation_train",
         "--dataset", str(dataset),
@@ -107,13 +113,7 @@ def test_dfc_gnn_pretraining_on_two_cpu_processes_with_gloo(tmp_path, repo):
             "progress_bar": False,
         },
     }
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(repo), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
+    env = ddp_environment(repo)
     command = [
         sys.executable, "-m", "pipelines.dfc_gnn_pretrain",
         "--graphs", str(graphs),
