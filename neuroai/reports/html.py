@@ -171,6 +171,26 @@ def flag(label: str) -> str:
     return f'<span class="flag">{html.escape(label)}</span>'
 
 
+def flagged_table(
+    rows: Sequence[Sequence[object]], reasons: Sequence[Sequence[str]], columns: Sequence[str]
+) -> str:
+    """A QC table whose last column says why each flagged row is flagged.
+
+    Parameters
+    ----------
+    rows : sequence of sequences
+        One row of (escaped on output) values per subject.
+    reasons : sequence of sequences of str
+        Per row, the reasons it is flagged (empty when it is not).
+    columns : sequence of str
+        Column names of ``rows``; a ``flag`` column is added.
+    """
+    cells = [
+        (*row, flag("; ".join(why)) if why else "") for row, why in zip(rows, reasons, strict=True)
+    ]
+    return table(cells, [*columns, "flag"], raw_columns=[len(columns)])
+
+
 def pre(value: str) -> str:
     """Preformatted, escaped text (configs, logs)."""
     return f"<pre>{html.escape(value)}</pre>"

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from neuroai.io import load_array, load_json
 from neuroai.reports import qc as qm
-from neuroai.reports.html import Section, details, figure, flag, table, text
+from neuroai.reports.html import Section, details, figure, flagged_table, table, text
 
 REASONS = ("flat", "saturated", "bad_annotation")
 
@@ -166,11 +166,9 @@ def _render_group_qc(section: Section, summary: dict) -> None:
             f"{REJECTED_LIMIT:.0%} of its windows were rejected.",
             cls="note",
         ),
-        table(
-            [
-                (*row, flag("; ".join(reasons[i])) if reasons[i] else "")
-                for i, row in enumerate(rows)
-            ],
+        flagged_table(
+            rows,
+            reasons,
             [
                 "recording",
                 "label",
@@ -180,9 +178,7 @@ def _render_group_qc(section: Section, summary: dict) -> None:
                 "rejected %",
                 "interpolated",
                 "dropped",
-                "flag",
             ],
-            raw_columns=[8],
         ),
     )
     freqs = summary["psd"]["freqs"]

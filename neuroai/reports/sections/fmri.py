@@ -11,7 +11,7 @@ import numpy as np
 from neuroai.io import load_array, load_json, read_provenance
 from neuroai.reports import figures, fmri_figures
 from neuroai.reports import qc as qm
-from neuroai.reports.html import Section, details, figure, flag, table, text
+from neuroai.reports.html import Section, details, figure, flagged_table, table, text
 
 #: Runs per dataset whose carpet plot is included besides the flagged ones
 #: (every run is in the QC table).
@@ -165,11 +165,9 @@ def render_fmri_qc(paths: Sequence[Path]) -> list[Section]:
                 "volumes are censored.",
                 cls="note",
             ),
-            table(
-                [
-                    (*row, flag("; ".join(reasons[i])) if reasons[i] else "")
-                    for i, row in enumerate(rows)
-                ],
+            flagged_table(
+                rows,
+                reasons,
                 [
                     "run",
                     "volumes",
@@ -179,9 +177,7 @@ def render_fmri_qc(paths: Sequence[Path]) -> list[Section]:
                     "mean",
                     "max",
                     "empty regions",
-                    "flag",
                 ],
-                raw_columns=[8],
             ),
             text(
                 "Each carpet shows sampled brain voxels (rows, grouped by atlas region; "
