@@ -3,23 +3,16 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow import REPO, snakemake
 
 from neuroai.eeg import open_patch_store
 from neuroai.io import read_provenance
 from neuroai.testing import report_text
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(workdir, *args):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-    command += ["--directory", str(workdir), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

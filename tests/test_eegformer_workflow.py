@@ -2,26 +2,20 @@
 normal-only), fine-tuning per task, evaluation, anomaly detection, interpretation, report;
 a no-op second run; srun launching of the training rules on the SLURM profile."""
 
-import subprocess
-import sys
-from pathlib import Path
+import functools
 
 import pytest
 import yaml
+from test_workflow import REPO, assert_launched_under_srun
+from test_workflow import snakemake as run_snakemake
 
 from neuroai.io import load_json
 from neuroai.testing import report_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[1]
+snakemake = functools.partial(run_snakemake, timeout=900)
 TRAIN = {"max_steps": 4, "batch_size": 4, "val_every_steps": 2, "log_every_steps": 1}
 TASKS = ("abnormal", "artifacts", "slowing")
-
-
-def snakemake(workdir, *args, timeout=900):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-    command += ["--directory", str(workdir), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +94,6 @@ def test_lint_is_clean_and_training_rules_launch_under_srun_on_slurm(tmp_path):
         "--forceall",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    profile = yaml.safe_load(
-        (REPO / "workflows" / "profiles" / "slurm" / "config.v8+.yaml").read_text()
+    assert_launched_under_srun(
+        done.stdout + done.stderr, ("eegformer_pretrain", "eegformer_finetune")
     )
-    for rule in ("eegformer_pretrain", "eegformer_finetune"):
-        assert profile["set-resources"][rule]["mpi"] == "srun"
-        lines = (done.stdout + done.stderr).splitlines()
-        command = next(line for line in lines if f"python -m pipelines.{rule}" in line)
-        prefix = command.split("python -m")[0].strip().removeprefix("Shell command:").strip()
-        assert prefix in ("srun", "<TBD>")

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from test_workflow import assert_launched_under_srun
 
 from neuroai.io import load_json, load_table, save_table
 from neuroai.models import load_pretrained
@@ -191,14 +191,7 @@ def test_workflow_plans_the_tablet_jobs_under_srun_on_slurm(tmp_path):
     assert done.returncode == 0, output[-2000:]
     for rule, count in {"tablet_pretrain": 3, "tablet_finetune": 4, "tablet_evaluate": 1}.items():
         assert re.search(rf"^{rule}\s+{count}$", output, re.M), rule
-    # The commands start with resources.mpi (a dry run prints it unresolved), which the
-    # SLURM profile sets to srun; the training rules ask for a GPU.
-    for rule in ("tablet_pretrain", "tablet_finetune"):
-        line = next(x for x in output.splitlines() if f"python -m pipelines.{rule} " in x)
-        prefix = line.split("python -m")[0].replace("Shell command:", "").strip()
-        assert prefix in ("<TBD>", "srun"), line
+    # The training rules start under srun and ask for a GPU.
+    assert_launched_under_srun(output, ("tablet_pretrain", "tablet_finetune"))
     assert output.count("gpu=1") >= 7
     assert "--pretrained results/tablet/demo_volumes/pretrain/rope/encoder" in output
-    profile = yaml.safe_load((repo / "workflows/profiles/slurm/config.v8+.yaml").read_text())
-    for rule in ("tablet_pretrain", "tablet_finetune"):
-        assert profile["set-resources"][rule]["mpi"] == "srun"

