@@ -36,13 +36,17 @@ def stage_graph(
     edges : set of (str, str)
         ``(upstream stage, downstream stage)``.
     """
+    records = list(records)
+    # Inputs that are themselves in ``records`` need no second read of their record.
+    known = {Path(path).resolve(): record["stage"] for path, record in records}
     counts: dict[str, int] = defaultdict(int)
     edges: set[tuple[str, str]] = set()
     for _, record in records:
         stage = record["stage"]
         counts[stage] += 1
         for item in record.get("inputs", []):
-            upstream = _maker(_resolve(item["path"], record))
+            path = _resolve(item["path"], record)
+            upstream = known.get(path.resolve()) or _maker(path)
             if upstream is not None and upstream != stage:
                 edges.add((upstream, stage))
     return dict(counts), edges
