@@ -56,35 +56,59 @@ def dct_round_trip(frames: np.ndarray, block: int = 32, keep: int = 32) -> np.nd
 
 
 def build_data(work: Path, n_frames: int) -> dict:
+    """Frames of :data:`SUBJECTS` (built on first use), brain mask and labels on the 96^3 grid."""
     from neuroai.datasets.neurolib_volumes import atlas_paths, build_volume_atlas, build_volume_run
-    from neuroai.tokenizers.frames import load_frames, write_frames
+    from neuroai.tokenizers import qc
+    from neuroai.tokenizers.frames import load_frames, mni_grid, write_frames
 
     paths = atlas_paths(work / "cohort")
     if not paths["labels"].is_file():
         build_volume_atlas(work / "cohort")
-    data = {}
+    frames = {}
     for label in SUBJECTS:
         frames_path = work / f"{label}_frames.npy"
         if not frames_path.is_file():
             run = build_volume_run(work / "cohort", label, max_timepoints=200)
             write_frames([run], frames_path, max_frames=n_frames)
-        data[label] = np.asarray(load_frames(frames_path)[0], dtype=np.float32)
-    return {"frames": data, "labels": paths["labels"], "mask": paths["mask"], "dir": work}
+        frames[label] = np.asarray(load_frames(frames_path)[0][:n_frames], dtype=np.float32)
+    grid = mni_grid()
+    return {
+        "frames": frames,
+        "brain_mask": qc.image_on_grid(paths["mask"], grid, 96) > 0,
+        "labels": qc.image_on_grid(paths["labels"], grid, 96),
+    }
+
+
+def save_data(data: dict, path: Path) -> None:
+    """One compressed ``.npz`` of :func:`build_data`'s arrays (to score where nilearn is absent)."""
+    np.savez_compressed(
+        path,
+        **{f"frames_{label}": f.astype(np.float16) for label, f in data["frames"].items()},
+        brain_mask=data["brain_mask"],
+        labels=data["labels"],
+    )
+
+
+def load_data(path: Path) -> dict:
+    """What :func:`save_data` wrote, frames as float32."""
+    with np.load(path) as stored:
+        return {
+            "frames": {
+                key.removeprefix("frames_"): stored[key].astype(np.float32)
+                for key in stored.files
+                if key.startswith("frames_")
+            },
+            "brain_mask": stored["brain_mask"],
+            "labels": stored["labels"],
+        }
 
 
 def score(frames: np.ndarray, rebuilt: np.ndarray, data: dict) -> dict:
     from neuroai.tokenizers import qc
-    from neuroai.tokenizers.frames import mni_grid
 
-    grid = mni_grid()
-    mask = qc.qc_mask(frames, qc.image_on_grid(data["mask"], grid, 96) > 0)
+    mask = qc.qc_mask(frames, data["brain_mask"])
     metrics = qc.round_trip_qc(
-        frames,
-        rebuilt,
-        mask,
-        n_tokens=27,
-        token_dim=3072,
-        labels=qc.image_on_grid(data["labels"], grid, 96),
+        frames, rebuilt, mask, n_tokens=27, token_dim=3072, labels=data["labels"]
     )
     everything = np.ones(frames.shape[1:], bool)
     return {
@@ -131,12 +155,19 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=0, help="also train this many steps (0: skip)")
     parser.add_argument("--finetune", type=int, default=200, help="fine-tuning steps (0: skip)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--export", type=Path, help="only write the frames, mask and labels to this .npz"
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     OUT.mkdir(exist_ok=True)
     data = build_data(OUT / "tokens_quality", args.frames)
+    if args.export:
+        save_data(data, args.export)
+        print(f"wrote {args.export}")
+        return
     held_out = data["frames"][SUBJECTS[1]]
     results = {"dct": {**score(held_out, dct_round_trip(held_out), data), "train_seconds": 0.0}}
     model, seconds, loss = train(args.steps)
@@ -152,7 +183,7 @@ def main() -> None:
         start = time.perf_counter()
         fit_autoencoder(
             model,
-            FrameSlices([data["dir"] / f"{SUBJECTS[0]}_frames.npy"]),
+            FrameSlices([OUT / "tokens_quality" / f"{SUBJECTS[0]}_frames.npy"]),
             steps=args.finetune,
             batch_size=16,
             learning_rate=5e-4,

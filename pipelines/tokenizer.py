@@ -1,6 +1,6 @@
 """The 2D autoencoder of the volume tokenizer: train it on photographs, fine-tune it, or check weights.
 
-Default: train a DC-AE-family AutoencoderDC (preset "demo" or "paper") on the
+Default: train a DC-AE-family AutoencoderDC (preset "demo", "medium" or "paper") on the
 photographs scikit-image ships, offline; the checkpoint is a folder holding
 config.json and diffusion_pytorch_model.safetensors (the diffusers layout) and
 training.json. --finetune continues training a checkpoint on slices of fMRI
@@ -42,6 +42,7 @@ def run(
     steps: int = 300,
     batch_size: int = 16,
     learning_rate: float = 2e-3,
+    warmup_steps: int | None = None,
     crop_size: int = 96,
     max_crop: int = 256,
     grayscale_prob: float = 0.5,
@@ -54,12 +55,12 @@ def run(
     ----------
     output_dir : path-like
         Destination folder (written atomically, with a provenance record).
-    preset : {"demo", "paper"}
+    preset : {"demo", "medium", "paper"}
         Architecture (see ``neuroai.tokenizers.autoencoder.PRESETS``).
     architecture : dict | None
         ``AutoencoderDC`` arguments that override the preset.
-    steps, batch_size, learning_rate
-        Optimisation (AdamW, warm-up then cosine decay).
+    steps, batch_size, learning_rate, warmup_steps
+        Optimisation (AdamW, warm-up then cosine decay; see ``fit_autoencoder``).
     crop_size, max_crop, grayscale_prob
         Crops (see ``neuroai.tokenizers.natural_images.PhotoCrops``).
     seed : int
@@ -79,6 +80,7 @@ def run(
         "steps": steps,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        "warmup_steps": warmup_steps,
         "crop_size": crop_size,
         "max_crop": max_crop,
         "grayscale_prob": grayscale_prob,
@@ -95,6 +97,7 @@ def run(
         steps=steps,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
         device=device,
         seed=seed,
     )

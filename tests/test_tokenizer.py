@@ -78,9 +78,11 @@ def test_each_token_holds_exactly_its_cube():
 
 
 def test_presets_are_dc_ae_f32c32():
-    for name in ("demo", "paper"):
+    for name in ("demo", "medium", "paper"):
         config = preset_config(name)
         assert compression_factor(config) == 32 and config["latent_channels"] == 32
+    medium = build_autoencoder(preset_config("medium"))
+    assert 21e6 < sum(p.numel() for p in medium.parameters()) < 23e6
     paper = preset_config("paper")
     assert paper["encoder_layers_per_block"] == [0, 4, 8, 2, 2, 2]
     assert paper["encoder_block_out_channels"][-1] == 1024

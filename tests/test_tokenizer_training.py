@@ -47,6 +47,28 @@ def test_training_reduces_the_reconstruction_loss():
     assert report["device"] == "cpu" and not model.training
 
 
+def test_time_limit_stops_training_early_and_says_so():
+    torch.manual_seed(0)
+    model = build_autoencoder(tiny_autoencoder_config())
+    crops = PhotoCrops(crop_size=32, max_crop=64, seed=0)
+    report = fit_autoencoder(
+        model, crops, steps=500, batch_size=2, time_limit=1e-9, warmup_steps=50, log_every=100
+    )
+    assert report["stopped_early"] and report["steps"] == 1 and report["planned_steps"] == 500
+    assert [h["step"] for h in report["history"]] == [1]
+    full = fit_autoencoder(model, crops, steps=3, batch_size=2, time_limit=600.0)
+    assert not full["stopped_early"] and full["steps"] == 3
+    with pytest.raises(DataError, match="time_limit"):
+        fit_autoencoder(model, crops, steps=3, time_limit=0)
+
+
+def test_crops_cut_on_a_device_keep_the_seeded_draws():
+    crops = PhotoCrops(crop_size=32, max_crop=64, seed=5)
+    moved = PhotoCrops(crop_size=32, max_crop=64, seed=5).to("cpu")
+    assert moved.images_[0].device.type == "cpu"
+    assert torch.equal(crops.sample(3), moved.sample(3))
+
+
 def test_frame_slices_sample_grey_slices_of_stored_frames(tmp_path):
     from neuroai.tokenizers.frames import write_frames
 

@@ -9,6 +9,9 @@ Architectures are plain ``AutoencoderDC`` configurations (:data:`PRESETS`):
 
 - ``paper``: the published dc-ae-f32c32-in-1.0 architecture (about 323 M
   parameters), for the published weights or for training on a GPU.
+- ``medium``: ResBlocks only, four times the demo's widths (about 22 M
+  parameters): the size to train on one GPU in minutes (README, "What the demo
+  tokenizer reconstructs", has what five minutes on an H200 give).
 - ``demo``: a small model of the same family that trains in about a minute on
   2 CPU cores (see the README for what it reconstructs).
 
@@ -82,6 +85,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "downsample_block_type": "pixel_unshuffle",
         "upsample_block_type": "pixel_shuffle",
     },
+}
+
+
+# The demo's layout, four times wider with two blocks per stage (~22 M parameters): GPU-sized.
+PRESETS["medium"] = {
+    **PRESETS["demo"],
+    "encoder_block_out_channels": [32, 64, 128, 256, 256, 256],
+    "decoder_block_out_channels": [32, 64, 128, 256, 256, 256],
+    "encoder_layers_per_block": [0, 1, 2, 2, 2, 2],
+    "decoder_layers_per_block": [0, 1, 2, 2, 2, 2],
 }
 
 

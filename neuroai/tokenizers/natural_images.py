@@ -136,6 +136,16 @@ class PhotoCrops:
             raise DataError(f"Photographs {too_small} are smaller than crop_size {crop_size}.")
         self.generator_ = seeded_generator(seed)
 
+    def to(self, device: str | torch.device) -> PhotoCrops:
+        """Keep the photographs on ``device`` (crops are then cut there); returns self.
+
+        On a GPU this takes the cropping off the CPU, which otherwise limits
+        training speed; the draws (which photograph, where, which flips) stay
+        those of the seed.
+        """
+        self.images_ = [image.to(device) for image in self.images_]
+        return self
+
     def _uniform(self, low: float, high: float) -> float:
         return float(low + (high - low) * torch.rand((), generator=self.generator_))
 

@@ -45,6 +45,8 @@ def fit_autoencoder(
     device: str = "auto",
     seed: int = 0,
     log_every: int = 50,
+    warmup_steps: int | None = None,
+    time_limit: float | None = None,
     progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` to reconstruct batches from ``sampler``.
@@ -54,7 +56,9 @@ def fit_autoencoder(
     model : diffusers.AutoencoderDC
         Trained in place (and left in evaluation mode on the CPU).
     sampler : object with ``sample(batch_size)``
-        Yields (batch_size, 3, H, W) float32 tensors in [-1, 1].
+        Yields (batch_size, 3, H, W) float32 tensors in [-1, 1]. A sampler with
+        a ``to(device)`` method (:class:`PhotoCrops`) is moved to the training
+        device first, so that batches are cut there.
     steps : int
         Optimisation steps.
     batch_size : int
@@ -70,22 +74,36 @@ def fit_autoencoder(
         training order and any torch randomness).
     log_every : int
         Steps between loss records in the history.
+    warmup_steps : int | None
+        Steps of linear learning-rate warm-up; None: a tenth of ``steps``, at
+        most 20 (enough for small models; larger ones want more).
+    time_limit : float | None
+        Wall-clock seconds after which training stops at the end of the
+        current step, before the schedule has finished (a job's time limit on
+        a cluster, a benchmark's budget); the report says so. None: no limit.
     progress_bar : bool | None
         See :func:`neuroai.progress`.
 
     Returns
     -------
     dict
-        ``history``: list of {step, loss, l1, mse, seconds}; ``steps``,
+        ``history``: list of {step, loss, l1, mse, seconds}; ``steps`` (taken),
+        ``planned_steps``, ``stopped_early`` (the time limit ended training),
         ``final_loss``, ``seconds``, ``device``, ``n_parameters``.
     """
     check_positive("steps", steps)
     check_positive("batch_size", batch_size)
+    if time_limit is not None and not time_limit > 0:
+        raise DataError(
+            f"time_limit must be a positive number of seconds or None, got {time_limit}."
+        )
     torch.manual_seed(seed)
     target = resolve_device(device)
     model.to(target).train().requires_grad_(True)
+    if callable(getattr(sampler, "to", None)):  # samplers that can cut batches on the device
+        sampler.to(target)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    warmup = max(1, min(20, steps // 10))
+    warmup = max(1, min(20, steps // 10)) if warmup_steps is None else max(1, int(warmup_steps))
 
     def factor(step: int) -> float:  # linear warm-up, then cosine decay to 0
         return min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * step / steps))
@@ -93,6 +111,7 @@ def fit_autoencoder(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
     history, started = [], time.perf_counter()
     window: list[tuple[float, float]] = []
+    taken = 0
     for step in progress(range(1, steps + 1), desc="autoencoder", enabled=progress_bar):
         batch = sampler.sample(batch_size).to(target)
         output = model(batch).sample
@@ -108,7 +127,9 @@ def fit_autoencoder(
         optimiser.step()
         schedule.step()
         window.append((l1.item(), mse.item()))
-        if step % log_every == 0 or step == steps:
+        taken = step
+        out_of_time = time_limit is not None and time.perf_counter() - started >= time_limit
+        if step % log_every == 0 or step == steps or out_of_time:
             l1_mean, mse_mean = (float(np.mean(v)) for v in zip(*window, strict=True))
             window = []
             history.append(
@@ -121,10 +142,21 @@ def fit_autoencoder(
                 }
             )
             logger.info("step %d/%d: l1 %.4f, mse %.4f", step, steps, l1_mean, mse_mean)
+        if out_of_time and step < steps:
+            logger.warning(
+                "Stopped the autoencoder's training at step %d of %d: the time limit of %g s "
+                "was reached.",
+                step,
+                steps,
+                time_limit,
+            )
+            break
     model.eval().requires_grad_(False).to("cpu")
     return {
         "history": history,
-        "steps": steps,
+        "steps": taken,
+        "planned_steps": steps,
+        "stopped_early": taken < steps,
         "final_loss": history[-1]["loss"],
         "seconds": round(time.perf_counter() - started, 2),
         "device": str(target),
