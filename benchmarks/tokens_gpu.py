@@ -28,6 +28,10 @@ Phases, each written to the JSON as soon as it ends:
    what a model that has seen the anatomy does, not generalisation to new brains.
 4. ``speed`` (``--speed``): frames per second encoded on CUDA by this model,
    the demo preset and the published-size ``paper`` preset.
+
+``--workers N`` cuts the photograph crops in N loader processes (on the H200 the
+in-process crops held training to about 20 steps/s); ``--loader-rate`` only
+measures crops per second in-process and with N workers (no GPU needed).
 """
 
 from __future__ import annotations
@@ -95,7 +99,14 @@ class GpuFrameSlices:
 
 
 def timed_fit(
-    model, sampler, seconds: float, *, batch_size: int, learning_rate: float, warmup: int
+    model,
+    sampler,
+    seconds: float,
+    *,
+    batch_size: int,
+    learning_rate: float,
+    warmup: int,
+    workers: int = 0,
 ):
     """Train ``model`` for about ``seconds``: time a warm-up on a copy, then size the schedule."""
     from neuroai.tokenizers.training import fit_autoencoder
@@ -110,6 +121,7 @@ def timed_fit(
         batch_size=batch_size,
         learning_rate=learning_rate,
         warmup_steps=warmup,
+        loader_workers=workers,
         log_every=10,
     )["history"]
     # Time per step from steps 20 to 40: the first ones include CUDA start-up and cuDNN tuning.
@@ -124,11 +136,37 @@ def timed_fit(
         batch_size=batch_size,
         learning_rate=learning_rate,
         warmup_steps=warmup,
+        loader_workers=workers,
         time_limit=remaining,
         log_every=max(steps // 20, 1),
     )
     report["probe_seconds_per_step"] = per_step
     return report
+
+
+def loader_rate(workers: int, batch_size: int, batches: int = 40) -> dict:
+    """Crops of 96 pixels cut per second by the training loop's batch source (CPU)."""
+    import torch
+
+    from neuroai.tokenizers.natural_images import PhotoCrops
+    from neuroai.tokenizers.training import _worker_batches
+
+    crops = PhotoCrops(crop_size=96, max_crop=256, seed=0)
+    if workers:
+        source = _worker_batches(crops, batch_size, workers, pin=False)
+    else:
+        source = iter(lambda: crops.sample(batch_size), None)
+    next(source)  # start-up (worker processes) not timed
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(source)
+    seconds = time.perf_counter() - start
+    del source
+    return {
+        "workers": workers,
+        "torch_threads": torch.get_num_threads(),
+        "crops_per_second": batches * batch_size / seconds,
+    }
 
 
 def evaluate(model, held_out: np.ndarray, data: dict) -> dict:
@@ -143,7 +181,9 @@ def evaluate(model, held_out: np.ndarray, data: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, required=True, help=".npz from tokens_quality.py --export"
+        "--data",
+        type=Path,
+        help=".npz from tokens_quality.py --export (needed but for --loader-rate)",
     )
     parser.add_argument("--config", choices=sorted(CONFIGS), default="medium")
     parser.add_argument(
@@ -153,6 +193,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="loader processes cutting the photograph crops"
+    )
+    parser.add_argument(
+        "--loader-rate",
+        action="store_true",
+        help="only measure crops cut per second in-process and with --workers processes",
+    )
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--speed-presets", nargs="*", default=["demo", "paper"])
     parser.add_argument("--speed-frames", type=int, default=4)
@@ -181,6 +229,18 @@ def main() -> None:
         from neuroai.tokenizers import natural_images
 
         natural_images.skimage_data_dir = lambda: args.photos  # same files, other folder
+    if args.loader_rate:
+        rates = {n: loader_rate(n, args.batch) for n in sorted({0, args.workers})}
+        print(json.dumps(rates, indent=2))
+        if args.workers:
+            print(
+                f"ratio {args.workers} workers / in-process: {rates[args.workers]['crops_per_second'] / rates[0]['crops_per_second']:.2f}"
+            )
+        return
+    if args.data is None:
+        parser.error(
+            "--data is needed (write it with: python benchmarks/tokens_quality.py --export)"
+        )
     device = resolve_device(args.device)
     out = args.out or OUT / f"{args.config}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +268,13 @@ def main() -> None:
     results["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
     crops = PhotoCrops(crop_size=96, max_crop=256, seed=0)
     report = timed_fit(
-        model, crops, args.seconds, batch_size=args.batch, learning_rate=args.lr, warmup=args.warmup
+        model,
+        crops,
+        args.seconds,
+        batch_size=args.batch,
+        learning_rate=args.lr,
+        warmup=args.warmup,
+        workers=args.workers,
     )
     results["natural"] = {
         **evaluate(model, held_out, data),

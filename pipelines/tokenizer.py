@@ -43,6 +43,7 @@ def run(
     batch_size: int = 16,
     learning_rate: float = 2e-3,
     warmup_steps: int | None = None,
+    loader_workers: int = 0,
     crop_size: int = 96,
     max_crop: int = 256,
     grayscale_prob: float = 0.5,
@@ -59,8 +60,9 @@ def run(
         Architecture (see ``neuroai.tokenizers.autoencoder.PRESETS``).
     architecture : dict | None
         ``AutoencoderDC`` arguments that override the preset.
-    steps, batch_size, learning_rate, warmup_steps
-        Optimisation (AdamW, warm-up then cosine decay; see ``fit_autoencoder``).
+    steps, batch_size, learning_rate, warmup_steps, loader_workers
+        Optimisation (AdamW, warm-up then cosine decay) and crop-cutting processes; see
+        ``neuroai.tokenizers.training.fit_autoencoder``.
     crop_size, max_crop, grayscale_prob
         Crops (see ``neuroai.tokenizers.natural_images.PhotoCrops``).
     seed : int
@@ -98,6 +100,7 @@ def run(
         batch_size=batch_size,
         learning_rate=learning_rate,
         warmup_steps=warmup_steps,
+        loader_workers=loader_workers,
         device=device,
         seed=seed,
     )

@@ -69,6 +69,37 @@ def test_crops_cut_on_a_device_keep_the_seeded_draws():
     assert torch.equal(crops.sample(3), moved.sample(3))
 
 
+def test_loader_workers_cut_distinct_batches_reproducibly():
+    from neuroai.tokenizers.training import _worker_batches
+
+    def first_batches():
+        torch.manual_seed(0)  # the loader's worker seeds come from torch's generator
+        batches = _worker_batches(PhotoCrops(crop_size=32, max_crop=64, seed=0), 3, 2, pin=False)
+        return next(batches), next(batches)  # one from each worker
+
+    a, b = first_batches()
+    assert a.shape == (3, 3, 32, 32) and not torch.equal(a, b)
+    again = first_batches()
+    assert torch.equal(a, again[0]) and torch.equal(b, again[1])
+
+
+def test_training_with_loader_workers():
+    torch.manual_seed(0)
+    model = build_autoencoder(tiny_autoencoder_config())
+    crops = PhotoCrops(crop_size=32, max_crop=64, seed=0)
+    report = fit_autoencoder(model, crops, steps=6, batch_size=2, loader_workers=2, log_every=3)
+    assert report["steps"] == 6 and all(np.isfinite(h["loss"]) for h in report["history"])
+
+    class NoReseed:
+        def sample(self, batch_size):
+            return torch.zeros(batch_size, 3, 32, 32)
+
+    with pytest.raises(DataError, match="reseed"):
+        fit_autoencoder(model, NoReseed(), steps=2, loader_workers=2)
+    with pytest.raises(DataError, match="loader_workers"):
+        fit_autoencoder(model, crops, steps=2, loader_workers=-1)
+
+
 def test_frame_slices_sample_grey_slices_of_stored_frames(tmp_path):
     from neuroai.tokenizers.frames import write_frames
 

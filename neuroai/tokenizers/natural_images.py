@@ -146,6 +146,10 @@ class PhotoCrops:
         self.images_ = [image.to(device) for image in self.images_]
         return self
 
+    def reseed(self, seed: int) -> None:
+        """Restart the draws from ``seed`` (each loader worker has its own)."""
+        self.generator_ = seeded_generator(seed)
+
     def _uniform(self, low: float, high: float) -> float:
         return float(low + (high - low) * torch.rand((), generator=self.generator_))
 

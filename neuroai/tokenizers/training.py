@@ -47,6 +47,7 @@ def fit_autoencoder(
     log_every: int = 50,
     warmup_steps: int | None = None,
     time_limit: float | None = None,
+    loader_workers: int = 0,
     progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` to reconstruct batches from ``sampler``.
@@ -56,9 +57,9 @@ def fit_autoencoder(
     model : diffusers.AutoencoderDC
         Trained in place (and left in evaluation mode on the CPU).
     sampler : object with ``sample(batch_size)``
-        Yields (batch_size, 3, H, W) float32 tensors in [-1, 1]. A sampler with
-        a ``to(device)`` method (:class:`PhotoCrops`) is moved to the training
-        device first, so that batches are cut there.
+        Yields (batch_size, 3, H, W) float32 tensors in [-1, 1]. Without loader
+        workers, a sampler with a ``to(device)`` method (:class:`PhotoCrops`)
+        is moved to the training device first, so that batches are cut there.
     steps : int
         Optimisation steps.
     batch_size : int
@@ -81,6 +82,12 @@ def fit_autoencoder(
         Wall-clock seconds after which training stops at the end of the
         current step, before the schedule has finished (a job's time limit on
         a cluster, a benchmark's budget); the report says so. None: no limit.
+    loader_workers : int
+        Processes that cut batches while the model trains (0: the training
+        process cuts them itself, on the training device when the sampler has
+        ``to``). On a GPU, crops cut one by one limit the speed; workers need a
+        sampler with ``reseed(seed)`` (each worker draws from its own seed,
+        derived from ``seed``, so runs stay reproducible).
     progress_bar : bool | None
         See :func:`neuroai.progress`.
 
@@ -93,6 +100,13 @@ def fit_autoencoder(
     """
     check_positive("steps", steps)
     check_positive("batch_size", batch_size)
+    if loader_workers < 0 or int(loader_workers) != loader_workers:
+        raise DataError(f"loader_workers must be an integer >= 0, got {loader_workers}.")
+    if loader_workers and not callable(getattr(sampler, "reseed", None)):
+        raise DataError(
+            f"loader_workers={loader_workers} needs a sampler with a reseed(seed) method "
+            f"(PhotoCrops, FrameSlices); {type(sampler).__name__} has none: use loader_workers=0."
+        )
     if time_limit is not None and not time_limit > 0:
         raise DataError(
             f"time_limit must be a positive number of seconds or None, got {time_limit}."
@@ -100,8 +114,12 @@ def fit_autoencoder(
     torch.manual_seed(seed)
     target = resolve_device(device)
     model.to(target).train().requires_grad_(True)
-    if callable(getattr(sampler, "to", None)):  # samplers that can cut batches on the device
-        sampler.to(target)
+    if loader_workers:
+        batches = _worker_batches(sampler, batch_size, loader_workers, pin=target.type == "cuda")
+    else:
+        if callable(getattr(sampler, "to", None)):  # samplers that can cut batches on the device
+            sampler.to(target)
+        batches = iter(lambda: sampler.sample(batch_size), None)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     warmup = max(1, min(20, steps // 10)) if warmup_steps is None else max(1, int(warmup_steps))
 
@@ -113,7 +131,7 @@ def fit_autoencoder(
     window: list[tuple[float, float]] = []
     taken = 0
     for step in progress(range(1, steps + 1), desc="autoencoder", enabled=progress_bar):
-        batch = sampler.sample(batch_size).to(target)
+        batch = next(batches).to(target, non_blocking=True)
         output = model(batch).sample
         l1, mse = F.l1_loss(output, batch), F.mse_loss(output, batch)
         loss = l1 + mse
@@ -151,6 +169,7 @@ def fit_autoencoder(
                 time_limit,
             )
             break
+    del batches  # stops loader workers, if any
     model.eval().requires_grad_(False).to("cpu")
     return {
         "history": history,
@@ -162,6 +181,37 @@ def fit_autoencoder(
         "device": str(target),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
     }
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """An endless stream of ``sampler.sample(batch_size)``, for loader workers."""
+
+    def __init__(self, sampler: Sampler, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+
+    def __iter__(self):
+        while True:
+            yield self.sampler.sample(self.batch_size)
+
+
+def _reseed_worker(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    info.dataset.sampler.reseed(info.seed % 2**63)  # torch: base seed + worker id
+
+
+def _worker_batches(sampler: Sampler, batch_size: int, workers: int, *, pin: bool):
+    """Batches cut by ``workers`` processes, in a fixed order (reproducible for a torch seed)."""
+    if callable(getattr(sampler, "to", None)):
+        sampler.to("cpu")  # workers cut on the CPU; the training loop moves each batch
+    loader = torch.utils.data.DataLoader(
+        _Batches(sampler, batch_size),
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=_reseed_worker,
+        pin_memory=pin,
+        prefetch_factor=4,
+    )
+    return iter(loader)
 
 
 class FrameSlices:
@@ -182,6 +232,10 @@ class FrameSlices:
         if not frames_paths:
             raise DataError("Fine-tuning on fMRI slices needs at least one frames store.")
         self.stores_ = [load_frames(p)[0] for p in frames_paths]
+        self.generator_ = seeded_generator(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the draws from ``seed`` (each loader worker has its own)."""
         self.generator_ = seeded_generator(seed)
 
     def _integer(self, high: int) -> int:
