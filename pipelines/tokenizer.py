@@ -83,6 +83,7 @@ def run(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "warmup_steps": warmup_steps,
+        "loader_workers": loader_workers,  # workers draw from their own seeds: other batches
         "crop_size": crop_size,
         "max_crop": max_crop,
         "grayscale_prob": grayscale_prob,

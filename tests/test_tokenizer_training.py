@@ -123,6 +123,8 @@ def test_tokenizer_stage_writes_a_checkpoint_with_provenance(tmp_path):
         architecture=tiny_autoencoder_config(),
         steps=3,
         batch_size=2,
+        warmup_steps=2,
+        loader_workers=1,
         crop_size=48,
         max_crop=64,
     )
@@ -133,6 +135,8 @@ def test_tokenizer_stage_writes_a_checkpoint_with_provenance(tmp_path):
     }
     record = read_provenance(out)
     assert record["stage"] == "tokenizer" and record["params"]["steps"] == 3
+    assert record["params"]["warmup_steps"] == 2 and record["params"]["loader_workers"] == 1
+    assert record["extra"]["steps"] == 3 and not record["extra"]["stopped_early"]
     assert record["extra"]["data"] == "scikit-image photographs"
     assert len(record["inputs"]) == 16
     assert load_autoencoder(out).config.latent_channels == 4
