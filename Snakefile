@@ -28,6 +28,7 @@ report: "workflows/report/workflow.rst"
 
 
 include: "workflows/rules/common.smk"
+include: "workflows/rules/lists.smk"
 include: "workflows/rules/demo.smk"
 include: "workflows/rules/fmri.smk"
 include: "workflows/rules/eeg.smk"

@@ -46,6 +46,32 @@ def stage_parser(
     return parser
 
 
+class PathList(argparse.Action):
+    """A list option (``nargs="+"``) whose ``@file`` arguments stand for the paths in ``file``.
+
+    Cohort rules pass their per-subject inputs as a list file, one path per line
+    (blank lines ignored), because a shell command is limited to 128 KiB on Linux:
+    about a thousand result paths.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        paths: list[str] = []
+        for value in values:
+            if not value.startswith("@"):
+                paths.append(value)
+                continue
+            list_file = Path(value[1:])
+            try:
+                lines = list_file.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                parser.error(f"{option_string}: cannot read the list file {list_file}: {exc}")
+            listed = [line.strip() for line in lines if line.strip()]
+            if not listed:
+                parser.error(f"{option_string}: the list file {list_file} lists no paths.")
+            paths.extend(listed)
+        setattr(namespace, self.dest, paths)
+
+
 def parse_params(text: str) -> dict[str, Any]:
     """Parse ``--params``: a JSON object or ``@file``."""
     if text.startswith("@"):

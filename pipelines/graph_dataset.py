@@ -22,7 +22,7 @@ from neuroai.fmri.graph_dataset import write_graph_dataset
 from neuroai.fmri.graphs import window_graphs
 from neuroai.io import load_array, read_provenance, read_region_timeseries, save_array, save_json
 from neuroai.io.bids import participants_table
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.graph_dataset")
 SUFFIX = "_dfc.npy"
@@ -203,8 +203,20 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m pipelines.graph_dataset")
-    parser.add_argument("--dynamic-fc", nargs="+", required=True, help="*_dfc.npy files")
-    parser.add_argument("--timeseries", nargs="+", required=True, help="*_timeseries.tsv files")
+    parser.add_argument(
+        "--dynamic-fc",
+        nargs="+",
+        action=PathList,
+        required=True,
+        help="@list.txt or *_dfc.npy files",
+    )
+    parser.add_argument(
+        "--timeseries",
+        nargs="+",
+        action=PathList,
+        required=True,
+        help="@list.txt or *_timeseries.tsv files",
+    )
     parser.add_argument("--output", required=True, help="destination folder")
     parser.add_argument("--summary-output", required=True)
     parser.add_argument("--variability-output", required=True)

@@ -15,7 +15,7 @@ from neuroai import get_logger
 from neuroai.errors import DataError
 from neuroai.fmri.group import summarize_connectivity
 from neuroai.io import load_array, save_array, save_json
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.group_fc")
 SUFFIX = "_connectivity.npy"
@@ -84,7 +84,13 @@ def load_kind(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m pipelines.group_fc")
-    parser.add_argument("--connectivity", nargs="+", required=True, help="*_connectivity.npy files")
+    parser.add_argument(
+        "--connectivity",
+        nargs="+",
+        action=PathList,
+        required=True,
+        help="@list.txt or *_connectivity.npy files",
+    )
     parser.add_argument("--mean-output", required=True)
     parser.add_argument("--summary-output", required=True)
     parser.add_argument("--participants", default=None, help="participants.tsv with the groups")

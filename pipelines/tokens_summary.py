@@ -20,7 +20,7 @@ from neuroai import get_logger
 from neuroai.errors import ProvenanceError
 from neuroai.io import load_array, load_json, read_provenance, save_array, save_json, save_table
 from neuroai.tokenizers.qc import describe
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.tokens_summary")
 TOKENS_SUFFIX = "_tokens.npy"
@@ -149,9 +149,23 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m pipelines.tokens_summary")
-    parser.add_argument("--qc", nargs="+", required=True, help="per-subject QC .json")
-    parser.add_argument("--tokens", nargs="+", required=True, help="per-subject token stores")
-    parser.add_argument("--examples", nargs="+", required=True, help="per-subject example slices")
+    parser.add_argument(
+        "--qc", nargs="+", action=PathList, required=True, help="@list.txt or per-subject QC .json"
+    )
+    parser.add_argument(
+        "--tokens",
+        nargs="+",
+        action=PathList,
+        required=True,
+        help="@list.txt or per-subject token stores",
+    )
+    parser.add_argument(
+        "--examples",
+        nargs="+",
+        action=PathList,
+        required=True,
+        help="@list.txt or per-subject example slices",
+    )
     parser.add_argument("--summary-output", required=True)
     parser.add_argument("--index-output", required=True)
     parser.add_argument("--examples-output", required=True)

@@ -15,6 +15,46 @@ STAGES = sorted(
 )
 
 
+def test_list_options_expand_list_files(tmp_path, capsys):
+    from pipelines._stage import PathList, stage_parser
+
+    parser = stage_parser(None, "stage")
+    parser.add_argument("--inputs", nargs="+", action=PathList, required=True)
+    listed = tmp_path / "inputs.txt"
+    listed.write_text("a.npy\n\n  b.npy \n", encoding="utf-8")
+    args = parser.parse_args(["--inputs", f"@{listed}", "c.npy", "--params", "{}"])
+    assert args.inputs == ["a.npy", "b.npy", "c.npy"] and args.params == "{}"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--inputs", f"@{tmp_path / 'missing.txt'}"])
+    assert "cannot read the list file" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--inputs", f"@{tmp_path / 'empty.txt'}"])
+    assert "lists no paths" in capsys.readouterr().err
+
+
+def test_group_fc_takes_more_runs_than_one_command_line_holds(tmp_path):
+    from neuroai.io import save_array
+
+    folder = tmp_path / "results" / "fmri" / "a_cohort_with_a_long_path" / "static_fc"
+    paths = [folder / f"sub-{i:05d}_task-rest_run-1_connectivity.npy" for i in range(1500)]
+    for i, path in enumerate(paths):
+        save_array(path, np.eye(3) * i, stage="static_fc", params={"kind": "correlation"})
+    assert sum(len(str(p)) + 1 for p in paths) > 128 * 1024  # one path per argument: too long
+    listed = tmp_path / "fc.txt"
+    listed.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
+    command = (
+        f"{sys.executable} -m pipelines.group_fc --connectivity @{listed} "
+        f"--mean-output {tmp_path / 'mean.npy'} --summary-output {tmp_path / 'summary.json'} "
+        '--params \'{"dataset": "big"}\' --no-progress'
+    )
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mean = load_array(tmp_path / "mean.npy", stage="group_fc")
+    assert np.allclose(mean, np.eye(3) * 749.5)  # the mean of 0..1499
+    assert len(read_provenance(tmp_path / "mean.npy")["inputs"]) == 1500
+
+
 def test_there_are_stages():
     assert {"demo_regions", "static_fc", "group_fc", "report"} <= set(STAGES)
 

@@ -69,6 +69,7 @@ def test_dry_run_builds_the_volume_dag(tmp_path):
         "tokenizer_train": 1,
         "tokens": 3,
         "tokens_summary": 2,
+        "path_list": 6,  # qc, tokens and examples lists of the 2 datasets' summaries
     }, counts
 
 

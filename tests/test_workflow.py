@@ -177,7 +177,20 @@ def test_changing_a_stage_parameter_reruns_that_stage_and_downstream_only(tiny):
     )
     assert done.returncode == 0, done.stderr
     counts = job_counts(done.stdout + done.stderr)
-    assert counts == {"all": 1, "static_fc": 5, "group_fc": 2, "report": 1}, counts
+    assert counts == {"all": 1, "static_fc": 5, "path_list": 2, "group_fc": 2, "report": 1}, counts
+
+
+def test_cohort_rules_pass_per_subject_inputs_as_list_files(tiny):
+    # A shell command is limited to 128 KiB: group_fc must not name every run on its command line.
+    done = snakemake(
+        tiny, "--configfile", str(tiny / "config.yaml"), "-n", "-p", "--forcerun", "group_fc"
+    )
+    assert done.returncode == 0, done.stderr
+    command = next(x for x in done.stdout.splitlines() if "python -m pipelines.group_fc " in x)
+    assert "--connectivity @" in command and "_connectivity.npy" not in command, command
+    listed = (tiny / "results/lists/group_fc/fc/tiny.txt").read_text().splitlines()
+    fc = sorted((tiny / "results" / "fmri" / "tiny" / "static_fc").glob("*_connectivity.npy"))
+    assert sorted(Path(tiny / p).resolve() for p in listed) == [p.resolve() for p in fc]
 
 
 def test_misspelled_key_fails_before_any_job(tmp_path):
@@ -229,6 +242,7 @@ def test_configfile_replaces_the_default_config(tmp_path):
         "demo_regions_run": 1,
         "demo_regions_participants": 1,
         "static_fc": 1,
+        "path_list": 1,
         "group_fc": 1,
         "report": 1,
     }, counts

@@ -114,6 +114,7 @@ include: "inputs/tokens.smk"
 include: "inputs/dfc_gnn.smk"
 include: "inputs/tablet.smk"
 include: "inputs/report.smk"
+include: "inputs/lists.smk"
 
 
 # After the includes: the inputs files define what _index_runs calls for some layouts.

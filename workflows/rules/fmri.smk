@@ -26,6 +26,7 @@ rule group_fc:
     """Group-mean static FC and edge statistics per group (site) of one dataset."""
     input:
         unpack(group_fc_inputs),
+        fc_list=path_list("group_fc", "fc"),
     output:
         mean=f"{RESULTS}/fmri/{{dataset}}/group_fc_mean.npy",
         summary=f"{RESULTS}/fmri/{{dataset}}/group_fc_summary.json",
@@ -42,7 +43,7 @@ rule group_fc:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipelines.group_fc --connectivity {input.fc:q} "
+        "python -m pipelines.group_fc --connectivity @{input.fc_list:q} "
         "--mean-output {output.mean:q} --summary-output {output.summary:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"
 
@@ -155,6 +156,8 @@ rule graph_dataset:
     """A dataset's graph dataset (window graphs of every run) and its dynamic-FC summary."""
     input:
         unpack(graph_dataset_inputs),
+        dfc_list=path_list("graph_dataset", "dfc"),
+        timeseries_list=path_list("graph_dataset", "timeseries"),
     output:
         graphs=directory(f"{RESULTS}/fmri/{{dataset}}/graphs"),
         summary=f"{RESULTS}/fmri/{{dataset}}/graphs_summary.json",
@@ -172,7 +175,7 @@ rule graph_dataset:
         mem_mb=8000,
         runtime=60,
     shell:
-        "python -m pipelines.graph_dataset --dynamic-fc {input.dfc:q} "
-        "--timeseries {input.timeseries:q} --output {output.graphs:q} "
+        "python -m pipelines.graph_dataset --dynamic-fc @{input.dfc_list:q} "
+        "--timeseries @{input.timeseries_list:q} --output {output.graphs:q} "
         "--summary-output {output.summary:q} --variability-output {output.variability:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"

@@ -202,6 +202,9 @@ rule tokens_summary:
     """QC summary, the token-store index (labels for TABLeT) and report examples of a dataset."""
     input:
         unpack(tokens_summary_inputs),
+        qc_list=path_list("tokens_summary", "qc"),
+        tokens_list=path_list("tokens_summary", "tokens"),
+        examples_list=path_list("tokens_summary", "examples"),
     output:
         summary=f"{RESULTS}/tokens/{{dataset}}/summary.json",
         index=f"{RESULTS}/tokens/{{dataset}}/index.tsv",
@@ -219,7 +222,7 @@ rule tokens_summary:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipelines.tokens_summary --qc {input.qc:q} --tokens {input.tokens:q} "
-        "--examples {input.examples:q} --summary-output {output.summary:q} "
+        "python -m pipelines.tokens_summary --qc @{input.qc_list:q} "
+        "--tokens @{input.tokens_list:q} --examples @{input.examples_list:q} --summary-output {output.summary:q} "
         "--index-output {output.index:q} --examples-output {output.examples:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"
