@@ -149,13 +149,10 @@ def loader_rate(workers: int, batch_size: int, batches: int = 40) -> dict:
     import torch
 
     from neuroai.tokenizers.natural_images import PhotoCrops
-    from neuroai.tokenizers.training import _worker_batches
+    from neuroai.tokenizers.training import batch_stream
 
     crops = PhotoCrops(crop_size=96, max_crop=256, seed=0)
-    if workers:
-        source = _worker_batches(crops, batch_size, workers, pin=False)
-    else:
-        source = iter(lambda: crops.sample(batch_size), None)
+    source = batch_stream(crops, batch_size, workers=workers)
     next(source)  # start-up (worker processes) not timed
     start = time.perf_counter()
     for _ in range(batches):
@@ -314,24 +311,13 @@ def main() -> None:
     if args.speed:
         import tokens_speed
 
-        from neuroai.tokenizers.tokenizer import VolumeTokenizer
-
         speed = {}
         for preset in args.speed_presets:
             speed[preset] = tokens_speed.encode_rate(preset, device.type, args.speed_frames, 288)
-        tokenizer = VolumeTokenizer(model, batch_size=288, device=device.type)
-        frames = np.random.default_rng(0).uniform(-1, 1, (args.speed_frames, 96, 96, 96))
-        frames = frames.astype(np.float32)
-        tokenizer.encode(frames[:1])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        tokenizer.encode(frames)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        speed[f"{args.config} (trained here)"] = {
-            "frames_per_second": len(frames) / (time.perf_counter() - start)
-        }
+        trained = f"{args.config} (trained here)"
+        speed[trained] = tokens_speed.encode_rate(
+            trained, device.type, args.speed_frames, 288, model=model
+        )
         results["speed"] = speed
         save()
         print(f"[{args.config}] speed: {speed}", flush=True)

@@ -32,15 +32,22 @@ import numpy as np
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def encode_rate(preset: str, device: str, n_frames: int, batch_size: int, slices: int = 0) -> dict:
-    """Time encoding ``n_frames`` whole frames, or only ``slices`` slices (then extrapolated)."""
+def encode_rate(
+    preset: str, device: str, n_frames: int, batch_size: int, slices: int = 0, *, model=None
+) -> dict:
+    """Time encoding ``n_frames`` whole frames, or only ``slices`` slices (then extrapolated).
+
+    The autoencoder is the ``preset`` architecture with random weights, or ``model``
+    when given (``preset`` then only labels the result).
+    """
     import torch
 
     from neuroai.tokenizers.autoencoder import build_autoencoder, preset_config
     from neuroai.tokenizers.tokenizer import VolumeTokenizer
 
     torch.manual_seed(0)
-    model = build_autoencoder(preset_config(preset))
+    if model is None:
+        model = build_autoencoder(preset_config(preset))
     tokenizer = VolumeTokenizer(model, batch_size=batch_size, device=device)
     rng = np.random.default_rng(0)
     result = {

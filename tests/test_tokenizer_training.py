@@ -70,11 +70,11 @@ def test_crops_cut_on_a_device_keep_the_seeded_draws():
 
 
 def test_loader_workers_cut_distinct_batches_reproducibly():
-    from neuroai.tokenizers.training import _worker_batches
+    from neuroai.tokenizers.training import batch_stream
 
     def first_batches():
         torch.manual_seed(0)  # the loader's worker seeds come from torch's generator
-        batches = _worker_batches(PhotoCrops(crop_size=32, max_crop=64, seed=0), 3, 2, pin=False)
+        batches = batch_stream(PhotoCrops(crop_size=32, max_crop=64, seed=0), 3, workers=2)
         return next(batches), next(batches)  # one from each worker
 
     a, b = first_batches()

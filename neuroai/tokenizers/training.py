@@ -114,12 +114,7 @@ def fit_autoencoder(
     torch.manual_seed(seed)
     target = resolve_device(device)
     model.to(target).train().requires_grad_(True)
-    if loader_workers:
-        batches = _worker_batches(sampler, batch_size, loader_workers, pin=target.type == "cuda")
-    else:
-        if callable(getattr(sampler, "to", None)):  # samplers that can cut batches on the device
-            sampler.to(target)
-        batches = iter(lambda: sampler.sample(batch_size), None)
+    batches = batch_stream(sampler, batch_size, workers=loader_workers, device=target)
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     warmup = max(1, min(20, steps // 10)) if warmup_steps is None else max(1, int(warmup_steps))
 
@@ -199,8 +194,18 @@ def _reseed_worker(worker_id: int) -> None:
     info.dataset.sampler.reseed(info.seed % 2**63)  # torch: base seed + worker id
 
 
-def _worker_batches(sampler: Sampler, batch_size: int, workers: int, *, pin: bool):
-    """Batches cut by ``workers`` processes, in a fixed order (reproducible for a torch seed)."""
+def batch_stream(sampler: Sampler, batch_size: int, *, workers: int = 0, device=None):
+    """Endless batches of ``sampler.sample(batch_size)``, as :func:`fit_autoencoder` draws them.
+
+    Without workers the calling process cuts them, on ``device`` when the sampler
+    has ``to``. With workers, ``workers`` processes cut them on the CPU (pinned
+    memory when ``device`` is CUDA), each from its own seed, in a fixed order:
+    reproducible for a torch seed. Stop the workers by dropping the iterator.
+    """
+    if not workers:
+        if device is not None and callable(getattr(sampler, "to", None)):
+            sampler.to(device)
+        return iter(lambda: sampler.sample(batch_size), None)
     if callable(getattr(sampler, "to", None)):
         sampler.to("cpu")  # workers cut on the CPU; the training loop moves each batch
     loader = torch.utils.data.DataLoader(
@@ -208,7 +213,7 @@ def _worker_batches(sampler: Sampler, batch_size: int, workers: int, *, pin: boo
         batch_size=None,
         num_workers=workers,
         worker_init_fn=_reseed_worker,
-        pin_memory=pin,
+        pin_memory=torch.device(device or "cpu").type == "cuda",
         prefetch_factor=4,
     )
     return iter(loader)
