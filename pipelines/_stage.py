@@ -72,6 +72,13 @@ class PathList(argparse.Action):
         setattr(namespace, self.dest, paths)
 
 
+def stage_device(device: str) -> str:
+    """The torch device a stage runs on: ``"auto"`` is CUDA when present, else the CPU."""
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
 def parse_params(text: str) -> dict[str, Any]:
     """Parse ``--params``: a JSON object or ``@file``."""
     if text.startswith("@"):

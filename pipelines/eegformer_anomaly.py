@@ -19,7 +19,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, DataError
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_anomaly")
 STAGE = "eegformer_anomaly"
@@ -65,8 +65,6 @@ def run(
         Bootstrap resamples, interval coverage, random seed.
     """
     # Imported here so that `--help` answers without loading torch.
-    import torch
-
     from neuroai.eeg.dataset import EEGPatchDataset
     from neuroai.evaluation.anomaly import (
         SCORES,
@@ -86,7 +84,7 @@ def run(
             f"Labels {sorted(set(normal) & set(abnormal))} are both normal and abnormal."
         )
     stores = [Path(s) for s in stores]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    device = stage_device(device)
     model = load_pretrained(pretrained, map_location=device)
     info = model.pretrained_info
     trained_on = info.get("labels") or []

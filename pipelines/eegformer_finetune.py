@@ -26,7 +26,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, check_option
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_finetune")
 STAGE = "eegformer_finetune"
@@ -168,7 +168,7 @@ def run(
     n_outputs = len(targets.classes) if multilabel else 2
     train_config = TrainConfig.from_dict(training or {}, source=f"eegformer fine-tuning ({task})")
     run_root = Path(run_dir) if run_dir else Path(models_output).parent / "run"
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    device = stage_device(device)
     base = EEGPatchDataset(stores)
     metadata = {
         "task": task,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from neuroai import get_logger
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_interpret")
 STAGE = "eegformer_interpret"
@@ -99,7 +99,7 @@ def run(
 
     check_option("windows", windows, ("all", "test"))
     stores = [Path(s) for s in stores]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    device = stage_device(device)
     model = load_pretrained(pretrained, map_location=device)
     layout = store_layout(stores)
     table = window_table(stores)

@@ -16,16 +16,10 @@ import numpy as np
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
 from neuroai.io import save_array, save_table
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.embed")
 STAGE = "embed"
-
-
-def _device(device: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def run(
@@ -68,7 +62,7 @@ def run(
     if (inputs is None) == (dataset is None):
         raise ConfigError("Give either inputs (files) or a dataset (dataset.json), not both.")
     files = [Path(p) for p in inputs] if inputs is not None else dataset_inputs(dataset, split)
-    device = _device(device)
+    device = stage_device(device)
     net = load_pretrained(model, map_location=device)
     model_files = [Path(model) / "config.json", Path(model) / "model.safetensors"]
     out_dir = Path(index_output).parent
