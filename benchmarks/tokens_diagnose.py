@@ -1,10 +1,11 @@
 """Volume tokens: is a poor round trip the autoencoder's or the token path's?
 
-Run from the repository root after the workflow has trained the tokenizer and built the
-demo cohort's frames (results go to benchmarks/out/tokens_diagnose.json):
+Run from the repository root after the workflow has built the demo cohort's frames
+(results go to benchmarks/out/tokens_diagnose.json; the default autoencoder is the
+bundled one, ``--tokenizer results/tokenizer/natural_images`` scores one trained by
+the workflow with ``tokenizer.source: train``):
 
-    PYTHONPATH=. python benchmarks/tokens_diagnose.py \
-        [--tokenizer results/tokenizer/natural_images] \
+    PYTHONPATH=. python benchmarks/tokens_diagnose.py [--tokenizer FOLDER] \
         [--frames results/tokens/demo_volumes/frames/sub-gwNAP001_frames.npy]
 
 Scores the 2D autoencoder alone, slice by slice (no token regrouping), against a fixed
@@ -31,20 +32,6 @@ import numpy as np
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def dct_codec(images: np.ndarray, block: int = 32, keep: int = 32) -> np.ndarray:
-    """Keep the ``keep`` lowest-frequency DCT coefficients of every block of (n, H, W) images."""
-    from scipy.fft import dctn, idctn
-
-    order = sorted((i + j, i, j) for i in range(block) for j in range(block))[:keep]
-    keep_mask = np.zeros((block, block), bool)
-    for _, i, j in order:
-        keep_mask[i, j] = True
-    n, height, width = images.shape
-    blocks = images.reshape(n, height // block, block, width // block, block)
-    coefficients = dctn(blocks, axes=(2, 4), norm="ortho") * keep_mask[None, None, :, None, :]
-    return idctn(coefficients, axes=(2, 4), norm="ortho").reshape(images.shape)
-
-
 def autoencoder_codec(model, images: np.ndarray) -> tuple[np.ndarray, float]:
     """Round trip of (n, H, W) grey images through the autoencoder; mean |latent|."""
     import torch
@@ -57,19 +44,23 @@ def autoencoder_codec(model, images: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def scores(model, images: np.ndarray) -> dict:
+    from neuroai.tokenizers import qc
+
     rebuilt, latent = autoencoder_codec(model, images)
     return {
         "n_images": len(images),
         "variance": float(images.var()),
         "mse_autoencoder": float(((rebuilt - images) ** 2).mean()),
-        "mse_dct_same_size": float(((dct_codec(images) - images) ** 2).mean()),
+        "mse_dct_same_size": float(((qc.dct_slices(images) - images) ** 2).mean()),
         "mean_abs_latent": latent,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", default="results/tokenizer/natural_images")
+    parser.add_argument(
+        "--tokenizer", default=None, help="checkpoint folder (default: the bundled autoencoder)"
+    )
     parser.add_argument(
         "--frames", default="results/tokens/demo_volumes/frames/sub-gwNAP001_frames.npy"
     )
@@ -77,10 +68,11 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from neuroai.tokenizers.autoencoder import load_autoencoder
+    from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir, load_autoencoder
     from neuroai.tokenizers.natural_images import PhotoCrops
 
     torch.set_num_threads(1)
+    args.tokenizer = args.tokenizer or str(bundled_autoencoder_dir())
     model = load_autoencoder(args.tokenizer)
     crops = PhotoCrops(crop_size=96, grayscale_prob=1.0, seed=5).sample(args.crops)[:, 0]
     frame = np.asarray(np.load(args.frames, mmap_mode="r")[0], dtype=np.float32)

@@ -32,8 +32,10 @@ def _subject(path: Path) -> str:
 
 def _tokenizer_info(tokens: Path) -> dict[str, Any]:
     """How the autoencoder behind a token store was made (from the folder's provenance)."""
+    from neuroai.tokenizers.autoencoder import BUNDLED_DIR
+
     folder = Path(read_provenance(tokens)["extra"]["tokenizer"])
-    info: dict[str, Any] = {"path": str(folder)}
+    info: dict[str, Any] = {"path": str(folder), "bundled": folder.resolve() == BUNDLED_DIR}
     try:
         record = read_provenance(folder)
     except ProvenanceError:  # published weights copied by hand carry no record

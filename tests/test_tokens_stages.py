@@ -24,7 +24,7 @@ def _single_thread():
 def tokenized(tmp_path_factory):
     from neuroai.datasets.bold_demos import build_bold_demo, expected_files
     from neuroai.tokenizers.autoencoder import build_autoencoder, save_autoencoder
-    from pipelines import frames, tokens, tokens_summary
+    from pipelines import frames, tokens
 
     root = tmp_path_factory.mktemp("tokens")
     build_bold_demo("neuropycon_bold", root / "ds")
@@ -48,6 +48,14 @@ def tokenized(tmp_path_factory):
         chunk_frames=2,
         qc_max_frames=4,
     )
+    summarise(out, participants=root / "ds" / "participants.tsv")
+    return root
+
+
+def summarise(out, **kwargs):
+    """tokens_summary over the one subject written into ``out``."""
+    from pipelines import tokens_summary
+
     tokens_summary.run(
         [out / "qc" / "sub-test_qc.json"],
         [out / "sub-test_tokens.npy"],
@@ -56,9 +64,8 @@ def tokenized(tmp_path_factory):
         out / "index.tsv",
         out / "examples.npy",
         dataset="npc",
-        participants=root / "ds" / "participants.tsv",
+        **kwargs,
     )
-    return root
 
 
 def test_token_store_and_its_record(tokenized):
@@ -167,3 +174,34 @@ def test_labels_on_the_grid_and_region_means_match_nilearn(tokenized):
     expected = masker.fit_transform(nib.Nifti1Image(np.moveaxis(frames, 0, -1), grid))
     np.testing.assert_allclose(series, expected, atol=1e-6)
     assert values == [int(masker.region_ids_[i]) for i in range(len(values))]
+
+
+def test_bundled_autoencoder_on_real_bold_beats_the_same_size_dct(tokenized, tmp_path):
+    """The shipped tokenizer, never trained on fMRI, through the stages on the neuropycon run."""
+    from neuroai.datasets.bold_demos import expected_files
+    from neuroai.reports.sections.tokens import _tokenizer_text
+    from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir
+    from neuroai.tokenizers.frames import load_frames, mni_grid
+    from pipelines import tokens
+
+    mask_path = tokenized / "ds" / expected_files("neuropycon_bold")["mask"][0]
+    out = tmp_path
+    tokens.run(
+        tokenized / "sub-test_frames.npy",
+        bundled_autoencoder_dir(),
+        out / "sub-test_tokens.npy",
+        out / "qc" / "sub-test_qc.json",
+        out / "qc" / "sub-test_examples.npy",
+        brain_mask=mask_path,
+        batch_size=96,
+        qc_max_frames=4,
+    )
+    learned = load_json(out / "qc" / "sub-test_qc.json", stage="tokens_qc")
+    frames = np.asarray(load_frames(tokenized / "sub-test_frames.npy")[0][:4], np.float32)
+    mask = qc.qc_mask(frames, qc.image_on_grid(mask_path, mni_grid(), 96) > 0)
+    linear = qc.spatial_correlation(frames, qc.dct_round_trip(frames), mask)
+    assert learned["spatial_correlation"]["mean"] > float(np.mean(linear)) + 0.02
+    summarise(out)
+    info = load_json(out / "summary.json", stage="tokens_summary")["tokenizer"]
+    assert info["bundled"] and info["params"]["steps"] == 24000
+    assert "the checkpoint shipped with neuroai" in _tokenizer_text(info)

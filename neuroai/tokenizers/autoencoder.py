@@ -15,6 +15,12 @@ Architectures are plain ``AutoencoderDC`` configurations (:data:`PRESETS`):
 - ``demo``: a small model of the same family that trains in about a minute on
   2 CPU cores (see the README for what it reconstructs).
 
+:func:`bundled_autoencoder_dir` is a ``demo`` model trained here for 24,000 steps
+on the same photographs (natural images only) and shipped with the package, with
+its provenance record: the workflow's default tokenizer, since the minute of
+training a demo run can afford reconstructs fMRI frames poorly (README, "What the
+demo tokenizer reconstructs").
+
 A checkpoint is a folder in the diffusers layout, so the published weights and
 the ones trained here load through the same function::
 
@@ -44,6 +50,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 EXPECTED_FILES = (CONFIG_NAME, WEIGHTS_NAME)
 PUBLISHED_REPO = "mit-han-lab/dc-ae-f32c32-in-1.0-diffusers"
+#: The shipped checkpoint: the ``demo`` preset trained on scikit-image's photographs.
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights" / "demo_photographs"
 
 _RESNET, _VIT = "ResBlock", "EfficientViTBlock"
 
@@ -299,3 +307,27 @@ def load_autoencoder(folder: str | os.PathLike, *, device: str = "cpu"):
         sum(p.numel() for p in model.parameters()) / 1e6,
     )
     return model.to(torch.device(device))
+
+
+def bundled_autoencoder_dir() -> Path:
+    """The checkpoint folder shipped with neuroai: the ``demo`` preset trained on photographs.
+
+    Made by this package's own tokenizer stage (``python -m pipelines.tokenizer``,
+    24,000 steps of 16 crops of 96 pixels of the photographs scikit-image ships,
+    no fMRI); the command and the training history are in the README and in the
+    folder's ``training.json``, its provenance record beside it
+    (``demo_photographs.prov.json``). Load it with :func:`load_autoencoder`.
+
+    Raises
+    ------
+    DataError
+        The installation lacks the folder or one of its files.
+    """
+    missing = [name for name in EXPECTED_FILES if not (BUNDLED_DIR / name).is_file()]
+    if missing:
+        raise DataError(
+            f"The bundled autoencoder {BUNDLED_DIR} lacks {', '.join(missing)}: this neuroai "
+            "installation is incomplete. Reinstall it (pip install -e . from a full clone), "
+            "or train the tokenizer instead (tokenizer.source: train)."
+        )
+    return BUNDLED_DIR

@@ -67,6 +67,8 @@ def _tokenizer_text(info: dict) -> str:
             if source == "tokenizer"
             else f"fine-tuned on {info.get('data')}"
         )
+        if info.get("bundled"):
+            what += " (the checkpoint shipped with neuroai)"
         parameters = info.get("n_parameters") or 0
         return (
             f"Autoencoder: AutoencoderDC, {what}: {info.get('steps')} steps in "

@@ -76,10 +76,27 @@ def pretrained_dir():
     return repo_path(folder)
 
 
+def bundled_dir():
+    """The checkpoint shipped with neuroai; the preset and architecture keys must not ask for another."""
+    tokenizer = config["tokenizer"]
+    if tokenizer["preset"] != "demo" or tokenizer["architecture"]:
+        raise ConfigError(
+            f"tokenizer.preset {tokenizer['preset']!r} and tokenizer.architecture "
+            f"{tokenizer['architecture']!r} choose what tokenizer.source 'train' trains, but "
+            "tokenizer.source is 'bundled' (the shipped demo-preset autoencoder). Set "
+            "tokenizer.source: train to train that architecture, or drop those keys."
+        )
+    from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir
+
+    return str(bundled_autoencoder_dir())
+
+
 def tokenizer_base():
     """The autoencoder checkpoint before the optional fine-tuning."""
     if config["tokenizer"]["source"] == "pretrained":
         return pretrained_dir()
+    if config["tokenizer"]["source"] == "bundled":
+        return bundled_dir()
     return f"{RESULTS}/tokenizer/natural_images"
 
 
@@ -211,7 +228,7 @@ def tokens_summary_params(wildcards):
 
 def tokens_report_inputs():
     paths = [f"{RESULTS}/tokens/{name}/summary.json" for name in VOLUME_SUBJECTS]
-    if paths and config["tokenizer"]["source"] == "train":
+    if paths and config["tokenizer"]["source"] != "pretrained":  # trained on the photographs
         paths.append(repo_path("data_cards/skimage_photographs.yaml"))
     return paths
 
