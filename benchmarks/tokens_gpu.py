@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--speed-presets", nargs="*", default=["demo", "paper"])
     parser.add_argument("--speed-frames", type=int, default=4)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--save", type=Path, default=None, help="save the trained model here")
     parser.add_argument(
@@ -219,6 +220,8 @@ def main() -> None:
     from neuroai.tokenizers.autoencoder import build_autoencoder, save_autoencoder
     from neuroai.tokenizers.natural_images import PhotoCrops
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
