@@ -204,4 +204,4 @@ def test_bundled_autoencoder_on_real_bold_beats_the_same_size_dct(tokenized, tmp
     summarise(out)
     info = load_json(out / "summary.json", stage="tokens_summary")["tokenizer"]
     assert info["bundled"] and info["params"]["steps"] == 24000
-    assert "the checkpoint shipped with neuroai" in _tokenizer_text(info)
+    assert "(the checkpoint shipped with neuroai): 24,000 steps" in _tokenizer_text(info)

@@ -70,8 +70,9 @@ def _tokenizer_text(info: dict) -> str:
         if info.get("bundled"):
             what += " (the checkpoint shipped with neuroai)"
         parameters = info.get("n_parameters") or 0
+        steps = "n/a" if info.get("steps") is None else f"{info['steps']:,}"
         return (
-            f"Autoencoder: AutoencoderDC, {what}: {info.get('steps')} steps in "
+            f"Autoencoder: AutoencoderDC, {what}: {steps} steps in "
             f"{_number(info.get('seconds'), 0)} s, {parameters / 1e6:.2f} M parameters, "
             f"final loss (L1 + MSE) {_number(info.get('final_loss'), 4)}."
         )
