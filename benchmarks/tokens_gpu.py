@@ -216,6 +216,7 @@ def main() -> None:
 
     import torch
 
+    from neuroai.tokenizers import qc
     from neuroai.tokenizers._private import resolve_device
     from neuroai.tokenizers.autoencoder import build_autoencoder, save_autoencoder
     from neuroai.tokenizers.natural_images import PhotoCrops
@@ -259,7 +260,7 @@ def main() -> None:
     def save() -> None:
         out.write_text(json.dumps(results, indent=2))
 
-    results["dct"] = tokens_quality.score(held_out, tokens_quality.dct_round_trip(held_out), data)
+    results["dct"] = tokens_quality.score(held_out, qc.dct_round_trip(held_out), data)
     save()
     print(f"[{args.config}] dct: {results['dct']}", flush=True)
 
