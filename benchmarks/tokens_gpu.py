@@ -18,7 +18,9 @@ default benchmarks/out/tokens_gpu/<config>.json):
 
 Phases, each written to the JSON as soon as it ends:
 
-1. ``dct``: the fixed linear baseline on the held-out subject.
+1. ``dct``, ``dct_spectral``: the fixed linear baseline on the held-out subject,
+   its axes averaged or merged frequency by frequency (the learned rows are merged
+   with their own distortion maps, as the tokenizer stage's checkpoints are).
 2. ``natural``: ``--config`` trained ``--seconds`` on the photographs (steps
    sized from a timed warm-up so that the cosine schedule ends inside the
    budget; a time limit stops it in any case), scored on the held-out subject.
@@ -260,9 +262,11 @@ def main() -> None:
     def save() -> None:
         out.write_text(json.dumps(results, indent=2))
 
-    results["dct"] = tokens_quality.score(held_out, qc.dct_round_trip(held_out), data)
+    for name, merge in (("dct", "mean"), ("dct_spectral", "spectral")):
+        rebuilt = qc.dct_round_trip(held_out, merge=merge)
+        results[name] = tokens_quality.score(held_out, rebuilt, data)
+        print(f"[{args.config}] {name}: {results[name]}", flush=True)
     save()
-    print(f"[{args.config}] dct: {results['dct']}", flush=True)
 
     torch.manual_seed(0)
     model = build_autoencoder(CONFIGS[args.config])

@@ -3,8 +3,11 @@
 Default: train a DC-AE-family AutoencoderDC (preset "demo", "medium" or "paper") on the
 photographs scikit-image ships, offline; the checkpoint is a folder holding
 config.json and diffusion_pytorch_model.safetensors (the diffusers layout) and
-training.json. --finetune continues training a checkpoint on slices of fMRI
-frames. --check validates a local folder of published weights
+training.json, and axis_fusion.safetensors (the autoencoder's distortion map
+measured on the photographs, with which decoding merges the three axes; see
+neuroai.tokenizers.fusion). --finetune continues training a checkpoint on slices
+of fMRI frames. --calibrate measures the distortion map of a checkpoint that
+lacks one (published weights) and writes it into that folder. --check validates a local folder of published weights
 (dc-ae-f32c32-in-1.0-diffusers) once, so that a bad folder fails before any
 subject is encoded. Nothing is ever downloaded.
 """
@@ -23,15 +26,32 @@ from pipelines._stage import execute, stage_parser
 logger = get_logger("stage.tokenizer")
 
 
-def _save_checkpoint(model, output_dir, report: dict, **provenance: Any) -> Path:
+FUSION_CROPS = 256
+
+
+def _save_checkpoint(
+    model, output_dir, report: dict, *, frame_size: int = 96, **provenance: Any
+) -> Path:
     from neuroai.tokenizers.autoencoder import save_autoencoder
+    from neuroai.tokenizers.fusion import measure_distortion, save_distortion
 
     def _write(tmp: Path) -> None:
         save_autoencoder(model, tmp)
         (tmp / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        distortion = measure_distortion(model, size=frame_size, n_crops=FUSION_CROPS)
+        save_distortion(tmp, distortion, n_crops=FUSION_CROPS, seed=0, frame_size=frame_size)
 
     summary = {k: v for k, v in report.items() if k != "history"}
     return write_artifact(output_dir, _write, directory=True, extra=summary, **provenance)
+
+
+def _earlier_training(folder: str | Path) -> dict[str, Any]:
+    """The training record of the checkpoint a run continues (its history left out)."""
+    record = Path(folder) / "training.json"
+    if not record.is_file():
+        return {"folder": str(folder)}
+    earlier = json.loads(record.read_text(encoding="utf-8"))
+    return {"folder": str(folder), **{k: v for k, v in earlier.items() if k != "history"}}
 
 
 def run(
@@ -47,6 +67,12 @@ def run(
     crop_size: int = 96,
     max_crop: int = 256,
     grayscale_prob: float = 0.5,
+    contrast: tuple[float, float] | list[float] = (0.7, 1.3),
+    brightness: float = 0.15,
+    blur_prob: float = 0.0,
+    aperture_prob: float = 0.0,
+    init_from: str | Path | None = None,
+    frame_size: int = 96,
     seed: int = 0,
     device: str = "auto",
 ) -> Path:
@@ -63,8 +89,14 @@ def run(
     steps, batch_size, learning_rate, warmup_steps, loader_workers
         Optimisation (AdamW, warm-up then cosine decay) and crop-cutting processes; see
         ``neuroai.tokenizers.training.fit_autoencoder``.
-    crop_size, max_crop, grayscale_prob
-        Crops (see ``neuroai.tokenizers.natural_images.PhotoCrops``).
+    crop_size, max_crop, grayscale_prob, contrast, brightness, blur_prob, aperture_prob
+        Crops and their augmentations (see ``neuroai.tokenizers.natural_images.PhotoCrops``).
+    init_from : path-like | None
+        A checkpoint folder to continue training from (its architecture is kept;
+        ``preset`` and ``architecture`` must then be left at their defaults).
+        None: start from random weights.
+    frame_size : int
+        Frame voxels per side the distortion map is measured for (96).
     seed : int
         Seeds the initial weights and the crops.
     device : {"auto", "cpu", "cuda"}
@@ -72,7 +104,8 @@ def run(
     """
     import torch
 
-    from neuroai.tokenizers.autoencoder import build_autoencoder, preset_config
+    from neuroai.errors import ConfigError
+    from neuroai.tokenizers.autoencoder import build_autoencoder, load_autoencoder, preset_config
     from neuroai.tokenizers.natural_images import PhotoCrops, photograph_paths
     from neuroai.tokenizers.training import fit_autoencoder
 
@@ -87,12 +120,33 @@ def run(
         "crop_size": crop_size,
         "max_crop": max_crop,
         "grayscale_prob": grayscale_prob,
+        "contrast": list(contrast),
+        "brightness": brightness,
+        "blur_prob": blur_prob,
+        "aperture_prob": aperture_prob,
+        "init_from": None if init_from is None else str(init_from),
+        "frame_size": frame_size,
         "seed": seed,
     }
     torch.manual_seed(seed)
-    model = build_autoencoder(preset_config(preset, **(architecture or {})))
+    if init_from is None:
+        model = build_autoencoder(preset_config(preset, **(architecture or {})))
+    elif preset != "demo" or architecture:
+        raise ConfigError(
+            f"init_from={init_from} continues that checkpoint with its own architecture; "
+            "leave preset and architecture unset."
+        )
+    else:
+        model = load_autoencoder(init_from)
     crops = PhotoCrops(
-        crop_size=crop_size, max_crop=max_crop, grayscale_prob=grayscale_prob, seed=seed
+        crop_size=crop_size,
+        max_crop=max_crop,
+        grayscale_prob=grayscale_prob,
+        contrast=tuple(contrast),
+        brightness=brightness,
+        blur_prob=blur_prob,
+        aperture_prob=aperture_prob,
+        seed=seed,
     )
     report = fit_autoencoder(
         model,
@@ -106,8 +160,19 @@ def run(
         seed=seed,
     )
     report.update(data="scikit-image photographs", photographs=list(crops.names), preset=preset)
+    if init_from is not None:
+        earlier = _earlier_training(init_from)
+        report.update(init_from=earlier, preset=earlier.get("preset"))
+        report["total_steps"] = steps + int(earlier.get("total_steps", earlier.get("steps", 0)))
+    inputs = [*photograph_paths(), *([] if init_from is None else [init_from])]
     path = _save_checkpoint(
-        model, output_dir, report, stage="tokenizer", params=params, inputs=photograph_paths()
+        model,
+        output_dir,
+        report,
+        frame_size=frame_size,
+        stage="tokenizer",
+        params=params,
+        inputs=inputs,
     )
     logger.info(
         "Trained the autoencoder (%d steps, loss %.4f): %s", steps, report["final_loss"], path
@@ -169,6 +234,33 @@ def run_finetune(
     )
 
 
+def run_calibrate(
+    weights_dir: str | Path, *, frame_size: int = 96, n_crops: int = FUSION_CROPS, seed: int = 0
+) -> Path:
+    """Measure a checkpoint's distortion map on the photographs and write it into the folder.
+
+    Parameters
+    ----------
+    weights_dir : path-like
+        Checkpoint folder (config.json and diffusion_pytorch_model.safetensors);
+        ``axis_fusion.safetensors`` is written there (atomically, replacing one).
+    frame_size : int
+        Frame voxels per side the tokens are made of.
+    n_crops, seed : int
+        Grey photograph crops averaged, and their seed.
+    """
+    from neuroai.tokenizers.autoencoder import load_autoencoder
+    from neuroai.tokenizers.fusion import measure_distortion, save_distortion
+
+    model = load_autoencoder(weights_dir)
+    distortion = measure_distortion(model, size=frame_size, n_crops=n_crops, seed=seed)
+    path = save_distortion(
+        weights_dir, distortion, n_crops=n_crops, seed=seed, frame_size=frame_size
+    )
+    logger.info("Wrote the distortion map of %s: %s", weights_dir, path)
+    return path
+
+
 def run_check(weights_dir: str | Path, output: str | Path, *, frame_size: int = 96) -> Path:
     """Validate a local folder of autoencoder weights and describe it in a JSON file.
 
@@ -206,10 +298,18 @@ def main(argv: list[str] | None = None) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--finetune", metavar="BASE_DIR", help="fine-tune this checkpoint")
     mode.add_argument("--check", metavar="WEIGHTS_DIR", help="validate a folder of weights")
+    mode.add_argument(
+        "--calibrate", metavar="WEIGHTS_DIR", help="write the distortion map into this folder"
+    )
     parser.add_argument("--frames", nargs="+", default=[], help="frames stores (--finetune)")
-    parser.add_argument("--output", required=True, help="checkpoint folder, or JSON (--check)")
+    parser.add_argument("--output", help="checkpoint folder, or JSON (--check)")
+    parser.add_argument("--frame-size", type=int, default=96, help="frame side (--calibrate)")
     args = parser.parse_args(argv)
-    if args.check:
+    if not args.calibrate and not args.output:
+        parser.error("--output is required (except with --calibrate)")
+    if args.calibrate:
+        execute(args, run_calibrate, args.calibrate, frame_size=args.frame_size)
+    elif args.check:
         execute(args, run_check, args.check, args.output)
     elif args.finetune:
         execute(args, run_finetune, args.finetune, args.frames, args.output)

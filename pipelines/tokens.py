@@ -100,6 +100,7 @@ def run(
         n_frames_stored=int(len(store.tokens)),
         mask="given brain mask" if brain_mask else "MNI152 brain mask",
         example_frame=example_frame,
+        axis_merge=model.axis_merge_,
     )
     qc_params = {"qc_max_frames": qc_max_frames, "example_frame": example_frame, **params}
     qc_inputs = [p for p in (tokens_output, frames, labels, brain_mask) if p]

@@ -50,6 +50,13 @@ def _tokenizer_info(tokens: Path) -> dict[str, Any]:
         seconds=extra.get("seconds"),
         data=extra.get("data"),
     )
+    earlier = extra.get("init_from")
+    if earlier:  # continued from an earlier checkpoint: say how long that one trained
+        info.update(
+            earlier_steps=earlier.get("total_steps", earlier.get("steps")),
+            earlier_seconds=earlier.get("seconds"),
+            total_steps=extra.get("total_steps"),
+        )
     return info
 
 
@@ -128,6 +135,7 @@ def run(
         "frame_order": first["frame_order"],
         "tokenizer": _tokenizer_info(token_paths[0]),
         "compression": load_json(qc_paths[0], stage="tokens_qc")["compression"],
+        "axis_merge": load_json(qc_paths[0], stage="tokens_qc").get("axis_merge", "mean"),
         "cohort": {
             key: describe([np.nan if r[key] is None else r[key] for r in rows])
             for key in ("qc_spatial_r", "qc_psnr_db", "qc_temporal_r", "qc_region_r")

@@ -39,19 +39,41 @@ def test_dct_round_trip_refuses_frames_off_the_tile_grid():
         qc.dct_round_trip(np.zeros((1, 40, 40, 40), np.float32))
 
 
+def test_dct_spectral_merge_is_lossless_when_the_codec_is():
+    frames = np.random.default_rng(2).normal(size=(1, 32, 32, 32)).astype(np.float32)
+    rebuilt = qc.dct_round_trip(frames, block=32, keep=32 * 32, merge="spectral")
+    np.testing.assert_allclose(rebuilt, frames, atol=1e-4)
+    with pytest.raises(Exception, match="merge"):
+        qc.dct_round_trip(frames, merge="median")
+
+
 def test_bundled_autoencoder_is_the_recorded_photograph_training():
     folder = bundled_autoencoder_dir()
     record = read_provenance(folder)
-    assert record["stage"] == "tokenizer"
-    assert record["params"]["preset"] == "demo" and record["params"]["architecture"] == {}
-    assert record["params"]["steps"] == record["extra"]["steps"] == 24000
+    assert record["stage"] == "tokenizer" and record["params"]["steps"] == 12000
+    assert record["params"]["grayscale_prob"] == 1.0 and record["params"]["aperture_prob"] > 0
     assert record["extra"]["data"] == "scikit-image photographs"
+    assert record["extra"]["total_steps"] == 36000
+    # It continued the first checkpoint, whose own record ships beside it.
+    base = json.loads((folder.parent / "demo_photographs_base.prov.json").read_text())
+    assert base["params"]["steps"] == 24000 and base["params"].get("init_from") is None
+    assert record["extra"]["init_from"]["steps"] == 24000
+    assert base["output"]["sha256"] in {i.get("sha256") for i in record["inputs"]}
     # The shipped files are exactly the ones the training wrote.
     assert file_digest(folder)["sha256"] == record["output"]["sha256"]
     history = json.loads((folder / "training.json").read_text())["history"]
-    assert history[-1]["loss"] < history[0]["loss"] / 2
+    assert len(history) == 12000 // 50 and all(np.isfinite(h["loss"]) for h in history)
     model = load_autoencoder(folder)
     assert model_config(model) == model_config(build_autoencoder(preset_config("demo")))
+
+
+def test_bundled_distortion_map_is_the_one_its_weights_give():
+    from neuroai.tokenizers.fusion import load_distortion, measure_distortion
+
+    folder = bundled_autoencoder_dir()
+    with torch_threads(1):
+        measured = measure_distortion(load_autoencoder(folder), size=96, device="cpu")
+    np.testing.assert_allclose(load_distortion(folder), measured, rtol=1e-3, atol=1e-6)
 
 
 def test_missing_bundled_files_name_the_fix(tmp_path, monkeypatch):
@@ -60,6 +82,9 @@ def test_missing_bundled_files_name_the_fix(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="tokenizer.source: train") as caught:
         bundled_autoencoder_dir()
     assert "lacks diffusion_pytorch_model.safetensors" in str(caught.value)
+
+
+MARGIN = {"mean": 0.02, "spectral": 0.02}  # measured: see README, "What the demo tokenizer ..."
 
 
 def test_bundled_autoencoder_beats_the_same_size_dct_on_an_unseen_brain():
@@ -75,9 +100,15 @@ def test_bundled_autoencoder_beats_the_same_size_dct_on_an_unseen_brain():
     frame = (np.clip(t1, 0, None) / t1.max() * 2 - 1)[None]  # the frames' scaling
     mask = qc.image_on_grid(qc.default_brain_mask(), grid, 96) > 0
     with torch_threads(1):
-        tokenizer = VolumeTokenizer(load_autoencoder(bundled_autoencoder_dir()), device="cpu")
-        rebuilt = tokenizer.decode(tokenizer.encode(frame).astype(np.float16))
-    learned = qc.spatial_correlation(frame, rebuilt, mask)[0]
-    linear = qc.spatial_correlation(frame, qc.dct_round_trip(frame), mask)[0]
-    assert linear > 0.7  # the baseline is not a straw man
-    assert learned > linear + 0.02, (learned, linear)
+        tokenizer = VolumeTokenizer.from_folder(bundled_autoencoder_dir(), device="cpu")
+        assert tokenizer.axis_merge_ == "spectral"
+        tokens = tokenizer.encode(frame).astype(np.float16)
+        rebuilt = {
+            "spectral": tokenizer.decode(tokens),
+            "mean": tokenizer.decode(tokens, per_axis=True).mean(axis=1),
+        }
+    for merge, volume in rebuilt.items():  # each against the DCT merged the same way
+        learned = qc.spatial_correlation(frame, volume, mask)[0]
+        linear = qc.spatial_correlation(frame, qc.dct_round_trip(frame, merge=merge), mask)[0]
+        assert linear > 0.7  # the baseline is not a straw man
+        assert learned > linear + MARGIN[merge], (merge, learned, linear)

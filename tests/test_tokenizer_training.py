@@ -36,6 +36,41 @@ def test_crops_are_seeded_scaled_and_grey_on_request():
     assert not torch.equal(colour[:, 0], colour[:, 1])
 
 
+def test_aperture_blur_and_contrast_augmentations():
+    from neuroai.errors import ConfigError
+    from neuroai.tokenizers.natural_images import gaussian_blur
+
+    apertured = PhotoCrops(crop_size=48, grayscale_prob=1.0, aperture_prob=1.0, seed=2).sample(6)
+    # Outside the ellipse the crop is black (-1); a corner lies outside every ellipse whose
+    # centre is within 0.3 of the middle and whose radii are at most 1.1 of the half-side.
+    assert torch.all(apertured[:, :, 0, 0] == -1.0) and torch.all(apertured[:, :, -1, -1] == -1.0)
+    assert ((apertured > -1.0).float().mean(dim=(1, 2, 3)) > 0.05).all()
+    # The blur is a normalised Gaussian: constants pass unchanged, and a 1D profile matches
+    # the formula away from the borders.
+    flat = torch.full((1, 20, 20), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 1.2), flat)
+    impulse = torch.zeros((1, 21, 21))
+    impulse[0, 10, 10] = 1.0
+    blurred = gaussian_blur(impulse, 1.0)
+    line = torch.exp(-(torch.arange(-3.0, 4.0) ** 2) / 2)
+    expected = torch.outer(line, line) / line.sum() ** 2
+    torch.testing.assert_close(blurred[0, 7:14, 7:14], expected)
+    sharp = PhotoCrops(crop_size=48, grayscale_prob=1.0, seed=4).sample(8)
+    soft = PhotoCrops(crop_size=48, grayscale_prob=1.0, blur_prob=1.0, seed=4).sample(8)
+    assert soft.diff(dim=-1).abs().mean() < sharp.diff(dim=-1).abs().mean()
+    low = PhotoCrops(crop_size=48, grayscale_prob=1.0, contrast=(0.2, 0.2), brightness=0.0)
+    assert low.sample(8).std(dim=(1, 2, 3)).max() < sharp.std(dim=(1, 2, 3)).max()
+    # Zero probabilities draw nothing extra: the same crops as the defaults.
+    default = PhotoCrops(crop_size=40, max_crop=90, grayscale_prob=1.0, seed=3).sample(5)
+    explicit = PhotoCrops(
+        crop_size=40, max_crop=90, grayscale_prob=1.0, blur_prob=0.0, aperture_prob=0.0, seed=3
+    ).sample(5)
+    assert torch.equal(default, explicit)
+    for bad in ({"aperture_prob": 1.5}, {"contrast": (1.2, 0.5)}, {"brightness": -0.1}):
+        with pytest.raises(ConfigError):
+            PhotoCrops(crop_size=40, **bad)
+
+
 def test_training_reduces_the_reconstruction_loss():
     torch.manual_seed(0)
     model = build_autoencoder(tiny_autoencoder_config())
@@ -127,11 +162,13 @@ def test_tokenizer_stage_writes_a_checkpoint_with_provenance(tmp_path):
         loader_workers=1,
         crop_size=48,
         max_crop=64,
+        frame_size=24,
     )
     assert {p.name for p in out.iterdir()} == {
         "config.json",
         "diffusion_pytorch_model.safetensors",
         "training.json",
+        "axis_fusion.safetensors",
     }
     record = read_provenance(out)
     assert record["stage"] == "tokenizer" and record["params"]["steps"] == 3

@@ -199,9 +199,13 @@ def test_bundled_autoencoder_on_real_bold_beats_the_same_size_dct(tokenized, tmp
     learned = load_json(out / "qc" / "sub-test_qc.json", stage="tokens_qc")
     frames = np.asarray(load_frames(tokenized / "sub-test_frames.npy")[0][:4], np.float32)
     mask = qc.qc_mask(frames, qc.image_on_grid(mask_path, mni_grid(), 96) > 0)
-    linear = qc.spatial_correlation(frames, qc.dct_round_trip(frames), mask)
+    assert learned["axis_merge"] == "spectral"
+    linear = qc.spatial_correlation(frames, qc.dct_round_trip(frames, merge="spectral"), mask)
     assert learned["spatial_correlation"]["mean"] > float(np.mean(linear)) + 0.02
     summarise(out)
-    info = load_json(out / "summary.json", stage="tokens_summary")["tokenizer"]
-    assert info["bundled"] and info["params"]["steps"] == 24000
-    assert "(the checkpoint shipped with neuroai): 24,000 steps" in _tokenizer_text(info)
+    summary = load_json(out / "summary.json", stage="tokens_summary")
+    info = summary["tokenizer"]
+    assert summary["axis_merge"] == "spectral"
+    assert info["bundled"] and info["earlier_steps"] == 24000 and info["steps"] == 12000
+    text = _tokenizer_text(info)
+    assert "(the checkpoint shipped with neuroai): 24,000 steps, then 12,000 more" in text

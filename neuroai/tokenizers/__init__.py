@@ -9,6 +9,8 @@
   training it on scikit-image's photographs; fine-tuning on fMRI slices.
 - :mod:`~neuroai.tokenizers.layout`: slices and the 27 x 3072 cube-token layout.
 - :mod:`~neuroai.tokenizers.tokenizer`: :class:`VolumeTokenizer` and token stores.
+- :mod:`~neuroai.tokenizers.fusion`: merging the three axes' decodings frequency by
+  frequency with the autoencoder's distortion map.
 - :mod:`~neuroai.tokenizers.qc`: round-trip quality metrics.
 
 Public names are imported on first use (PEP 562), so that ``import
@@ -47,6 +49,8 @@ _EXPORTS = {
     "VolumeTokenizer": "tokenizer",
     "read_token_store": "tokenizer",
     "round_trip_qc": "qc",
+    "measure_distortion": "fusion",
+    "merge_axes": "fusion",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,11 +13,16 @@ sources and licences are in ``data_cards/skimage_photographs.yaml``.
 ``crop_size`` and ``max_crop``, resized to ``crop_size`` with antialiasing),
 flipped and rotated by multiples of 90 degrees at random, made grey (the three
 channels equal, as fMRI slices are fed) with probability ``grayscale_prob``,
-with random contrast and brightness, scaled to [-1, 1].
+with random contrast and brightness, scaled to [-1, 1]. Two optional
+augmentations bring the photographs closer to what a brain slice looks like
+without showing the model any brain: a Gaussian defocus (``blur_prob``) and an
+elliptical aperture with black outside (``aperture_prob``; an fMRI slice is an
+oval of tissue in a field of -1).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from neuroai.datasets._private import package_folder
-from neuroai.errors import DataError
+from neuroai.errors import ConfigError, DataError
 from neuroai.tokenizers._private import check_positive, seeded_generator
 
 PHOTOGRAPHS = (
@@ -107,6 +112,17 @@ class PhotoCrops:
         Largest side cut from a photograph before resizing to ``crop_size``.
     grayscale_prob : float
         Probability that a crop is made grey (three equal channels).
+    contrast : (float, float)
+        Range of the random contrast factor (about mid-grey).
+    brightness : float
+        Largest random brightness shift, in [0, 1] units.
+    blur_prob : float
+        Probability that a crop is defocused by a Gaussian of standard deviation
+        drawn in [0.3, 1.5] pixels.
+    aperture_prob : float
+        Probability that a crop is seen through a random ellipse (centre within
+        30% of the half-side from the middle, radii 30-110% of the half-side),
+        black outside.
     seed : int
         Seed of the sampling.
     names : tuple of str
@@ -119,12 +135,27 @@ class PhotoCrops:
         crop_size: int = 96,
         max_crop: int = 256,
         grayscale_prob: float = 0.5,
+        contrast: tuple[float, float] = (0.7, 1.3),
+        brightness: float = 0.15,
+        blur_prob: float = 0.0,
+        aperture_prob: float = 0.0,
         seed: int = 0,
         names: tuple[str, ...] = PHOTOGRAPHS,
     ) -> None:
         self.crop_size = check_positive("crop_size", crop_size)
         self.max_crop = max(check_positive("max_crop", max_crop), crop_size)
-        self.grayscale_prob = float(grayscale_prob)
+        self.grayscale_prob = _probability("grayscale_prob", grayscale_prob)
+        self.blur_prob = _probability("blur_prob", blur_prob)
+        self.aperture_prob = _probability("aperture_prob", aperture_prob)
+        low, high = (float(v) for v in contrast)
+        if not 0 < low <= high:
+            raise ConfigError(
+                f"contrast must be a range (low, high) with 0 < low <= high, got {contrast!r}."
+            )
+        self.contrast = (low, high)
+        if not 0 <= brightness <= 1:
+            raise ConfigError(f"brightness must lie in [0, 1], got {brightness!r}.")
+        self.brightness = float(brightness)
         self.names = tuple(names)
         self.images_ = load_photographs(self.names)
         too_small = [
@@ -184,6 +215,38 @@ class PhotoCrops:
             if self._uniform(0, 1) < 0.5:
                 crop = crop.flip(-1)
             crop = torch.rot90(crop, self._integer(4), dims=(1, 2))
-            crop = (crop - 0.5) * self._uniform(0.7, 1.3) + 0.5 + self._uniform(-0.15, 0.15)
-            crops.append(crop.clamp(0.0, 1.0))
+            if self.blur_prob and self._uniform(0, 1) < self.blur_prob:
+                crop = gaussian_blur(crop, self._uniform(0.3, 1.5))
+            crop = (crop - 0.5) * self._uniform(*self.contrast) + 0.5
+            crop = (crop + self._uniform(-self.brightness, self.brightness)).clamp(0.0, 1.0)
+            if self.aperture_prob and self._uniform(0, 1) < self.aperture_prob:
+                crop = crop * self._aperture()
+            crops.append(crop)
         return torch.stack(crops) * 2.0 - 1.0
+
+    def _aperture(self) -> torch.Tensor:
+        """A random filled ellipse on the crop grid (1 inside, 0 outside)."""
+        axis = torch.linspace(-1.0, 1.0, self.crop_size, device=self.images_[0].device)
+        rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+        centre_row, centre_col = self._uniform(-0.3, 0.3), self._uniform(-0.3, 0.3)
+        radius_row, radius_col = self._uniform(0.3, 1.1), self._uniform(0.3, 1.1)
+        inside = ((rows - centre_row) / radius_row) ** 2 + ((cols - centre_col) / radius_col) ** 2
+        return (inside <= 1.0).to(self.images_[0].dtype)
+
+
+def _probability(name: str, value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} is a probability and must lie in [0, 1], got {value!r}.")
+    return float(value)
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur a (C, H, W) image by a separable Gaussian (reflected borders, radius 3 sigma)."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = image.shape[0]
+    padded = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)[0]

@@ -26,11 +26,12 @@ axis) are kept for the report.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from neuroai.errors import DataError
+from neuroai.errors import DataError, check_option
 
 
 def _flat(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -228,31 +229,68 @@ def dct_slices(images: np.ndarray, *, block: int = 32, keep: int = 32) -> np.nda
     return idctn(coefficients, axes=(2, 4), norm="ortho").reshape(images.shape)
 
 
-def dct_round_trip(frames: np.ndarray, *, block: int = 32, keep: int = 32) -> np.ndarray:
+class DctCodec:
+    """:func:`dct_slices` with an autoencoder's call signature (``codec(x).sample`` on
+    tensors), so that :func:`neuroai.tokenizers.fusion.measure_distortion` can measure it."""
+
+    def __init__(self, *, block: int = 32, keep: int = 32) -> None:
+        self.block, self.keep = block, keep
+
+    def to(self, device: Any) -> DctCodec:
+        return self
+
+    def eval(self) -> DctCodec:
+        return self
+
+    def __call__(self, images: Any) -> SimpleNamespace:
+        import torch
+
+        flat = images.detach().cpu().numpy().reshape(-1, *images.shape[-2:])
+        rebuilt = dct_slices(flat, block=self.block, keep=self.keep).reshape(images.shape)
+        return SimpleNamespace(sample=torch.from_numpy(rebuilt).to(images.device))
+
+
+def dct_round_trip(
+    frames: np.ndarray, *, block: int = 32, keep: int = 32, merge: str = "mean"
+) -> np.ndarray:
     """A fixed linear codec of the tokens' size: the baseline a learned tokenizer should beat.
 
-    Every slice along each axis goes through :func:`dct_slices`; the three axes'
-    volumes are averaged, as the tokens' decodings are.
+    Every slice along each axis goes through :func:`dct_slices`, and the three axes'
+    volumes are merged as the tokens' decodings are: averaged (``merge="mean"``) or
+    frequency by frequency with the codec's own distortion map measured on the
+    photographs (``merge="spectral"``, see :mod:`neuroai.tokenizers.fusion`).
 
     Parameters
     ----------
     frames : ndarray, shape (n_frames, S, S, S)
         S a multiple of ``block``.
+    block, keep : int
+        See :func:`dct_slices`.
+    merge : {"mean", "spectral"}
 
     Returns
     -------
     ndarray, float32, the shape of ``frames``.
     """
+    import torch
+
+    from neuroai.tokenizers.fusion import axis_weights, measure_distortion, merge_axes
+
+    check_option("merge", merge, ("mean", "spectral"))
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 4 or frames.shape[1:] != (frames.shape[1],) * 3:
         raise DataError(f"dct_round_trip needs frames of shape (n, S, S, S); got {frames.shape}.")
     n, size = len(frames), frames.shape[1]
-    out = np.zeros_like(frames)
+    per_axis = np.zeros((n, 3, size, size, size), np.float32)
     for axis in range(3):
         moved = np.moveaxis(frames, axis + 1, 1).reshape(n * size, size, size)
         rebuilt = dct_slices(moved, block=block, keep=keep).reshape(n, size, size, size)
-        out += np.moveaxis(rebuilt, 1, axis + 1) / 3.0
-    return out
+        per_axis[:, axis] = np.moveaxis(rebuilt, 1, axis + 1)
+    if merge == "mean":
+        return per_axis.mean(axis=1)
+    distortion = measure_distortion(DctCodec(block=block, keep=keep), size=size, device="cpu")
+    weights = torch.from_numpy(axis_weights(distortion))
+    return merge_axes(torch.from_numpy(per_axis), weights).numpy()
 
 
 def describe(values) -> dict[str, float | None]:

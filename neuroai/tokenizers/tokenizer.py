@@ -5,7 +5,9 @@ voxels (S = 96, values in [-1, 1], see :mod:`neuroai.tokenizers.frames`) into
 (S / f)^3 tokens of 3 * f * C values each (27 x 3072 for DC-AE f32c32; the
 layout is in :mod:`neuroai.tokenizers.layout`), and decodes tokens back to
 volumes. Slices go through the autoencoder in batches of ``batch_size``, on CUDA
-when present.
+when present. Decoding merges the three axes' reconstructions of each frame
+frequency by frequency when the checkpoint carries a distortion map
+(:mod:`neuroai.tokenizers.fusion`), and takes their mean otherwise.
 
 Token stores (:meth:`VolumeTokenizer.encode_store`) are one ``.npy`` per
 subject, (n_frames, n_tokens, token_dim) float16, frames in the order of the
@@ -27,6 +29,7 @@ import torch
 from neuroai._logging import get_logger, progress
 from neuroai.errors import DataError
 from neuroai.tokenizers._private import NpyStream, check_positive, resolve_device
+from neuroai.tokenizers.fusion import FUSION_FILE, axis_weights, load_distortion, merge_axes
 from neuroai.tokenizers.layout import (
     frames_to_slices,
     latents_to_tokens,
@@ -55,6 +58,10 @@ class VolumeTokenizer:
         Slices per autoencoder call (96 = one axis of one frame).
     device : {"auto", "cpu", "cuda"}
         Where the autoencoder runs; ``"auto"`` uses CUDA when present.
+    distortion : ndarray (S, S) | None
+        The autoencoder's 2D distortion map (:func:`~neuroai.tokenizers.fusion.
+        measure_distortion`); decoding then merges the three axes spectrally.
+        None: decoding takes the mean of the three axes.
 
     Attributes
     ----------
@@ -65,6 +72,8 @@ class VolumeTokenizer:
     n_tokens_, token_dim_ : int
         Tokens per frame, (S / f)^3, and values per token, 3 * f * C.
     device_ : torch.device
+    axis_merge_ : {"spectral", "mean"}
+        How :meth:`decode` merges the three axes.
     """
 
     def __init__(
@@ -74,6 +83,7 @@ class VolumeTokenizer:
         frame_size: int = 96,
         batch_size: int = 96,
         device: str = "auto",
+        distortion: np.ndarray | None = None,
     ) -> None:
         self.autoencoder = autoencoder
         self.frame_size = check_positive("frame_size", frame_size)
@@ -84,12 +94,39 @@ class VolumeTokenizer:
         self.channels_ = int(autoencoder.config.latent_channels)
         self.n_tokens_, self.token_dim_ = token_shape(frame_size, self.factor_, self.channels_)
         self.autoencoder.to(self.device_).eval()
+        self.distortion = distortion
+        self.weights_ = None
+        if distortion is not None:
+            if np.shape(distortion) != (self.frame_size, self.frame_size):
+                raise DataError(
+                    f"The distortion map is {np.shape(distortion)}, but frames are "
+                    f"{self.frame_size}^3: re-measure it at this frame size with "
+                    "`python -m pipelines.tokenizer --calibrate FOLDER --frame-size "
+                    f"{self.frame_size}`."
+                )
+            self.weights_ = torch.from_numpy(axis_weights(distortion)).to(self.device_)
+        self.axis_merge_ = "mean" if self.weights_ is None else "spectral"
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, **kwargs: Any) -> VolumeTokenizer:
-        """Load the autoencoder from a checkpoint folder (see ``load_autoencoder``)."""
+        """Load the autoencoder from a checkpoint folder (see ``load_autoencoder``).
+
+        The folder's distortion map (``axis_fusion.safetensors``), when present and
+        not overridden by a ``distortion`` argument, makes decoding merge the axes
+        spectrally.
+        """
         from neuroai.tokenizers.autoencoder import load_autoencoder
 
+        if "distortion" not in kwargs:
+            kwargs["distortion"] = load_distortion(folder)
+            if kwargs["distortion"] is None:
+                logger.info(
+                    "%s has no %s: decoding averages the three axes (measure one with "
+                    "`python -m pipelines.tokenizer --calibrate %s`).",
+                    folder,
+                    FUSION_FILE,
+                    folder,
+                )
         return cls(load_autoencoder(folder), **kwargs)
 
     def layout(self) -> dict[str, Any]:
@@ -150,13 +187,14 @@ class VolumeTokenizer:
         tokens : array, shape (n_frames, n_tokens_, token_dim_)
         per_axis : bool
             Return the three volumes rebuilt from the slices along each axis
-            instead of their mean.
+            instead of their merge.
 
         Returns
         -------
         ndarray, float32
-            (n_frames, S, S, S), the mean of the three axes' reconstructions,
-            or (n_frames, 3, S, S, S) with ``per_axis``.
+            (n_frames, S, S, S), the three axes' reconstructions merged (spectrally
+            with a distortion map, else their mean), or (n_frames, 3, S, S, S) with
+            ``per_axis``.
         """
         tokens = torch.as_tensor(np.asarray(tokens, dtype=np.float32)).to(self.device_)
         if tokens.ndim != 3 or tuple(tokens.shape[1:]) != (self.n_tokens_, self.token_dim_):
@@ -170,7 +208,13 @@ class VolumeTokenizer:
             [self.autoencoder.decode(batch).sample for batch in flat.split(self.batch_size)]
         )
         volumes = slices_to_frames(decoded, len(tokens))
-        return (volumes if per_axis else volumes.mean(dim=1)).float().cpu().numpy()
+        if per_axis:
+            merged = volumes
+        elif self.weights_ is None:
+            merged = volumes.mean(dim=1)
+        else:
+            merged = merge_axes(volumes, self.weights_)
+        return merged.float().cpu().numpy()
 
     def encode_store(
         self,

@@ -54,6 +54,16 @@ def example_slices_figure(slices: np.ndarray, *, title: str = "") -> Figure:
     return fig
 
 
+_MERGE = {
+    "spectral": "Decoding merges the three axes' reconstructions frequency by frequency, each "
+    "weighted by the inverse of the autoencoder's in-plane distortion measured on photographs "
+    "(axis_fusion.safetensors in the checkpoint).",
+    "mean": "Decoding averages the three axes' reconstructions (the checkpoint has no "
+    "distortion map; `python -m pipelines.tokenizer --calibrate FOLDER` measures one).",
+}
+_MERGE_SHORT = {"spectral": "merged frequency by frequency", "mean": "averaged"}
+
+
 def _number(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -71,9 +81,16 @@ def _tokenizer_text(info: dict) -> str:
             what += " (the checkpoint shipped with neuroai)"
         parameters = info.get("n_parameters") or 0
         steps = "n/a" if info.get("steps") is None else f"{info['steps']:,}"
+        if info.get("earlier_steps") is not None:
+            seconds = (info.get("earlier_seconds") or 0) + (info.get("seconds") or 0)
+            steps = (
+                f"{info['earlier_steps']:,} steps, then {steps} more from that checkpoint "
+                f"({info['earlier_steps'] + (info.get('steps') or 0):,}) in {seconds:.0f} s"
+            )
+        else:
+            steps = f"{steps} steps in {_number(info.get('seconds'), 0)} s"
         return (
-            f"Autoencoder: AutoencoderDC, {what}: {steps} steps in "
-            f"{_number(info.get('seconds'), 0)} s, {parameters / 1e6:.2f} M parameters, "
+            f"Autoencoder: AutoencoderDC, {what}: {steps}, {parameters / 1e6:.2f} M parameters, "
             f"final loss (L1 + MSE) {_number(info.get('final_loss'), 4)}."
         )
     return f"Autoencoder: weights from {info.get('path')} ({info.get('source', 'unknown')})."
@@ -84,6 +101,7 @@ def _dataset_parts(summary_path: Path) -> list[str]:
     examples = load_array(summary_path.with_name("examples.npy"), stage="tokens_summary")
     layout, compression, cohort = summary["layout"], summary["compression"], summary["cohort"]
     dataset = summary["dataset"]
+    merge = summary.get("axis_merge", "mean")
     spatial = cohort["qc_spatial_r"]["mean"]
     verdict = "meets" if spatial is not None and spatial >= SPATIAL_GOAL else "does not meet"
     parts = [
@@ -96,7 +114,7 @@ def _dataset_parts(summary_path: Path) -> list[str]:
             f"fewer. Token stores are (n_frames, {layout['n_tokens']}, {layout['token_dim']}) "
             f"float16; index.tsv beside the summary lists them with TR and labels."
         ),
-        text(_tokenizer_text(summary["tokenizer"])),
+        text(_tokenizer_text(summary["tokenizer"]) + " " + _MERGE[merge]),
         text(
             f"Mean spatial correlation in the brain mask: {_number(spatial)}; this "
             f"{verdict} the goal of {SPATIAL_GOAL}.",
@@ -129,7 +147,7 @@ def _dataset_parts(summary_path: Path) -> list[str]:
             figure(
                 example_slices_figure(slices, title=f"{dataset}: {label}"),
                 caption=f"{label}: central slices of one frame, input, reconstruction from its "
-                "tokens (mean of the three axes' decodings) and difference.",
+                f"tokens (the three axes' decodings {_MERGE_SHORT[merge]}) and difference.",
             )
         )
     subject_rows = [
