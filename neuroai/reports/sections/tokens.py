@@ -85,7 +85,7 @@ def _tokenizer_text(info: dict) -> str:
             seconds = (info.get("earlier_seconds") or 0) + (info.get("seconds") or 0)
             steps = (
                 f"{info['earlier_steps']:,} steps, then {steps} more from that checkpoint "
-                f"({info['earlier_steps'] + (info.get('steps') or 0):,}) in {seconds:.0f} s"
+                f"({info['earlier_steps'] + (info.get('steps') or 0):,}) in {seconds:,.0f} s"
             )
         else:
             steps = f"{steps} steps in {_number(info.get('seconds'), 0)} s"
