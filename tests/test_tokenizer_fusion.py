@@ -145,7 +145,11 @@ def test_calibrate_writes_the_map_into_a_published_style_folder(tmp_path):
     save_autoencoder(build_autoencoder(tiny_autoencoder_config()), tmp_path / "published")
     stage.main(["--calibrate", str(tmp_path / "published"), "--frame-size", str(S)])
     assert load_distortion(tmp_path / "published").shape == (S, S)
-    assert not list((tmp_path / "published").glob(".*tmp"))
+    assert {p.name for p in (tmp_path / "published").iterdir()} == {
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        FUSION_FILE,
+    }
 
 
 def test_trained_checkpoint_carries_its_map_under_its_provenance(tmp_path):

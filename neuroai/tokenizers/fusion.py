@@ -137,15 +137,16 @@ def save_distortion(folder: str | os.PathLike, distortion: np.ndarray, **meta: A
     """Write ``axis_fusion.safetensors`` into a checkpoint folder (atomically)."""
     from safetensors.numpy import save_file
 
+    from neuroai.io import atomic_path
+
     axis_weights(distortion)  # validates
     path = Path(folder) / FUSION_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(
-        {"distortion": np.ascontiguousarray(distortion, dtype=np.float32)},
-        str(tmp),
-        metadata={k: str(v) for k, v in meta.items()},
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(
+            {"distortion": np.ascontiguousarray(distortion, dtype=np.float32)},
+            str(tmp),
+            metadata={k: str(v) for k, v in meta.items()},
+        )
     return path
 
 

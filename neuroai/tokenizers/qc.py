@@ -25,6 +25,7 @@ axis) are kept for the report.
 
 from __future__ import annotations
 
+import functools
 import os
 from types import SimpleNamespace
 from typing import Any
@@ -250,6 +251,16 @@ class DctCodec:
         return SimpleNamespace(sample=torch.from_numpy(rebuilt).to(images.device))
 
 
+@functools.lru_cache(maxsize=4)
+def _dct_distortion(size: int, block: int, keep: int) -> np.ndarray:
+    """The DCT codec's distortion map (fixed for a size and codec: measured once per process)."""
+    from neuroai.tokenizers.fusion import measure_distortion
+
+    distortion = measure_distortion(DctCodec(block=block, keep=keep), size=size, device="cpu")
+    distortion.setflags(write=False)
+    return distortion
+
+
 def dct_round_trip(
     frames: np.ndarray, *, block: int = 32, keep: int = 32, merge: str = "mean"
 ) -> np.ndarray:
@@ -274,7 +285,7 @@ def dct_round_trip(
     """
     import torch
 
-    from neuroai.tokenizers.fusion import axis_weights, measure_distortion, merge_axes
+    from neuroai.tokenizers.fusion import axis_weights, merge_axes
 
     check_option("merge", merge, ("mean", "spectral"))
     frames = np.asarray(frames, dtype=np.float32)
@@ -288,8 +299,7 @@ def dct_round_trip(
         per_axis[:, axis] = np.moveaxis(rebuilt, 1, axis + 1)
     if merge == "mean":
         return per_axis.mean(axis=1)
-    distortion = measure_distortion(DctCodec(block=block, keep=keep), size=size, device="cpu")
-    weights = torch.from_numpy(axis_weights(distortion))
+    weights = torch.from_numpy(axis_weights(_dct_distortion(size, block, keep)))
     return merge_axes(torch.from_numpy(per_axis), weights).numpy()
 
 
