@@ -1,4 +1,6 @@
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,12 @@ def raw(tmp_path_factory):
     root = tmp_path_factory.mktemp("raw")
     bids_dataset(root, subjects=["01", "02"], sessions=["a", "b"], runs=[1, 2], n_volumes=5)
     return root
+
+
+@pytest.fixture
+def raw_copy(raw, tmp_path):
+    """A copy of the module's dataset for a test that changes files (the shared one stays)."""
+    return Path(shutil.copytree(raw, tmp_path / "raw"))
 
 
 def test_parse_and_format_names():
@@ -38,7 +46,8 @@ def test_raw_index_finds_every_run_and_inherits_the_tr(raw):
     assert [p.name for p in runs[key].sidecars] == ["task-rest_bold.json"]
 
 
-def test_closest_sidecar_wins(raw):
+def test_closest_sidecar_wins(raw_copy):
+    raw = raw_copy
     func = raw / "sub-02" / "ses-b" / "func"
     (func / "sub-02_ses-b_task-rest_run-1_bold.json").write_text(
         json.dumps({"RepetitionTime": 0.8})
@@ -69,8 +78,9 @@ def test_labels_cannot_escape_the_dataset(raw, bad):
         check_label(bad, "task")
 
 
-def test_invalid_folders_and_names_are_skipped(raw, tmp_path):
-    (raw / "sub-..").mkdir(exist_ok=True)
+def test_invalid_folders_and_names_are_skipped(raw_copy):
+    raw = raw_copy
+    (raw / "sub-..").mkdir()
     (raw / "sub-01" / "ses-a" / "func" / "sub-01_task-x_y_bold.nii.gz").write_bytes(b"")
     assert len(index_bold_runs(raw)) == 8
 

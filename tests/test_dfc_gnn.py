@@ -107,12 +107,29 @@ def test_adjacency_is_the_sparsified_fc_and_gin_follows_its_formula():
     expected = np.where(sparsify(dfc, density=0.3), dfc, 0.0)
     np.testing.assert_allclose(adjacency, expected, atol=1e-6)
     block = model.gin[0]
+    with torch.no_grad():
+        block.conv.eps.fill_(0.25)  # a non-zero epsilon, so that a dropped (1 + eps) fails
     h = torch.randn(3, 8, 6)
-    normed = block.norm(h)
-    manual = h + block.conv.nn(
-        (1 + block.conv.eps) * normed + torch.from_numpy(expected).float() @ normed
-    )
-    torch.testing.assert_close(block(h, torch.from_numpy(expected)), manual)
+    normed = torch.nn.functional.layer_norm(h, (6,), block.norm.weight, block.norm.bias)
+    # The weighted case, written out from the parameters: h + W2 gelu(W1 m + b1) + b2 with
+    # m = (1 + eps) x_i + sum_j A_ij x_j (Xu et al. 2019, eq. 4.1, with edge weights).
+    first, second = block.conv.nn[0], block.conv.nn[3]
+    weights = torch.from_numpy(expected).float()
+    message = 1.25 * normed + torch.einsum("wij,wjf->wif", weights, normed)
+    hidden = torch.nn.functional.gelu(message @ first.weight.T + first.bias)
+    manual = h + hidden @ second.weight.T + second.bias
+    torch.testing.assert_close(block(h, weights), manual)
+    # The binary case against PyTorch Geometric's sparse GINConv, an independent code path
+    # (message passing over an edge list) with the same MLP and epsilon.
+    from torch_geometric.nn import GINConv
+
+    reference = GINConv(block.conv.nn, eps=0.25)
+    binary = torch.from_numpy(sparsify(dfc, density=0.3)).float()
+    for w in range(3):
+        target, source = binary[w].nonzero(as_tuple=True)
+        edges = torch.stack([source, target])
+        expected_w = h[w] + reference(normed[w], edges)
+        torch.testing.assert_close(block(h, binary)[w], expected_w)
 
 
 def test_encoder_shapes_and_checks(graphs):

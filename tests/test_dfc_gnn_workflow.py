@@ -4,10 +4,11 @@ import re
 
 import pytest
 import yaml
-from test_workflow import REPO, job_counts, snakemake
 
 from neuroai.io import load_json, read_provenance
 from neuroai.testing import region_timeseries_dataset, report_text
+from neuroai.testing.workflow import REPO, job_counts
+from neuroai.testing.workflow import run_snakemake as snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

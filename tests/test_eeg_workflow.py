@@ -6,11 +6,12 @@ import sys
 
 import pytest
 import yaml
-from test_workflow import REPO, snakemake
 
 from neuroai.eeg import open_patch_store
 from neuroai.io import read_provenance
 from neuroai.testing import report_text
+from neuroai.testing.workflow import REPO
+from neuroai.testing.workflow import run_snakemake as snakemake
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,5 @@
 """EEGFormer: spectral patches, vector quantiser, VQ-VAE loss, presets, tasks, metrics, resume."""
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -11,6 +10,7 @@ from neuroai.models.blocks import VectorQuantizer, code_perplexity
 from neuroai.models.eegformer import spectral_patches
 from neuroai.models.objectives import create_objective
 from neuroai.testing import tiny_patch_store
+from neuroai.testing.training import CrashAtStep
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -290,15 +290,6 @@ def test_workflow_config_errors_name_the_key(repo):
     assert config["eegformer"]["objective"]["beta"] == 0.25
 
 
-class Crash(L.Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated kill")
-
-
 def _pretrain(store, run_dir, *, callbacks=()):
     from neuroai.training import PretrainModule, TrainConfig, fit, seed_everything
     from neuroai.training.eeg_data import EEGWindowDataModule
@@ -326,7 +317,7 @@ def test_resumed_pretraining_matches_an_uninterrupted_one(store, tmp_path):
     reference, reference_model = _pretrain(store, tmp_path / "a")
     with pytest.raises(RuntimeError, match="simulated kill"):
         # 3 batches per epoch: the checkpoint at step 3 is on the last batch of epoch 0
-        _pretrain(store, tmp_path / "b", callbacks=[Crash(5)])
+        _pretrain(store, tmp_path / "b", callbacks=[CrashAtStep(5)])
     resumed, resumed_model = _pretrain(store, tmp_path / "b")
     assert resumed.resumed_from == 3 and resumed.steps == reference.steps == 8
     assert int(reference_model.quantizer.restarted) > 0  # dead codes were restarted

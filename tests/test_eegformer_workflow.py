@@ -6,13 +6,13 @@ import functools
 
 import pytest
 import yaml
-from test_workflow import REPO, assert_launched_under_srun
-from test_workflow import snakemake as run_snakemake
 
 from neuroai.io import load_json
 from neuroai.testing import report_text
+from neuroai.testing.workflow import REPO, assert_launched_under_srun, run_snakemake
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The end-to-end run is slow; the dry-run checks of the SLURM launch are not.
+pytestmark = pytest.mark.integration
 snakemake = functools.partial(run_snakemake, timeout=900)
 TRAIN = {"max_steps": 4, "batch_size": 4, "val_every_steps": 2, "log_every_steps": 1}
 TASKS = ("abnormal", "artifacts", "slowing")
@@ -60,6 +60,7 @@ def tiny(tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_rules_write_models_metrics_anomaly_codes_and_the_report(tiny):
     results = tiny / "results" / "eegformer"
     for corpus in ("compound", "normal"):
@@ -77,6 +78,7 @@ def test_rules_write_models_metrics_anomaly_codes_and_the_report(tiny):
         assert list((tiny / "results" / "benchmarks" / rule).rglob("*.tsv")), rule
 
 
+@pytest.mark.slow
 def test_second_run_does_nothing(tiny):
     done = snakemake(tiny, "--configfile", str(tiny / "config.yaml"), "--cores", "2")
     assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr

@@ -1,31 +1,16 @@
 """The fMRI rules on tiny BIDS and fMRIPrep datasets (dry run by default; a real run is slow)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import nibabel as nib
 import pytest
 import yaml
 
 from neuroai.io import load_json
 from neuroai.testing import bids_dataset, fmriprep_dataset, label_atlas, report_text
+from neuroai.testing.workflow import REPO, job_counts
+from neuroai.testing.workflow import run_snakemake as snakemake
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[1]
 SHAPE = (6, 7, 8)
-
-
-def snakemake(workdir, *args, timeout=900):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-    command += ["--directory", str(workdir), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    from tests.test_workflow import job_counts as parse
-
-    return parse(output)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Window graphs, PyG conversion, and the on-disk graph dataset."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -146,13 +147,18 @@ def test_pyg_dataset_by_run_and_by_window(dataset):
 
 
 def test_changed_or_foreign_dataset_is_refused(dataset, tmp_path):
-    path, _ = dataset
+    # A copy, with its provenance record, so that the module's dataset stays as written.
+    source, _ = dataset
+    path = tmp_path / source.name
+    shutil.copytree(source, path)
+    for record in source.parent.glob(source.name + ".*"):
+        shutil.copy2(record, tmp_path / record.name)
+    GraphArrays(path)  # the copy reads as the original does
     meta = json.loads((path / "dataset.json").read_text())
     (path / "dataset.json").write_text(json.dumps({**meta, "format": "other/9"}))
-    try:
-        with pytest.raises(ArtifactError, match="was changed|format"):
-            GraphArrays(path)
-    finally:
-        (path / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with pytest.raises(ArtifactError, match="was changed|format"):
+        GraphArrays(path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(ArtifactError, match="not a graph dataset"):
-        GraphArrays(tmp_path)
+        GraphArrays(empty)

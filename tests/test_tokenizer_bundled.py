@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from neuroai.errors import DataError
+from neuroai.errors import ConfigError, DataError
 from neuroai.io.provenance import file_digest, read_provenance
 from neuroai.testing.volumes import torch_threads
 from neuroai.tokenizers import autoencoder, qc
@@ -43,7 +43,7 @@ def test_dct_spectral_merge_is_lossless_when_the_codec_is():
     frames = np.random.default_rng(2).normal(size=(1, 32, 32, 32)).astype(np.float32)
     rebuilt = qc.dct_round_trip(frames, block=32, keep=32 * 32, merge="spectral")
     np.testing.assert_allclose(rebuilt, frames, atol=1e-4)
-    with pytest.raises(Exception, match="merge"):
+    with pytest.raises(ConfigError, match="merge"):
         qc.dct_round_trip(frames, merge="median")
 
 

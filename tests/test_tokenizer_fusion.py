@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroai.errors import DataError
+from neuroai.errors import ConfigError, DataError
 from neuroai.io import read_provenance
 from neuroai.io.provenance import file_digest
 from neuroai.testing.volumes import tiny_autoencoder_config, torch_threads
@@ -176,6 +176,6 @@ def test_trained_checkpoint_carries_its_map_under_its_provenance(tmp_path):
     record = read_provenance(out)
     assert file_digest(out)["sha256"] == record["output"]["sha256"]
     assert record["extra"]["total_steps"] == 9 and record["extra"]["init_from"]["steps"] == 7
-    with pytest.raises(Exception, match="leave preset and architecture unset"):
+    with pytest.raises(ConfigError, match="leave preset and architecture unset"):
         stage.run(tmp_path / "other", init_from=base, preset="medium", steps=1, device="cpu")
     assert not (tmp_path / "other").exists()

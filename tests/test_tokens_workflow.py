@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import job_counts, snakemake
 
 from neuroai.testing import report_text
 from neuroai.testing.volumes import tiny_autoencoder_config
+from neuroai.testing.workflow import job_counts
+from neuroai.testing.workflow import run_snakemake as snakemake
 from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir
 
 pytestmark = pytest.mark.integration

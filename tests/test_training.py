@@ -2,7 +2,6 @@
 
 import math
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -12,6 +11,7 @@ from neuroai.models import create_model, load_pretrained
 from neuroai.models.objectives import create_objective
 from neuroai.models.probe import ProbeModel
 from neuroai.testing import hippocampus_like_dataset
+from neuroai.testing.training import CrashAtStep
 from neuroai.training import (
     ArrayDataModule,
     FineTuneModule,
@@ -76,15 +76,6 @@ def test_sampler_is_seeded_sharded_and_skips(monkeypatch):
     assert all(len(s) == 4 for s in shards) and set(sum(shards, [])) == set(range(11))
 
 
-class Crash(L.Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated kill")
-
-
 def _run(hippocampus, run_dir, *, callbacks=(), max_steps=8):
     config = TrainConfig(
         max_steps=max_steps,
@@ -117,7 +108,9 @@ def _run(hippocampus, run_dir, *, callbacks=(), max_steps=8):
 def test_run_killed_mid_epoch_resumes_to_the_same_weights(hippocampus, tmp_path):
     reference, reference_model = _run(hippocampus, tmp_path / "a")
     with pytest.raises(RuntimeError, match="simulated kill"):
-        _run(hippocampus, tmp_path / "b", callbacks=[Crash(5)])  # 4 batches per epoch: mid-epoch 1
+        _run(
+            hippocampus, tmp_path / "b", callbacks=[CrashAtStep(5)]
+        )  # 4 batches per epoch: mid-epoch 1
     checkpoint = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 3
     resumed, resumed_model = _run(hippocampus, tmp_path / "b")

@@ -1,8 +1,7 @@
 """The Snakemake workflow end to end, on tiny configs in temporary folders."""
 
+import functools
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -11,48 +10,10 @@ import yaml
 
 from neuroai.io import load_array, read_provenance
 from neuroai.testing import region_timeseries_dataset, report_text
+from neuroai.testing.workflow import REPO, job_counts, run_snakemake
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(workdir, *args, timeout=600):
-    command = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse Snakemake's 'Job stats' table into {rule: count}."""
-    counts = {}
-    if "Job stats:" not in output:
-        return counts
-    table = output.split("Job stats:", 1)[1]
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
-
-
-def assert_launched_under_srun(output: str, rules) -> None:
-    """Each rule's printed shell command starts with resources.mpi, which the SLURM profile
-    sets to srun (a dry run prints the string resource unresolved, as <TBD>)."""
-    profile = yaml.safe_load((REPO / "workflows/profiles/slurm/config.v8+.yaml").read_text())
-    for rule in rules:
-        assert profile["set-resources"][rule]["mpi"] == "srun", rule
-        line = next(x for x in output.splitlines() if f"python -m pipelines.{rule} " in x)
-        prefix = line.split("python -m")[0].replace("Shell command:", "").strip()
-        assert prefix in ("srun", "<TBD>"), line
+snakemake = functools.partial(run_snakemake, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,100 @@
+"""Helpers for tests that run the Snakemake workflow in a subprocess.
+
+The workflow's tests call Snakemake as a user would (``python -m snakemake``) in a
+temporary folder, with the repository's ``Snakefile``; these helpers run it and read its
+output. The library never imports Snakemake: everything here goes through a subprocess.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+#: The checkout this package was imported from (an editable install or the repository).
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_snakemake(
+    workdir: str | Path,
+    *args: str,
+    timeout: float = 900,
+    snakefile: str | Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m snakemake`` on the repository's workflow in ``workdir``.
+
+    Parameters
+    ----------
+    workdir : path
+        The working directory (``--directory``): where ``results/`` and ``.snakemake/`` go.
+    *args : str
+        Further command-line arguments (``--configfile``, ``--cores``, ``-n``, ...).
+    timeout : float
+        Seconds before the subprocess is killed (``subprocess.TimeoutExpired``).
+    snakefile : path, optional
+        The Snakefile; by default the repository's.
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+        With ``stdout`` and ``stderr`` as text.
+    """
+    snakefile = Path(snakefile) if snakefile is not None else REPO / "Snakefile"
+    if not snakefile.is_file():
+        raise FileNotFoundError(
+            f"no Snakefile at {snakefile}: the workflow tests run from a checkout of the "
+            "repository (pip install -e .), or pass snakefile=..."
+        )
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile)]
+    command += ["--directory", str(workdir), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's ``Job stats`` table into ``{rule: count}`` (empty when none)."""
+    counts: dict[str, int] = {}
+    if "Job stats:" not in output:
+        return counts
+    table = output.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def assert_launched_under_srun(
+    output: str, rules: Iterable[str], profile: str | Path | None = None
+) -> None:
+    """Check that each rule's printed shell command starts with its ``mpi`` resource.
+
+    Parameters
+    ----------
+    output : str
+        Standard output and error of a dry run (``-n -p``) under the SLURM profile.
+    rules : iterable of str
+        The rules that must launch under ``srun``.
+    profile : path, optional
+        The profile's ``config.v8+.yaml`` (by default the repository's SLURM profile); it
+        must set ``mpi: srun`` for each rule. A dry run prints a string resource
+        unresolved, as ``<TBD>``, so either prefix counts.
+    """
+    if profile is None:
+        profile = REPO / "workflows" / "profiles" / "slurm" / "config.v8+.yaml"
+    settings = yaml.safe_load(Path(profile).read_text())
+    for rule in rules:
+        if settings["set-resources"][rule]["mpi"] != "srun":
+            raise AssertionError(f"{profile}: rule {rule} does not set mpi: srun")
+        lines = [x for x in output.splitlines() if f"python -m pipelines.{rule} " in x]
+        if not lines:
+            raise AssertionError(f"the dry run printed no shell command of rule {rule}")
+        for line in lines:
+            prefix = line.split("python -m")[0].replace("Shell command:", "").strip()
+            if prefix not in ("srun", "<TBD>"):
+                raise AssertionError(f"rule {rule} is not launched under srun: {line}")
