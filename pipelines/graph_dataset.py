@@ -22,10 +22,12 @@ from neuroai.fmri.graph_dataset import write_graph_dataset
 from neuroai.fmri.graphs import window_graphs
 from neuroai.io import load_array, read_provenance, read_region_timeseries, save_array, save_json
 from neuroai.io.bids import participants_table
+from neuroai.running import RunningMoments
 from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.graph_dataset")
 SUFFIX = "_dfc.npy"
+WINDOWING = ("window", "step", "kind", "fisher_z")
 
 
 def _run_key(path: Path) -> str:
@@ -39,6 +41,14 @@ def _degrees(graphs) -> np.ndarray:
     flat = window * graphs.n_regions + graphs.edge_index[0].astype(np.int64)
     counts = np.bincount(flat, minlength=graphs.n_windows * graphs.n_regions)
     return counts.reshape(graphs.n_windows, graphs.n_regions)
+
+
+def _layout(dynamic_fc: list[str | Path]) -> tuple[dict, list[str]]:
+    """Windowing and region names of the dataset, from the first run's dynamic-FC record."""
+    if not dynamic_fc:
+        raise DataError("No dynamic FC runs were given to build the graph dataset from.")
+    record = read_provenance(dynamic_fc[0])
+    return {k: record["params"][k] for k in WINDOWING}, record["extra"]["regions"]
 
 
 def run(
@@ -92,52 +102,61 @@ def run(
         raise DataError(
             f"Got {len(dynamic_fc)} dynamic FC files but {len(timeseries)} time series."
         )
-    graphs, subjects, excluded = {}, {}, {}
-    variability, run_summary, degrees = [], {}, []
-    windowing = None
-    regions = None
-    for dfc_path, ts_path in zip(dynamic_fc, timeseries, strict=True):
-        key = _run_key(Path(dfc_path))
-        record = read_provenance(dfc_path)
-        this = {k: record["params"][k] for k in ("window", "step", "kind", "fisher_z")}
-        if windowing is None:
-            windowing, regions = this, record["extra"]["regions"]
-        elif this != windowing or record["extra"]["regions"] != regions:
-            raise DataError(
-                f"{dfc_path} was made with {this} and {len(record['extra']['regions'])} regions, "
-                f"unlike the other runs ({windowing}, {len(regions)} regions): every run of a graph "
-                "dataset must share the windowing and the atlas."
+    windowing, regions = _layout(dynamic_fc)  # from the first run's record
+    subjects, excluded, run_summary = {}, {}, {}
+    totals = {"variability": None, "windows": 0, "edges": 0}
+    degrees = RunningMoments((len(regions),))  # over all windows, per region
+    densities = RunningMoments()  # over all windows
+
+    def run_graphs():
+        """Each run's window graphs in turn, its statistics added to the running totals:
+        one run's dynamic FC and graphs are in memory at a time."""
+        for dfc_path, ts_path in zip(dynamic_fc, timeseries, strict=True):
+            key = _run_key(Path(dfc_path))
+            record = read_provenance(dfc_path)
+            this = {k: record["params"][k] for k in WINDOWING}
+            if this != windowing or record["extra"]["regions"] != regions:
+                raise DataError(
+                    f"{dfc_path} was made with {this} and {len(record['extra']['regions'])} "
+                    f"regions, unlike the other runs ({windowing}, {len(regions)} regions): "
+                    "every run of a graph dataset must share the windowing and the atlas."
+                )
+            dfc = load_array(dfc_path, stage="dynamic_fc", mmap=True)
+            if dfc.shape[0] == 0:
+                excluded[key] = record["extra"].get("skipped", "no window")
+                logger.warning("Leaving %s out of the graph dataset: %s", key, excluded[key])
+                continue
+            ts = read_region_timeseries(ts_path).data if "timeseries" in node_features else None
+            graphs = window_graphs(
+                dfc,
+                method=method,
+                density=density,
+                threshold=threshold,
+                absolute=absolute,
+                features=node_features,
+                ts=ts,
+                window=windowing["window"],
+                step=windowing["step"],
             )
-        dfc = load_array(dfc_path, stage="dynamic_fc")
-        if dfc.shape[0] == 0:
-            excluded[key] = record["extra"].get("skipped", "no window")
-            logger.warning("Leaving %s out of the graph dataset: %s", key, excluded[key])
-            continue
-        ts = read_region_timeseries(ts_path).data if "timeseries" in node_features else None
-        graphs[key] = window_graphs(
-            dfc,
-            method=method,
-            density=density,
-            threshold=threshold,
-            absolute=absolute,
-            features=node_features,
-            ts=ts,
-            window=windowing["window"],
-            step=windowing["step"],
-        )
-        subjects[key] = key.split("_", 1)[0][4:]
-        degrees.append(_degrees(graphs[key]))
-        spread = connectivity_variability(dfc)
-        variability.append(spread)
-        off = ~np.eye(spread.shape[0], dtype=bool)
-        run_summary[key] = {
-            "n_windows": int(dfc.shape[0]),
-            "mean_edge_sd": float(spread[off].mean()),
-            "density_mean": float(graphs[key].density().mean()),
-            "density": graphs[key].density().round(5).tolist(),
-        }
-    if not graphs:
-        raise DataError(f"No run of {dataset} has a window: the graph dataset would be empty.")
+            subjects[key] = key.split("_", 1)[0][4:]
+            spread = connectivity_variability(dfc)
+            if totals["variability"] is None:
+                totals["variability"] = np.zeros(spread.shape)
+            totals["variability"] += spread
+            totals["windows"] += graphs.n_windows
+            totals["edges"] += graphs.edge_weight.size
+            degrees.add(_degrees(graphs))
+            window_density = graphs.density()
+            densities.add(window_density)
+            off = ~np.eye(spread.shape[0], dtype=bool)
+            run_summary[key] = {
+                "n_windows": int(dfc.shape[0]),
+                "mean_edge_sd": float(spread[off].mean()),
+                "density_mean": float(window_density.mean()),
+                "density": window_density.round(5).tolist(),
+            }
+            yield key, graphs
+
     table = participants_table(participants) if participants else None
     sparsity = {"method": method, "density": density, "threshold": threshold, "absolute": absolute}
     params = {
@@ -149,43 +168,49 @@ def run(
     inputs = [*map(Path, dynamic_fc), *map(Path, timeseries)] + (
         [Path(participants)] if participants else []
     )
-    write_graph_dataset(
-        output,
-        graphs,
-        subjects=subjects,
-        regions=regions,
-        windowing=windowing,
-        sparsity=sparsity,
-        participants=table,
-        label_columns=label_columns,
-        excluded=excluded,
-        params=params,
-        inputs=inputs,
-    )
-    mean_variability = np.mean(variability, axis=0)
+    try:
+        write_graph_dataset(
+            output,
+            run_graphs(),
+            subjects=subjects,
+            regions=regions,
+            windowing=windowing,
+            sparsity=sparsity,
+            participants=table,
+            label_columns=label_columns,
+            excluded=excluded,
+            params=params,
+            inputs=inputs,
+        )
+    except DataError as error:
+        if not run_summary:
+            raise DataError(
+                f"No run of {dataset} has a window: the graph dataset would be empty."
+            ) from error
+        raise
+    n_runs = len(run_summary)
+    mean_variability = totals["variability"] / n_runs
     provenance = {"stage": "graph_dataset", "params": params, "inputs": inputs}
     save_array(variability_output, mean_variability, **provenance)
-    densities = np.concatenate([g.density() for g in graphs.values()])
-    degree = np.concatenate(degrees)  # all windows x regions
     summary = {
         "dataset": dataset,
-        "n_runs": len(graphs),
+        "n_runs": n_runs,
         "n_regions": len(regions),
         "windowing": windowing,
         "sparsity": sparsity,
         "node_features": list(node_features),
         "excluded_runs": excluded,
-        "n_windows": int(sum(g.n_windows for g in graphs.values())),
-        "n_edges": int(sum(g.edge_weight.size for g in graphs.values()) // 2),
+        "n_windows": int(totals["windows"]),
+        "n_edges": int(totals["edges"] // 2),
         "density": {
-            "mean": float(densities.mean()),
-            "sd": float(densities.std()),
-            "min": float(densities.min()),
-            "max": float(densities.max()),
+            "mean": float(densities.mean_),
+            "sd": float(densities.sd_),
+            "min": float(densities.min_),
+            "max": float(densities.max_),
         },
         "degree": {
-            "mean": degree.mean(axis=0).round(4).tolist(),
-            "sd": degree.std(axis=0).round(4).tolist(),
+            "mean": degrees.mean_.round(4).tolist(),
+            "sd": degrees.sd_.round(4).tolist(),
         },
         "regions": list(regions),
         "runs": run_summary,
@@ -195,7 +220,7 @@ def run(
     logger.info(
         "Wrote the graph dataset of %s: %d runs, %d windows",
         dataset,
-        len(graphs),
+        n_runs,
         summary["n_windows"],
     )
     return Path(output)

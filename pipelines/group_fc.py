@@ -14,7 +14,7 @@ import pandas as pd
 from neuroai import get_logger
 from neuroai.errors import DataError
 from neuroai.fmri.group import summarize_connectivity
-from neuroai.io import load_array, save_array, save_json
+from neuroai.io import ArrayArtifacts, save_array, save_json
 from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.group_fc")
@@ -51,7 +51,8 @@ def run(
         Column of ``participants.tsv`` that defines the groups.
     """
     paths = [Path(p) for p in connectivity]
-    matrices = [load_array(p, stage="static_fc") for p in paths]
+    # Memory-mapped one at a time: memory and open files do not grow with the cohort.
+    matrices = ArrayArtifacts(paths, stage="static_fc")
     runs = [_run_key(p) for p in paths]
     groups = {}
     if participants is not None and group_by:
@@ -66,7 +67,7 @@ def run(
     mean, summary = summarize_connectivity(matrices, runs=runs, groups=groups)
     summary["dataset"] = dataset
     summary["group_by"] = group_by if groups else None
-    kinds = {load_kind(p) for p in paths}
+    kinds = {load_kind(p) for p in paths}  # reads each run's record (a small JSON file)
     summary["kind"] = kinds.pop() if len(kinds) == 1 else "mixed"
     inputs = [*paths] + ([Path(participants)] if participants else [])
     params = {"dataset": dataset, "group_by": group_by}

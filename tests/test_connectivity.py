@@ -55,3 +55,44 @@ def test_group_summary():
     assert sum(summary["groups"]["B"]["counts"]) == 2 * 21
     with pytest.raises(DataError, match="differ in shape"):
         summarize_connectivity([np.eye(3), np.eye(4)], runs=["a", "b"])
+
+
+class CountingMatrices:
+    """A sequence that makes each matrix when indexed and counts the reads."""
+
+    def __init__(self, matrices):
+        self.matrices = matrices
+        self.reads = [0] * len(matrices)
+
+    def __len__(self):
+        return len(self.matrices)
+
+    def __getitem__(self, i):
+        self.reads[i] += 1
+        return self.matrices[i].copy()
+
+
+def test_streamed_group_summary_equals_the_stacked_computation():
+    # Unequal groups, a shifted scale (so that a mean-of-means or a pooled variance with the
+    # wrong cross term fails), 9 regions.
+    rng = np.random.default_rng(3)
+    mats = connectivity_matrices(11, 9, seed=5) * rng.uniform(0.5, 2.0, (11, 1, 1)) + 0.3
+    runs = [f"sub-{i:02d}_task-rest" for i in range(11)]
+    groups = {run: "ABC"[i % 3] if i < 8 else "A" for i, run in enumerate(runs)}
+    lazy = CountingMatrices(list(mats))
+    mean, summary = summarize_connectivity(lazy, runs=runs, groups=groups, bins=13)
+    assert lazy.reads == [2] * 11  # two passes, one matrix at a time
+    np.testing.assert_allclose(mean, mats.mean(axis=0), rtol=1e-12)
+    upper = np.triu_indices(9, 1)
+    edges = mats[:, upper[0], upper[1]]
+    bin_edges = np.linspace(edges.min(), edges.max(), 14)
+    np.testing.assert_allclose(summary["bin_edges"], bin_edges)
+    for group in "ABC":
+        index = [i for i, run in enumerate(runs) if groups[run] == group]
+        values = edges[index].ravel()
+        stats = summary["groups"][group]
+        assert stats["n_runs"] == len(index)
+        assert stats["mean_edge"] == pytest.approx(values.mean(), rel=1e-12)
+        assert stats["sd_edge"] == pytest.approx(values.std(), rel=1e-10)
+        assert stats["counts"] == np.histogram(values, bins=bin_edges)[0].tolist()
+    assert summary["run_mean_edge"][runs[4]] == pytest.approx(edges[4].mean())

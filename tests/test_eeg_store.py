@@ -2,6 +2,8 @@
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -215,3 +217,26 @@ def test_dead_and_railed_stretches_reject_windows(tmp_path):
     counts = result.qc["windows"]
     assert (counts["flat"], counts["saturated"], counts["kept"]) == (2, 2, 1)
     np.testing.assert_allclose(result.part.index["start_s"], [0.0])
+
+
+def test_concatenating_many_stores_keeps_few_files_open(tmp_path):
+    # 300 stores under a limit of 64 open files (a subprocess, so pytest keeps its own
+    # limit): with every store's two memory maps open at once, this fails with "Too many
+    # open files" at about 30 stores.
+    for i in range(300):
+        _store(tmp_path / f"s{i:03d}", 1, 2, "normal", ["eyem"], seed=i, recording=f"r{i:03d}")
+    script = f"""
+import resource
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+from neuroai.eeg import concatenate_stores
+paths = sorted(p for p in Path({str(tmp_path)!r}).glob("s*") if p.is_dir())
+concatenate_stores(paths, Path({str(tmp_path)!r}) / "all", stage="test")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    merged = open_patch_store(tmp_path / "all")
+    assert len(merged) == 300 and merged.header["n_rows"] == 600
+    last = open_patch_store(tmp_path / "s299")
+    np.testing.assert_array_equal(merged.window(299), last.window(0))
+    assert merged.index["recording"].tolist() == [f"r{i:03d}" for i in range(300)]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from neuroai.errors import ConfigError, DataError
+from neuroai.fmri.dynamic import connectivity_variability
 from neuroai.io import (
     load_array,
     load_json,
@@ -141,7 +142,28 @@ def test_dynamic_fc_and_graph_dataset_stages(prep, tmp_path):
     summary = load_json(tmp_path / "summary.json", stage="graph_dataset")
     assert summary["excluded_runs"] == {"sub-02_short": "12 time points < window 20"}
     assert summary["density"]["mean"] == pytest.approx(round(0.3 * 10) / 10)
-    assert load_array(tmp_path / "variability.npy").shape == (5, 5)
+    # The streamed statistics against the stored graphs, window by window.
+    from neuroai.fmri.graph_dataset import GraphArrays
+
+    arrays = GraphArrays(out)
+    degrees, density = [], []
+    for r in range(arrays.n_runs):
+        graphs = arrays.run(r)
+        for w in range(graphs.n_windows):
+            sources = graphs.edge_index[0, graphs.window_ptr[w] : graphs.window_ptr[w + 1]]
+            degrees.append(np.bincount(sources, minlength=5))
+        density.extend(graphs.density())
+    degrees = np.array(degrees)
+    np.testing.assert_allclose(summary["degree"]["mean"], degrees.mean(0).round(4), atol=1e-4)
+    np.testing.assert_allclose(summary["degree"]["sd"], degrees.std(0).round(4), atol=1e-4)
+    assert summary["density"]["sd"] == pytest.approx(np.std(density), abs=1e-9)
+    assert (
+        summary["n_windows"]
+        == len(degrees)
+        == sum(len(v["density"]) for v in summary["runs"].values())
+    )
+    expected_spread = np.mean([connectivity_variability(load_array(p)) for p in dfcs], axis=0)
+    np.testing.assert_allclose(load_array(tmp_path / "variability.npy"), expected_spread)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["windowing"] == {"window": 20, "step": 4, "kind": "correlation", "fisher_z": False}
 

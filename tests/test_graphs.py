@@ -12,6 +12,7 @@ from neuroai.errors import ArtifactError, ConfigError, DataError
 from neuroai.fmri import dynamic_connectivity, sparsify, window_graphs
 from neuroai.fmri.graph_dataset import GraphArrays, GraphWindowDataset, write_graph_dataset
 from neuroai.fmri.graphs import node_features, window_statistics
+from neuroai.io import read_provenance
 from neuroai.testing import correlated_timeseries
 
 R = 9
@@ -96,6 +97,10 @@ def dataset(tmp_path_factory, dfc):
         )
         for i in range(3)
     }
+    return _write(folder / "graphs", runs), runs
+
+
+def _write(path, runs):
     participants = pd.DataFrame(
         {
             "participant_id": ["sub-00", "sub-01", "sub-02"],
@@ -103,17 +108,59 @@ def dataset(tmp_path_factory, dfc):
             "age": ["20", "n/a", "31"],
         }
     ).replace("n/a", np.nan)
-    path = write_graph_dataset(
-        folder / "graphs",
+    return write_graph_dataset(
+        path,
         runs,
-        subjects={k: k[4:6] for k in runs},
+        subjects={f"sub-0{i}_task-rest": f"0{i}" for i in range(3)},
         regions=[f"r{i}" for i in range(R)],
         windowing={"window": 20, "step": 5, "kind": "correlation", "fisher_z": False},
         sparsity={"method": "global", "density": 0.3, "threshold": None, "absolute": True},
         participants=participants,
         excluded={"sub-09_task-rest": "12 time points < window 20"},
     )
-    return path, runs
+
+
+def test_streamed_dataset_equals_the_concatenated_runs(dataset, dfc, tmp_path):
+    path, runs = dataset
+    keys = list(runs)
+    edge_counts = np.concatenate([np.diff(runs[k].window_ptr) for k in keys])
+    expected = {
+        "x": np.concatenate([runs[k].x for k in keys]).astype(np.float32),
+        "edge_index": np.concatenate([runs[k].edge_index for k in keys], axis=1),
+        "edge_weight": np.concatenate([runs[k].edge_weight for k in keys]).astype(np.float32),
+        "window_ptr": np.concatenate([[0], np.cumsum(edge_counts)]),
+        "run_ptr": np.concatenate([[0], np.cumsum([runs[k].n_windows for k in keys])]),
+    }
+    for name, value in expected.items():
+        stored = np.load(path / f"{name}.npy")
+        np.testing.assert_array_equal(stored, value, err_msg=name)
+        assert stored.shape == value.shape, name
+    assert np.load(path / "edge_index.npy").dtype == np.int16
+    # From a generator that builds one run at a time: the same files, byte for byte.
+    built = []
+
+    def one_at_a_time():
+        for key, graphs in runs.items():
+            built.append(key)
+            yield key, graphs
+
+    again = _write(tmp_path / "streamed", one_at_a_time())
+    assert built == keys
+    for name in (*expected, "label_site", "label_age"):
+        assert (again / f"{name}.npy").read_bytes() == (path / f"{name}.npy").read_bytes(), name
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in path.iterdir())
+    extra = read_provenance(again)["extra"]
+    assert extra == {
+        "n_runs": 3,
+        "n_regions": R,
+        "n_windows": int(expected["run_ptr"][-1]),
+        "n_edges": int(expected["window_ptr"][-1]),
+    }
+    # A run with other features stops the write, and nothing is left behind.
+    odd = window_graphs(dfc[:2], features=("identity",))
+    with pytest.raises(DataError, match="same atlas and features"):
+        _write(tmp_path / "broken", iter([(keys[0], runs[keys[0]]), ("sub-01_task-rest", odd)]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed", "streamed.prov.json"]
 
 
 def test_graph_dataset_roundtrip(dataset):

@@ -7,6 +7,7 @@ import pytest
 from neuroai import __version__
 from neuroai.errors import ArtifactError, ProvenanceError
 from neuroai.io import (
+    ArrayArtifacts,
     check_artifact,
     file_digest,
     load_array,
@@ -139,3 +140,35 @@ def test_rewrite_replaces_record(tmp_path):
     out = save_array(tmp_path / "x.npy", np.ones(2), stage="s", params={"v": 1})
     save_array(out, np.zeros(5), stage="s", params={"v": 2})
     np.testing.assert_array_equal(load_array(out, params={"v": 2}), np.zeros(5))
+
+
+def test_an_artifact_input_is_described_by_its_own_record(tmp_path, source):
+    stored = save_array(tmp_path / "fc.npy", np.arange(12.0), stage="static_fc")
+    made = save_array(tmp_path / "mean.npy", np.zeros(3), stage="group_fc", inputs=[stored])
+    assert read_provenance(made)["inputs"][0] == file_digest(stored)
+    # The checksum is read from the input's record, not recomputed: a record that says
+    # otherwise (same size) is believed, as every size-checking reader believes it ...
+    record = json.loads(provenance_path(stored).read_text())
+    record["output"]["sha256"] = "f" * 64
+    provenance_path(stored).write_text(json.dumps(record))
+    again = save_array(tmp_path / "m2.npy", np.zeros(3), stage="group_fc", inputs=[stored])
+    assert read_provenance(again)["inputs"][0]["sha256"] == "f" * 64
+    # ... but a file whose size no longer matches its record is hashed in full, and so is
+    # an input without a record (raw data, a user's file).
+    np.save(tmp_path / "fc.npy", np.arange(13.0))
+    changed = save_array(tmp_path / "m3.npy", np.zeros(3), stage="group_fc", inputs=[stored])
+    assert read_provenance(changed)["inputs"][0] == file_digest(stored)
+    raw = save_array(tmp_path / "m4.npy", np.zeros(3), stage="group_fc", inputs=[source])
+    assert read_provenance(raw)["inputs"][0] == file_digest(source)
+
+
+def test_array_artifacts_load_each_item_when_indexed(tmp_path):
+    paths = [save_array(tmp_path / f"a{i}.npy", np.full(4, i), stage="x") for i in range(3)]
+    arrays = ArrayArtifacts(paths, stage="x")
+    assert len(arrays) == 3 and isinstance(arrays[1], np.memmap)
+    assert [int(a[0]) for a in arrays] == [0, 1, 2] and len(arrays[1:]) == 2
+    np.save(paths[2], np.zeros(9))  # changed after it was written
+    with pytest.raises(ArtifactError, match="a2.npy"):
+        arrays[2]
+    with pytest.raises(ProvenanceError, match="stage 'y'"):
+        ArrayArtifacts(paths, stage="y")[0]

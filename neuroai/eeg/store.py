@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ CHUNK_ROWS = 4096
 
 @dataclass
 class PatchPart:
-    """Windows to write into a store, in memory or memory-mapped.
+    """Windows to write into a store, in memory, memory-mapped, or in a store on disk.
 
     Attributes
     ----------
@@ -96,18 +97,57 @@ class PatchPart:
         ``channel_set`` are local to this part.
     channel_sets : list of list of str
         Channel names of each local channel set.
-    patches : array-like, shape (n_rows, n_patches, patch_len)
-    stats : array-like, shape (n_rows, 4)
+    patches : array-like, shape (n_rows, n_patches, patch_len), optional
+    stats : array-like, shape (n_rows, 4), optional
+    store : Path, optional
+        Instead of ``patches`` and ``stats``: a store folder whose arrays are
+        memory-mapped only while this part is copied (:meth:`arrays`), so that
+        concatenating thousands of stores keeps two files open, not two per store.
+    shape : (int, int, int), optional
+        With ``store``: (n_rows, n_patches, patch_len), from its ``store.json``.
     """
 
     index: Any
     channel_sets: list[list[str]]
-    patches: Any
-    stats: Any
+    patches: Any = None
+    stats: Any = None
+    store: Path | None = None
+    shape: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.patches is None) == (self.store is None):
+            raise ValueError("A PatchPart holds either patches and stats or a store folder.")
 
     @property
     def n_rows(self) -> int:
-        return int(self.patches.shape[0])
+        return int(self.patch_shape[0])
+
+    @property
+    def patch_shape(self) -> tuple[int, ...]:
+        """(n_rows, n_patches, patch_len)."""
+        return tuple(self.patches.shape) if self.store is None else tuple(self.shape)
+
+    @contextmanager
+    def arrays(self):
+        """``(patches, stats)`` for copying; a store's memory maps are closed afterwards."""
+        if self.store is None:
+            yield self.patches, self.stats
+            return
+        patches = np.load(self.store / "patches.npy", mmap_mode="r", allow_pickle=False)
+        stats = np.load(self.store / "stats.npy", mmap_mode="r", allow_pickle=False)
+        try:
+            if patches.shape != tuple(self.shape) or stats.shape != (self.shape[0], 4):
+                raise ArtifactError(
+                    f"{self.store}: patches.npy is {patches.shape} and stats.npy {stats.shape}, "
+                    f"but store.json says {self.shape}. Rebuild the store."
+                )
+            yield patches, stats
+        finally:
+            # Close the mappings (and their file descriptors) now, not when the garbage
+            # collector gets to them; the caller must not keep views past the block.
+            for array in (patches, stats):
+                if getattr(array, "_mmap", None) is not None:
+                    array._mmap.close()
 
 
 def _vocabulary(values: Iterable[str], *, split: bool = False) -> list[str]:
@@ -175,10 +215,10 @@ def write_patch_store(
     """
     shape = (layout.n_patches, layout.patch_len)
     for number, part in enumerate(parts):
-        if tuple(part.patches.shape[1:]) != shape:
+        if tuple(part.patch_shape[1:]) != shape:
             raise ArtifactError(
                 f"Cannot write {path}: part {number} has patches of shape "
-                f"{tuple(part.patches.shape[1:])}, the store's layout needs {shape}."
+                f"{tuple(part.patch_shape[1:])}, the store's layout needs {shape}."
             )
     channel_sets: list[list[str]] = []
     columns: dict[str, list[np.ndarray]] = {name: [] for name in INDEX_COLUMNS}
@@ -233,11 +273,12 @@ def write_patch_store(
             folder / "stats.npy", mode="w+", dtype=np.float32, shape=(row_offset, 4)
         )
         at = 0
-        for part in parts:
-            for begin in range(0, part.n_rows, CHUNK_ROWS):
-                end = min(begin + CHUNK_ROWS, part.n_rows)
-                patches[at + begin : at + end] = part.patches[begin:end]
-                stats[at + begin : at + end] = part.stats[begin:end]
+        for part in parts:  # one part's arrays open at a time
+            with part.arrays() as (source, source_stats):
+                for begin in range(0, part.n_rows, CHUNK_ROWS):
+                    end = min(begin + CHUNK_ROWS, part.n_rows)
+                    patches[at + begin : at + end] = source[begin:end]
+                    stats[at + begin : at + end] = source_stats[begin:end]
             at += part.n_rows
         patches.flush()
         stats.flush()
@@ -386,8 +427,10 @@ class PatchStore:
         return list(self.header["channel_sets"][int(self.windows[window]["channel_set"])])
 
     def part(self) -> PatchPart:
-        """The whole store as a part for :func:`write_patch_store` (memory-mapped)."""
-        return PatchPart(self.index, self.header["channel_sets"], self.patches, self.stats)
+        """The whole store as a part for :func:`write_patch_store`: its index now, its arrays
+        memory-mapped only while they are copied."""
+        shape = (self.header["n_rows"], self.header["n_patches"], self.header["patch_len"])
+        return PatchPart(self.index, self.header["channel_sets"], store=self.path, shape=shape)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -412,7 +455,9 @@ def concatenate_stores(
     """Concatenate patch stores into one (windows renumbered, channel sets merged).
 
     The stores must share sampling rate, window length, patch layout and dtype.
-    Memory is bounded by one chunk of rows, whatever the stores' sizes.
+    The patch arrays are copied one store at a time, in chunks of rows: memory for the
+    patches is one chunk and two files are open, however many stores there are; the
+    window index (one row per window, a few dozen bytes) is held whole.
 
     Parameters
     ----------

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +91,7 @@ def _encode_labels(
 
 def write_graph_dataset(
     path: str | os.PathLike,
-    runs: Mapping[str, WindowGraphs],
+    runs: Mapping[str, WindowGraphs] | Iterable[tuple[str, WindowGraphs]],
     *,
     subjects: Mapping[str, str],
     regions: Sequence[str],
@@ -104,16 +104,22 @@ def write_graph_dataset(
     params: Mapping | None = None,
     inputs: Sequence[str | os.PathLike] = (),
 ) -> Path:
-    """Write window graphs of many runs as one dataset folder, atomically.
+    """Write window graphs of many runs as one dataset folder, atomically, run by run.
+
+    The runs are consumed one at a time and appended to the arrays on disk
+    (:class:`~neuroai.io.appendable.NpyAppender`), so memory holds one run's graphs
+    and a few numbers per run, however many runs there are: pass a generator that
+    builds each run's graphs when asked.
 
     Parameters
     ----------
     path : path-like
         Destination folder.
-    runs : mapping
-        Run key to its :class:`WindowGraphs` (in the order to store).
+    runs : mapping or iterable of (key, WindowGraphs)
+        Run key to its :class:`WindowGraphs`, in the order to store.
     subjects : mapping
-        Run key to subject label (without ``sub-``).
+        Run key to subject label (without ``sub-``); read after ``runs`` is consumed,
+        so a generator may fill it as it goes.
     regions : sequence of str
         Region names (the nodes).
     windowing : mapping
@@ -125,68 +131,86 @@ def write_graph_dataset(
     label_columns : sequence of str | None
         Columns to store (all but ``participant_id`` by default).
     excluded : mapping | None
-        Run key to the reason it was left out (recorded in dataset.json).
+        Run key to the reason it was left out (recorded in dataset.json); read after
+        ``runs`` is consumed.
     stage, params, inputs
         Provenance.
     """
     from neuroai.io import write_artifact
+    from neuroai.io.appendable import NpyAppender
 
-    if not runs:
-        raise DataError(f"No run to write into the graph dataset {path}.")
-    keys = list(runs)
-    first = runs[keys[0]]
-    for key, graphs in runs.items():
-        if (
-            graphs.n_regions != len(regions)
-            or graphs.feature_names != first.feature_names
-            or graphs.identity != first.identity
-        ):
-            raise DataError(
-                f"Run {key} has {graphs.n_regions} regions and features {graphs.feature_names[:3]}..., "
-                f"unlike the dataset ({len(regions)} regions, {first.feature_names[:3]}...): every "
-                "run of a graph dataset must use the same atlas and features."
-            )
-    n_windows = np.array([runs[k].n_windows for k in keys])
-    run_ptr = np.concatenate([[0], np.cumsum(n_windows)]).astype(np.int64)
-    edge_counts = np.concatenate([np.diff(runs[k].window_ptr) for k in keys])
-    window_ptr = np.concatenate([[0], np.cumsum(edge_counts)]).astype(np.int64)
+    items = runs.items() if isinstance(runs, Mapping) else runs
     index_dtype = np.int16 if len(regions) < 2**15 else np.int32
-    labels, label_meta = _encode_labels([subjects[k] for k in keys], participants, label_columns)
-    meta = {
-        "format": FORMAT,
-        "n_runs": len(keys),
-        "n_regions": len(regions),
-        "n_windows": int(run_ptr[-1]),
-        "n_edges": int(window_ptr[-1]),
-        "regions": list(regions),
-        "node_features": list(first.node_feature_names),
-        "stored_features": list(first.feature_names),
-        "identity": bool(first.identity),
-        "edge_attributes": list(EDGE_ATTRIBUTES),
-        "windowing": dict(windowing),
-        "sparsity": dict(sparsity),
-        "runs": [
-            {"key": k, "subject": subjects[k], "n_windows": int(runs[k].n_windows)} for k in keys
-        ],
-        "labels": label_meta,
-        "excluded_runs": [{"key": k, "reason": r} for k, r in (excluded or {}).items()],
-    }
+    counts: dict[str, int] = {}  # the provenance record's facts, known once written
 
     def write(folder: Path) -> None:
-        def save(name: str, array: np.ndarray) -> None:
-            np.save(folder / f"{name}.npy", array, allow_pickle=False)
-
-        save("x", np.concatenate([runs[k].x for k in keys]).astype(np.float32))
-        save(
-            "edge_index",
-            np.concatenate([runs[k].edge_index for k in keys], axis=1).astype(index_dtype),
+        keys, n_windows, first = [], [], None
+        writers = {}
+        window_ptr = NpyAppender(folder / "window_ptr.npy", np.int64)
+        window_ptr.append([0])
+        edges_so_far = 0
+        try:
+            for key, graphs in items:
+                if first is None:
+                    first = graphs
+                    writers["x"] = NpyAppender(folder / "x.npy", np.float32, graphs.x.shape[1:])
+                    writers["source"] = NpyAppender(folder / "source.tmp.npy", index_dtype)
+                    writers["target"] = NpyAppender(folder / "target.tmp.npy", index_dtype)
+                    writers["edge_weight"] = NpyAppender(folder / "edge_weight.npy", np.float32)
+                if (
+                    graphs.n_regions != len(regions)
+                    or graphs.feature_names != first.feature_names
+                    or graphs.identity != first.identity
+                ):
+                    raise DataError(
+                        f"Run {key} has {graphs.n_regions} regions and features "
+                        f"{graphs.feature_names[:3]}..., unlike the dataset ({len(regions)} "
+                        f"regions, {first.feature_names[:3]}...): every run of a graph dataset "
+                        "must use the same atlas and features."
+                    )
+                writers["x"].append(graphs.x)
+                writers["source"].append(graphs.edge_index[0])
+                writers["target"].append(graphs.edge_index[1])
+                writers["edge_weight"].append(graphs.edge_weight)
+                window_ptr.append(edges_so_far + np.cumsum(np.diff(graphs.window_ptr)))
+                edges_so_far += int(graphs.window_ptr[-1] - graphs.window_ptr[0])
+                keys.append(key)
+                n_windows.append(int(graphs.n_windows))
+        finally:
+            for writer in (window_ptr, *writers.values()):
+                writer.close()
+        if first is None:
+            raise DataError(f"No run to write into the graph dataset {path}.")
+        _pair_edges(folder, edges_so_far, index_dtype)
+        run_ptr = np.concatenate([[0], np.cumsum(n_windows)]).astype(np.int64)
+        np.save(folder / "run_ptr.npy", run_ptr, allow_pickle=False)
+        labels, label_meta = _encode_labels(
+            [subjects[k] for k in keys], participants, label_columns
         )
-        save("edge_weight", np.concatenate([runs[k].edge_weight for k in keys]).astype(np.float32))
-        save("window_ptr", window_ptr)
-        save("run_ptr", run_ptr)
         for column, values in labels.items():
-            save(f"label_{column}", values)
+            np.save(folder / f"label_{column}.npy", values, allow_pickle=False)
+        meta = {
+            "format": FORMAT,
+            "n_runs": len(keys),
+            "n_regions": len(regions),
+            "n_windows": int(run_ptr[-1]),
+            "n_edges": edges_so_far,
+            "regions": list(regions),
+            "node_features": list(first.node_feature_names),
+            "stored_features": list(first.feature_names),
+            "identity": bool(first.identity),
+            "edge_attributes": list(EDGE_ATTRIBUTES),
+            "windowing": dict(windowing),
+            "sparsity": dict(sparsity),
+            "runs": [
+                {"key": k, "subject": subjects[k], "n_windows": n}
+                for k, n in zip(keys, n_windows, strict=True)
+            ],
+            "labels": label_meta,
+            "excluded_runs": [{"key": k, "reason": r} for k, r in (excluded or {}).items()],
+        }
         (folder / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        counts.update({k: meta[k] for k in ("n_runs", "n_regions", "n_windows", "n_edges")})
 
     return write_artifact(
         path,
@@ -194,9 +218,26 @@ def write_graph_dataset(
         stage=stage,
         params=params or {},
         inputs=inputs,
-        extra={k: meta[k] for k in ("n_runs", "n_regions", "n_windows", "n_edges")},
+        extra=counts,  # filled by write(), read after it
         directory=True,
     )
+
+
+def _pair_edges(folder: Path, n_edges: int, dtype, chunk: int = 1 << 22) -> None:
+    """``edge_index.npy`` (2, n_edges) from the two streamed rows, copied in chunks."""
+    source = np.load(folder / "source.tmp.npy", mmap_mode="r")
+    target = np.load(folder / "target.tmp.npy", mmap_mode="r")
+    pairs = np.lib.format.open_memmap(
+        folder / "edge_index.npy", mode="w+", dtype=dtype, shape=(2, n_edges)
+    )
+    for begin in range(0, n_edges, chunk):
+        end = min(begin + chunk, n_edges)
+        pairs[0, begin:end] = source[begin:end]
+        pairs[1, begin:end] = target[begin:end]
+    pairs.flush()
+    del pairs, source, target
+    (folder / "source.tmp.npy").unlink()
+    (folder / "target.tmp.npy").unlink()
 
 
 class GraphArrays:

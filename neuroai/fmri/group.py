@@ -1,4 +1,10 @@
-"""Group summaries of per-run connectivity matrices (for QC and reports)."""
+"""Group summaries of per-run connectivity matrices (for QC and reports), streamed.
+
+A cohort's matrices never sit in memory together: :func:`summarize_connectivity` reads
+them one at a time, twice (running sums in the first pass, histograms in the second, once
+the value range is known), so its memory is a few ``n_regions x n_regions`` arrays for
+any number of runs, and the matrices may be memory maps of the stored artifacts.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from neuroai.errors import DataError
+from neuroai.running import RunningMoments
 
 
 def summarize_connectivity(
@@ -19,10 +26,13 @@ def summarize_connectivity(
 ) -> tuple[np.ndarray, dict]:
     """Group mean and per-group edge statistics of connectivity matrices.
 
+    The matrices are read one at a time, twice; a sequence that loads (or memory-maps)
+    each matrix when it is indexed keeps the memory independent of the number of runs.
+
     Parameters
     ----------
     matrices : sequence of ndarray, each (n_regions, n_regions)
-        One matrix per run, all of the same size.
+        One matrix per run, all of the same size; indexed twice per run.
     runs : sequence of str
         Run keys, one per matrix.
     groups : mapping | None
@@ -35,47 +45,70 @@ def summarize_connectivity(
 
     Returns
     -------
-    mean : ndarray, shape (n_regions, n_regions)
+    mean : ndarray, shape (n_regions, n_regions), float64
         Mean over all runs.
     summary : dict
         ``n_runs``, ``n_regions``, ``runs`` (key to group), per-group ``n_runs``,
-        ``mean_edge``, ``sd_edge``, histogram ``counts`` and shared ``bin_edges``,
-        and each run's mean edge value (``run_mean_edge``) for outlier checks.
+        ``mean_edge``, ``sd_edge`` (population SD of the group's edge values),
+        histogram ``counts`` and shared ``bin_edges``, and each run's mean edge value
+        (``run_mean_edge``) for outlier checks.
     """
     if len(matrices) != len(runs):
         raise DataError(f"Got {len(matrices)} matrices but {len(runs)} run keys.")
-    if not matrices:
+    if not len(runs):
         raise DataError("No connectivity matrices to summarise.")
-    shapes = {np.shape(m) for m in matrices}
-    if len(shapes) != 1:
-        raise DataError(f"Connectivity matrices differ in shape: {sorted(shapes)}.")
-    stack = np.stack([np.asarray(m, dtype=np.float64) for m in matrices])
-    n_regions = stack.shape[1]
-    upper = np.triu_indices(n_regions, k=1)
-    edges = stack[:, upper[0], upper[1]]
+    run_groups = {run: (groups or {}).get(run, "all") for run in runs}
+    names = sorted(set(run_groups.values()))
+    moments = {group: RunningMoments() for group in names}
+    run_mean_edge = {}
+    total = upper = shape = None
+    low, high = np.inf, -np.inf
+    for i, run in enumerate(runs):
+        matrix = np.asarray(matrices[i], dtype=np.float64)
+        if shape is None:
+            shape = matrix.shape
+            if len(shape) != 2 or shape[0] != shape[1]:
+                raise DataError(f"Connectivity of {run} has shape {shape}; expected square.")
+            total = np.zeros(shape)
+            upper = np.triu_indices(shape[0], k=1)
+        elif matrix.shape != shape:
+            raise DataError(
+                f"Connectivity matrices differ in shape: {run} is {matrix.shape}, "
+                f"{runs[0]} is {shape}."
+            )
+        total += matrix
+        edges = matrix[upper]
+        moments[run_groups[run]].add(edges)
+        run_mean_edge[run] = float(edges.mean())
+        if edges.size:
+            low, high = min(low, float(edges.min())), max(high, float(edges.max()))
     if value_range is None:
-        value_range = (float(edges.min()), float(edges.max()))
+        value_range = (low, high) if np.isfinite(low) else (0.0, 1.0)
         if value_range[0] == value_range[1]:
             value_range = (value_range[0] - 0.5, value_range[1] + 0.5)
     bin_edges = np.linspace(value_range[0], value_range[1], bins + 1)
-    run_groups = {run: (groups or {}).get(run, "all") for run in runs}
-    per_group = {}
-    for group in sorted(set(run_groups.values())):
-        index = [i for i, run in enumerate(runs) if run_groups[run] == group]
-        values = edges[index].ravel()
-        counts, _ = np.histogram(values, bins=bin_edges)
-        per_group[group] = {
-            "n_runs": len(index),
-            "mean_edge": float(values.mean()),
-            "sd_edge": float(values.std()),
-            "counts": counts.tolist(),
+    counts = {group: np.zeros(bins, dtype=np.int64) for group in names}
+    for i, run in enumerate(runs):
+        edges = np.asarray(matrices[i], dtype=np.float64)[upper]
+        counts[run_groups[run]] += np.histogram(edges, bins=bin_edges)[0]
+    n_runs = {group: 0 for group in names}
+    for group in run_groups.values():
+        n_runs[group] += 1
+    per_group = {
+        group: {
+            "n_runs": n_runs[group],
+            "mean_edge": float(moments[group].mean_),
+            "sd_edge": float(moments[group].sd_),
+            "counts": counts[group].tolist(),
         }
+        for group in names
+    }
     summary = {
         "n_runs": len(runs),
-        "n_regions": n_regions,
+        "n_regions": shape[0],
         "runs": run_groups,
         "groups": per_group,
         "bin_edges": bin_edges.tolist(),
-        "run_mean_edge": {run: float(edges[i].mean()) for i, run in enumerate(runs)},
+        "run_mean_edge": run_mean_edge,
     }
-    return stack.mean(axis=0), summary
+    return total / len(runs), summary

@@ -18,6 +18,7 @@ from neuroai.io.regions import (
     write_region_timeseries,
 )
 from neuroai.io.store import (
+    ArrayArtifacts,
     check_artifact,
     load_array,
     load_json,
@@ -41,6 +42,7 @@ __all__ = [
     "RegionTimeseries",
     "index_region_runs",
     "run_key",
+    "ArrayArtifacts",
     "atomic_open",
     "atomic_path",
     "check_artifact",

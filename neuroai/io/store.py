@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,6 +187,42 @@ def load_array(
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:
         raise ArtifactError(f"{path} is not a plain numeric array ({exc}).") from exc
+
+
+class ArrayArtifacts(Sequence):
+    """Array artifacts read one at a time: item ``i`` is ``load_array(paths[i], ...)``.
+
+    Cohort steps iterate over thousands of stored arrays; this sequence checks and
+    memory-maps (by default) each one only when it is indexed, so nothing but the
+    current array is held, and no file stays open between items.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The ``.npy`` artifacts.
+    stage, params, verify, mmap
+        As for :func:`load_array`.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike],
+        *,
+        stage: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        verify: Verify = "size",
+        mmap: bool = True,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self._options = {"stage": stage, "params": params, "verify": verify, "mmap": mmap}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return load_array(self.paths[index], **self._options)
 
 
 def save_json(path: str | os.PathLike, obj: Any, **provenance: Any) -> Path:

@@ -1,6 +1,20 @@
 # The run's report: depends on the summaries of everything configured.
 
 
+rule report_params:
+    """The report's parameters as a file: they list every run of every dataset, so they grow
+    with the cohort, and a shell command line must not (see inputs/lists.smk)."""
+    output:
+        f"{RESULTS}/lists/report/params.json",
+    params:
+        cfg=report_params(),
+    log:
+        f"{RESULTS}/logs/report_params.log",
+    localrule: True
+    run:
+        write_params_file(params.cfg, output[0], log[0])
+
+
 rule report:
     """The run report: a folder of self-contained HTML pages, entered through index.html.
 
@@ -9,6 +23,7 @@ rule report:
     """
     input:
         report_inputs,
+        params_file=rules.report_params.output[0],
     output:
         report(
             directory(f"{RESULTS}/report"),
@@ -17,8 +32,6 @@ rule report:
             category="Run report",
             labels={"page": "{page}"},
         ),
-    params:
-        cfg=report_params(),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -29,5 +42,5 @@ rule report:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipelines.report --output {output:q} --params {params.cfg:q} "
+        "python -m pipelines.report --output {output:q} --params @{input.params_file:q} "
         "--log {log:q} --no-progress"

@@ -22,3 +22,11 @@ def report_params():
         **report_manifest(),
     }
     return json.dumps(params, sort_keys=True)
+
+
+def write_params_file(text, output, log):
+    """The report_params rule's job: the JSON text, written whole, and a line of log."""
+    tmp = Path(f"{output}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    Path(log).write_text(f"{len(text)} bytes of report parameters in {output}\n", encoding="utf-8")
