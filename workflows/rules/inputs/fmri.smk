@@ -61,8 +61,12 @@ def demo_bold_params(wildcards):
 
 def volume_runs(name):
     """Run key -> {bold, confounds, mask, subdir} of a 4D dataset, known at parse time."""
-    if name in _VOLUME_RUNS:
-        return _VOLUME_RUNS[name]
+    if name not in _VOLUME_RUNS:
+        _VOLUME_RUNS[name] = dataset_index("bold", name, lambda: _walk_volume_runs(name))
+    return _VOLUME_RUNS[name]
+
+
+def _walk_volume_runs(name):
     entry = dataset_config(name)
     root = dataset_root(name)
     if "build" in entry:
@@ -94,7 +98,6 @@ def volume_runs(name):
     for key, files in runs.items():
         folders = [part for part in key.split("_")[:2] if part.startswith(("sub-", "ses-"))]
         files["subdir"] = str(Path(*folders))
-    _VOLUME_RUNS[name] = runs
     return runs
 
 

