@@ -63,6 +63,7 @@ def test_dry_run_schedules_every_run(work):
         "dynamic_fc": 3,
         "graph_dataset": 1,
         "path_list": 4,  # group_fc's 2 connectivity lists, graph_dataset's dfc and series lists
+        "report_params": 1,
         "report": 1,
     }, counts
 

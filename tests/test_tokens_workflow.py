@@ -68,6 +68,7 @@ def test_dry_run_builds_the_volume_dag(tmp_path):
         "demo_volumes_participants": 1,
         "demo_volumes_subject": 2,
         "frames": 3,
+        "report_params": 1,
         "report": 1,
         "tokenizer_train": 1,
         "tokens": 3,

@@ -321,7 +321,7 @@ def test_job_processes_read_the_dataset_manifest_instead_of_walking(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     args = ("--configfile", str(tmp_path / "config.yaml"), "-n")
     assert snakemake(tmp_path, *args).returncode == 0
-    manifest = tmp_path / "results" / "manifests" / "mine.runs.json"
+    manifest = tmp_path / ".snakemake" / "neuroai" / "manifests" / "mine.runs.json"
     index = json.loads(manifest.read_text())
     assert sorted(index) == [f"sub-0{i}_task-rest_atlas-test" for i in (1, 2, 3)]
     assert index["sub-02_task-rest_atlas-test"].startswith("data/sub-02/func/")

@@ -88,11 +88,12 @@ def dataset_index(kind, name, build):
     """A dataset's index (run or recording key -> files), walked once per workflow run.
 
     The main Snakemake process walks the dataset (``build()``) and writes the result to
-    ``results/manifests/<dataset>.<kind>.json`` (rewritten only when it changed); the job
-    processes that a cluster executor starts, each of which parses this Snakefile again,
-    read that manifest instead of walking the dataset again: on a shared file system a
-    10,000-subject walk per job would cost more than the jobs."""
-    manifest = Path(RESULTS) / "manifests" / f"{name}.{kind}.json"
+    ``.snakemake/neuroai/manifests/<dataset>.<kind>.json`` beside Snakemake's own state
+    (rewritten only when it changed); the job processes that a cluster executor starts,
+    each of which parses this Snakefile again, read that manifest instead of walking the
+    dataset again: on a shared file system a 10,000-subject walk per job would cost more
+    than the jobs."""
+    manifest = Path(".snakemake") / "neuroai" / "manifests" / f"{name}.{kind}.json"
     if not workflow.is_main_process and manifest.is_file():
         return json.loads(manifest.read_text(encoding="utf-8"))
     index = _jsonable(build())
