@@ -29,7 +29,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, DataError
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.dfc_gnn_finetune")
 STAGE = "dfc_gnn_finetune"
@@ -308,7 +308,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m pipelines.dfc_gnn_finetune", threads=True)
     parser.add_argument("--graphs", required=True, help="graph dataset folder (neuroai.graphs/1)")
     parser.add_argument("--pretrained", required=True, help="pretrained encoder folder")
-    parser.add_argument("--static-fc", nargs="*", default=None, help="<run>_connectivity.npy files")
+    parser.add_argument(
+        "--static-fc",
+        nargs="*",
+        action=PathList,
+        default=None,
+        help="@list.txt or <run>_connectivity.npy files",
+    )
     parser.add_argument("--predictions-output", required=True, help="out-of-fold predictions .tsv")
     parser.add_argument("--model-output", required=True, help="fine-tuned model folder to write")
     parser.add_argument("--work-dir", default=None, help="scratch folder of the fine-tuning runs")

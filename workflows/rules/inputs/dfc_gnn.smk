@@ -48,14 +48,23 @@ def dfc_gnn_finetune_inputs(wildcards):
                 f"The static_fc baseline of dfc_gnn needs the static FC of {wildcards.dataset!r}: "
                 "list it under static_fc.datasets, or drop static_fc from dfc_gnn.finetune.methods."
             )
-        inputs["static_fc"] = static_fc_outputs(wildcards.dataset)
+        inputs.update(dfc_gnn_static_fc_inputs(wildcards))
+        inputs["static_fc_list"] = path_list("dfc_gnn_finetune", "static_fc").format(
+            dataset=wildcards.dataset
+        )
     return inputs
 
 
+def dfc_gnn_static_fc_inputs(wildcards):
+    """The static FC of every run of the dataset (the static-FC baseline's inputs)."""
+    return {"static_fc": static_fc_outputs(wildcards.dataset)}
+
+
 def dfc_gnn_static_fc_arg(wildcards, input):
-    if "static_fc" not in input.keys():
+    """The baseline's matrices as a list file: the command line does not grow with the cohort."""
+    if "static_fc_list" not in input.keys():
         return ""
-    return "--static-fc " + " ".join(shlex.quote(str(p)) for p in input.static_fc)
+    return f"--static-fc @{shlex.quote(str(input.static_fc_list))}"
 
 
 def dfc_gnn_finetune_params(wildcards):

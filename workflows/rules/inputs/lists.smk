@@ -9,6 +9,7 @@ from types import SimpleNamespace
 #: (rule, input group) -> the rule's input function; the group is a key of what it returns.
 PATH_LIST_INPUTS = {
     ("group_fc", "fc"): group_fc_inputs,
+    ("dfc_gnn_finetune", "static_fc"): dfc_gnn_static_fc_inputs,
     ("graph_dataset", "dfc"): graph_dataset_inputs,
     ("graph_dataset", "timeseries"): graph_dataset_inputs,
     ("tokens_summary", "qc"): tokens_summary_inputs,
