@@ -26,7 +26,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import DataError
-from pipelines._stage import execute, stage_parser
+from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.dfc_gnn_evaluate")
 STAGE = "dfc_gnn_evaluate"
@@ -326,7 +326,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--predictions", nargs="*", default=[], help="out-of-fold prediction tables"
     )
-    parser.add_argument("--timeseries", nargs="*", default=None, help="<run>_timeseries.tsv files")
+    parser.add_argument(
+        "--timeseries",
+        nargs="*",
+        action=PathList,
+        default=None,
+        help="@list.txt or <run>_timeseries.tsv files",
+    )
     parser.add_argument("--history", default=None, help="pretraining history .tsv")
     parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
     parser.add_argument("--curves-output", required=True, help="label-efficiency curves .tsv")

@@ -88,6 +88,8 @@ def test_a_fine_tuning_parameter_reruns_fine_tuning_and_evaluation_only(work):
     # The static-FC baseline's matrices go by list file: the line does not grow with runs.
     command = next(x for x in done.stdout.splitlines() if "pipelines.dfc_gnn_finetune " in x)
     assert "--static-fc @" in command and "_connectivity.npy" not in command, command
+    command = next(x for x in done.stdout.splitlines() if "pipelines.dfc_gnn_evaluate " in x)
+    assert "--timeseries @" in command and "_timeseries.tsv" not in command, command
     counts = job_counts(done.stdout + done.stderr)
     # The report's parameters hold the configuration: they are written again too.
     assert counts == {

@@ -98,7 +98,7 @@ rule dfc_gnn_evaluate:
     shell:
         "python -m pipelines.dfc_gnn_evaluate --graphs {input.graphs:q} "
         "--pretrained {input.pretrained:q} --history {input.history:q} "
-        "--predictions {input.predictions:q} --timeseries {input.timeseries:q} "
+        "--predictions {input.predictions:q} --timeseries @{input.timeseries_list:q} "
         "--metrics-output {output.metrics:q} --curves-output {output.curves:q} "
         "--similarity-output {output.similarity:q} --fc-output {output.fc:q} "
         "--dataset-name {wildcards.dataset} --threads {threads} "

@@ -85,8 +85,16 @@ def dfc_gnn_evaluate_inputs(wildcards):
         "pretrained": f"{folder}/pretrained/model",
         "history": f"{folder}/pretrained/history.tsv",
         "predictions": [f"{folder}/tasks/{task}/predictions.tsv" for task in tasks],
-        "timeseries": list(fmri_runs(wildcards.dataset).values()),
+        **dfc_gnn_timeseries_inputs(wildcards),
+        "timeseries_list": path_list("dfc_gnn_evaluate", "timeseries").format(
+            dataset=wildcards.dataset
+        ),
     }
+
+
+def dfc_gnn_timeseries_inputs(wildcards):
+    """Every run's region time series (fingerprinting's static-FC reference)."""
+    return {"timeseries": list(fmri_runs(wildcards.dataset).values())}
 
 
 def dfc_gnn_evaluate_params():

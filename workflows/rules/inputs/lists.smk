@@ -10,6 +10,7 @@ from types import SimpleNamespace
 PATH_LIST_INPUTS = {
     ("group_fc", "fc"): group_fc_inputs,
     ("dfc_gnn_finetune", "static_fc"): dfc_gnn_static_fc_inputs,
+    ("dfc_gnn_evaluate", "timeseries"): dfc_gnn_timeseries_inputs,
     ("graph_dataset", "dfc"): graph_dataset_inputs,
     ("graph_dataset", "timeseries"): graph_dataset_inputs,
     ("tokens_summary", "qc"): tokens_summary_inputs,
