@@ -154,9 +154,14 @@ def run(
     y = values[runs]
     classes = meta["labels"][label].get("categories", [])
     n_outputs = len(classes) if task == "classification" else 1
-    shift, scale = 0.0, 1.0
-    if task == "regression":  # networks train on standardised targets
-        shift, scale = float(np.mean(y)), float(np.std(y)) or 1.0
+
+    def target_scale(fit_runs: np.ndarray) -> tuple[float, float]:
+        """Networks train on standardised regression targets: the mean and SD of the runs
+        they are fitted on, never of the runs they are tested on."""
+        if task != "regression":
+            return 0.0, 1.0
+        return float(np.mean(y[fit_runs])), float(np.std(y[fit_runs])) or 1.0
+
     pretrained_model = load_pretrained(pretrained)
     encoder_config = pretrained_model.config
     work = Path(work_dir) if work_dir else Path(predictions_output).parent / "runs"
@@ -168,7 +173,6 @@ def run(
         "encoder_lr_scale": encoder_lr_scale,
         "length": settings.crop_windows,
         "density": settings.density,
-        "target_scale": (shift, scale),
     }
     crops = {"length": settings.crop_windows, "max_crops": settings.eval_crops}
 
@@ -206,6 +210,7 @@ def run(
             encoder.train()
             targets = np.zeros(arrays.n_runs, dtype=values.dtype)
             targets[runs] = y
+            shift, scale = target_scale(train)
             probe, _ = finetune_probe(
                 encoder,
                 graphs,
@@ -213,6 +218,7 @@ def run(
                 targets,
                 train_config=train_config.replace(seed=seed),
                 run_dir=work / f"fit-{seed}",
+                target_scale=(shift, scale),
                 **fit_options,
             )
             out = predict_runs(probe, graphs, runs[test], **crops)
@@ -265,8 +271,10 @@ def run(
     inputs = [graphs, pretrained, *(static_fc or [])]
     save_table(predictions_output, predictions, stage=STAGE, params=params, inputs=inputs)
 
-    # The final model: the pretrained encoder fine-tuned on every labelled subject.
+    # The final model: the pretrained encoder fine-tuned on every labelled subject (all of
+    # them are its training set, so its targets are standardised with all of them).
     seed_everything(train_config.seed)
+    shift, scale = target_scale(np.arange(runs.size))
     targets = np.zeros(arrays.n_runs, dtype=values.dtype)
     targets[runs] = y
     probe, result = finetune_probe(
@@ -276,6 +284,7 @@ def run(
         targets,
         train_config=train_config,
         run_dir=work / "final",
+        target_scale=(shift, scale),
         **fit_options,
     )
     metadata = {

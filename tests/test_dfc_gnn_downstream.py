@@ -152,7 +152,7 @@ def test_curves_score_the_pooled_predictions_of_each_repeat():
 # -- the stages, end to end on a tiny graph dataset -----------------------------------------
 
 
-def test_pretrain_finetune_evaluate_stages(tmp_path):
+def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
     from neuroai.io import load_json, load_table, read_provenance
     from neuroai.models import load_pretrained
     from pipelines import dfc_gnn_evaluate, dfc_gnn_finetune, dfc_gnn_pretrain
@@ -199,6 +199,18 @@ def test_pretrain_finetune_evaluate_stages(tmp_path):
     np.testing.assert_allclose(predictions[["p_0", "p_1"]].sum(axis=1), 1.0, atol=1e-5)
     assert not (out / "site" / "runs").exists()
     assert load_pretrained(out / "site" / "model").pretrained_info["task"] == "site"
+    # Every network fit standardises the ages of the runs it is fitted on, never the test
+    # fold's: record what each fit was given.
+    from neuroai.training import graph_finetune
+
+    fits = []
+    real_finetune_probe = graph_finetune.finetune_probe
+
+    def recording_finetune_probe(encoder, graphs, train_runs, targets, **options):
+        fits.append((np.asarray(train_runs), np.asarray(targets), options["target_scale"]))
+        return real_finetune_probe(encoder, graphs, train_runs, targets, **options)
+
+    monkeypatch.setattr(graph_finetune, "finetune_probe", recording_finetune_probe)
     dfc_gnn_finetune.run(
         graphs,
         out / "pretrained" / "model",
@@ -214,6 +226,12 @@ def test_pretrain_finetune_evaluate_stages(tmp_path):
         training={"max_steps": 2, "batch_size": 4},
         data=data,
     )
+    assert len(fits) == 2 + 1  # 2 folds, then the final model on every labelled run
+    all_ages = fits[-1][1][fits[-1][0]]
+    for train_runs, targets, (shift, scale) in fits:
+        assert shift == pytest.approx(targets[train_runs].mean())
+        assert scale == pytest.approx(targets[train_runs].std())
+    assert fits[0][2][0] != pytest.approx(all_ages.mean())  # a fold's mean is not the cohort's
     ages = load_table(out / "age" / "predictions.tsv", stage="dfc_gnn_finetune")
     assert len(ages) == 6 * 2 and np.isfinite(ages["y_pred"]).all()
     # Networks train on standardised ages and answer in years.
