@@ -91,10 +91,12 @@ class PatchPart:
 
     Attributes
     ----------
-    index : mapping of str to array-like
+    index : mapping of str to array-like, or None
         The columns of ``index.tsv`` (a dict of arrays or a
         :class:`pandas.DataFrame`), one entry per window; ``row`` and
-        ``channel_set`` are local to this part.
+        ``channel_set`` are local to this part. ``None`` with ``store``: read from the
+        store when the part is written (:meth:`columns`), so that thousands of parts do
+        not hold thousands of tables.
     channel_sets : list of list of str
         Channel names of each local channel set.
     patches : array-like, shape (n_rows, n_patches, patch_len), optional
@@ -121,6 +123,10 @@ class PatchPart:
     @property
     def n_rows(self) -> int:
         return int(self.patch_shape[0])
+
+    def columns(self):
+        """The index columns: this part's own, or its store's ``index.tsv`` read now."""
+        return self.index if self.index is not None else read_index(self.store)
 
     @property
     def patch_shape(self) -> tuple[int, ...]:
@@ -230,8 +236,9 @@ def write_patch_store(
             if names not in channel_sets:
                 channel_sets.append(names)
             remap.append(channel_sets.index(names))
+        part_index = part.columns()  # one store's table at a time
         for name in INDEX_COLUMNS:
-            values = np.asarray(part.index[name])
+            values = np.asarray(part_index[name])
             if name == "channel_set":
                 values = np.asarray(remap, dtype=np.int64)[values.astype(np.int64)]
             elif name == "row":
@@ -385,21 +392,7 @@ class PatchStore:
     def index(self):
         """``index.tsv`` as a :class:`pandas.DataFrame` (read on first use)."""
         if self._index is None:
-            import pandas as pd
-
-            self._index = pd.read_csv(
-                self.path / "index.tsv",
-                sep="\t",
-                keep_default_na=False,
-                dtype={
-                    "recording": str,
-                    "subject": str,
-                    "session": str,
-                    "split": str,
-                    "label": str,
-                    "events": str,
-                },
-            )
+            self._index = read_index(self.path)
         return self._index
 
     def __len__(self) -> int:
@@ -430,13 +423,32 @@ class PatchStore:
         """The whole store as a part for :func:`write_patch_store`: its index now, its arrays
         memory-mapped only while they are copied."""
         shape = (self.header["n_rows"], self.header["n_patches"], self.header["patch_len"])
-        return PatchPart(self.index, self.header["channel_sets"], store=self.path, shape=shape)
+        return PatchPart(None, self.header["channel_sets"], store=self.path, shape=shape)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_arrays"] = {}  # memory maps are reopened in each worker process
         state["_index"] = None
         return state
+
+
+def read_index(store: str | os.PathLike):
+    """A store's ``index.tsv`` as a :class:`pandas.DataFrame` (identifiers kept as text)."""
+    import pandas as pd
+
+    return pd.read_csv(
+        Path(store) / "index.tsv",
+        sep="\t",
+        keep_default_na=False,
+        dtype={
+            "recording": str,
+            "subject": str,
+            "session": str,
+            "split": str,
+            "label": str,
+            "events": str,
+        },
+    )
 
 
 def open_patch_store(path: str | os.PathLike, *, verify: str = "size") -> PatchStore:
@@ -470,10 +482,11 @@ def concatenate_stores(
     """
     if not paths:
         raise ArtifactError(f"Cannot make {output}: no stores to concatenate.")
-    stores = [open_patch_store(p) for p in paths]
-    first = stores[0]
+    first = open_patch_store(paths[0])
     keys = ("sfreq", "window_samples", "patch_len", "patch_stride", "dtype")
-    for store in stores[1:]:
+    parts = []
+    for path in paths:  # checked one by one; a part keeps its path, not the open store
+        store = open_patch_store(path)
         differ = [k for k in keys if store.header[k] != first.header[k]]
         if differ:
             details = ", ".join(f"{k}: {first.header[k]} vs {store.header[k]}" for k in differ)
@@ -481,14 +494,15 @@ def concatenate_stores(
                 f"Cannot concatenate {first.path} and {store.path}: they differ in {details}. "
                 "Rebuild them with the same parameters."
             )
+        parts.append(store.part())
     return write_patch_store(
         output,
-        [store.part() for store in stores],
+        parts,
         layout=first.layout,
         sfreq=first.header["sfreq"],
         dtype=first.header["dtype"],
         params=params if params is not None else first.header["params"],
         stage=stage,
-        inputs=[store.path for store in stores],
+        inputs=[part.store for part in parts],
         extra=extra,
     )
