@@ -38,6 +38,23 @@ def _save_label_map(
     write_artifact(path, write, stage=STAGE, params=params, inputs=inputs)
 
 
+def _detection(rows, classes: list[str]) -> dict:
+    """Per class: cases with the structure, cases where it was missed entirely (scored the
+    worst case), the miss rate, and cases where it was predicted but is absent."""
+    result = {}
+    for cls in classes:
+        of_class = rows[rows["class"] == cls]
+        present = int((of_class["reference_voxels"] > 0).sum())
+        missed = int(of_class["missed"].sum())
+        result[cls] = {
+            "cases_with_reference": present,
+            "missed": missed,
+            "miss_rate": missed / present if present else None,
+            "spurious": int(of_class["spurious"].sum()),
+        }
+    return result
+
+
 def run(
     dataset: str | Path,
     models: list[str | Path],
@@ -207,6 +224,7 @@ def run(
                 },
                 "best_step": info.get("monitor", {}).get("best_step"),
                 "metrics": summary[name],
+                "detection": _detection(table[table["model"] == name], class_names[1:]),
             }
             for name, path, info in zip(names, models, infos, strict=True)
         },

@@ -135,8 +135,21 @@ def test_segmentation_metrics_equal_monai():
         assert row["dice"] == pytest.approx(float(dice[k]))
         assert row["hd95"] == pytest.approx(float(hd[k]), rel=1e-5)
         assert row["msd"] == pytest.approx(float(msd[k]), rel=1e-5)
+    # A structure missed entirely, or predicted where none exists, scores the worst case:
+    # the volume's diagonal in mm (17 x 1.5, 19 x 1.0, 23 x 2.0), counted in every mean.
+    diagonal = np.sqrt((17 * 1.5) ** 2 + 19.0**2 + (23 * 2.0) ** 2)
     empty = segmentation_metrics(np.zeros_like(reference), reference, n_classes=3, spacing=spacing)
-    assert empty[0]["dice"] == 0 and np.isnan(empty[0]["hd95"]) and empty[0]["empty_prediction"]
+    for row in empty:
+        assert row["dice"] == 0 and row["missed"] and not row["spurious"]
+        assert row["hd95"] == pytest.approx(diagonal) and row["msd"] == pytest.approx(diagonal)
+    only_one = reference.copy()
+    only_one[only_one == 2] = 1  # class 2 absent from the reference, present in prediction
+    spurious = segmentation_metrics(reference, only_one, n_classes=3, spacing=spacing)[1]
+    assert spurious["spurious"] and not spurious["missed"] and spurious["dice"] == 0
+    assert spurious["hd95"] == pytest.approx(diagonal)
+    neither = segmentation_metrics(only_one, only_one, n_classes=3, spacing=spacing)[1]
+    assert np.isnan(neither["hd95"]) and np.isnan(neither["dice"])
+    assert not neither["missed"] and not neither["spurious"]
 
 
 def test_summaries_and_paired_comparisons_of_a_per_case_table():

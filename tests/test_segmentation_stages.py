@@ -118,6 +118,22 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
     }
     per_case = load_table(root / "eval" / "per_case.tsv")
     assert len(per_case) == 3 * 2 * 2 and {"dice", "hd95", "msd"} <= set(per_case.columns)
+    # Every case and class with a reference is scored: a missed structure has the worst-case
+    # distance, not NaN, and the miss rate per class counts the cases it was missed in.
+    scored = per_case[per_case["reference_voxels"] > 0]
+    assert scored["hd95"].notna().all() and scored["msd"].notna().all()
+    for name in VARIANTS:
+        rows = per_case[per_case["model"] == name]
+        for cls in ("Anterior", "Posterior"):
+            detection = document["models"][name]["detection"][cls]
+            of_class = rows[rows["class"] == cls]
+            assert detection["missed"] == int(of_class["missed"].sum())
+            assert detection["cases_with_reference"] == int(
+                (of_class["reference_voxels"] > 0).sum()
+            )
+            found = of_class[~of_class["missed"]]["hd95"].to_numpy()
+            for worst in of_class[of_class["missed"]]["hd95"]:
+                assert (worst >= found).all()  # the diagonal bounds every real distance
     prediction = nib.load(document["artifacts"]["predictions"]["dsd"]["hippocampus_005"])
     assert prediction.shape == (21, 22, 18) and set(np.unique(prediction.get_fdata())) <= {0, 1, 2}
     sections = render("segmentation", [metrics, root / "eval" / "per_case.tsv"])
@@ -128,6 +144,7 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
         "Learning curves",
         "Example slices",
         "HD95",
+        "missed (worst case)",
         "data:image/png;base64",
     ):
         assert text in html, text

@@ -5,8 +5,11 @@ Hausdorff distance (HD95, mm) and the symmetric mean surface distance (MSD, mm),
 from MONAI (``compute_dice``, ``compute_hausdorff_distance(percentile=95)``,
 ``compute_average_surface_distance(symmetric=True)``) with the voxel spacing of the
 evaluated grid. A class absent from both prediction and reference has undefined
-metrics (NaN, left out of the summaries); a class missing from only one of them has
-Dice 0 and infinite distances, reported as NaN with ``empty_prediction`` flagged.
+metrics (NaN, left out of the summaries). A class missing from only one of them (a
+structure missed entirely, or predicted where none exists) has Dice 0 and no surface
+distance; it scores the worst case instead, HD95 = MSD = the diagonal of the evaluated
+volume in mm (as Metrics Reloaded recommends), so that exactly these failures count in
+every mean and paired comparison, and is flagged ``missed`` or ``spurious``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ def segmentation_metrics(
     -------
     list of dict
         One dict per class 1..K-1: ``class_index``, ``dice``, ``hd95`` (mm), ``msd``
-        (mm), ``reference_voxels``, ``predicted_voxels``.
+        (mm), ``reference_voxels``, ``predicted_voxels``, ``missed`` (in the reference,
+        not predicted), ``spurious`` (predicted, not in the reference), and
+        ``empty_prediction`` (the same as ``missed``; kept for readers of older tables).
     """
     from monai.metrics import compute_dice
     from monai.metrics.utils import get_edge_surface_distance
@@ -85,6 +90,7 @@ def segmentation_metrics(
             continue
         hd.append(max(float(torch.quantile(d.float(), 0.95)) for d in distances))
         msd.append(float(torch.cat(distances).float().mean()))
+    worst = worst_case_distance(pred.shape, spacing)
     rows = []
     for c in range(1, n_classes):
         n_ref, n_pred = int(r[0, c].sum()), int(p[0, c].sum())
@@ -97,17 +103,26 @@ def segmentation_metrics(
         if n_ref == 0 and n_pred == 0:
             row.update(dice=float("nan"), hd95=float("nan"), msd=float("nan"))
         elif n_ref == 0 or n_pred == 0:
-            row.update(dice=0.0, hd95=float("nan"), msd=float("nan"))
+            row.update(dice=0.0, hd95=worst, msd=worst)
         for key in ("hd95", "msd"):
             if not np.isfinite(row[key]):
                 row[key] = float("nan")
+        missed = n_pred == 0 and n_ref > 0
         row.update(
             reference_voxels=n_ref,
             predicted_voxels=n_pred,
-            empty_prediction=n_pred == 0 and n_ref > 0,
+            missed=missed,
+            spurious=n_ref == 0 and n_pred > 0,
+            empty_prediction=missed,
         )
         rows.append(row)
     return rows
+
+
+def worst_case_distance(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The diagonal of a volume of ``shape`` voxels of ``spacing`` mm: the largest distance
+    two of its points can be apart, the score of a missed or spurious structure (mm)."""
+    return float(np.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True))))
 
 
 @dataclass

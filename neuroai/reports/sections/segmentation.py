@@ -44,6 +44,15 @@ def _overview(document: dict) -> str:
     return table(rows, ["model", "Dice", "HD95 (mm)", "MSD (mm)", "parameters", "best step"])
 
 
+def _miss(entry: dict, cls: str) -> str:
+    """'missed k of n' (scored the worst case, the volume's diagonal), from detection."""
+    found = entry.get("detection", {}).get(cls)
+    if not found:
+        return "n/a"
+    text = f"{found['missed']} of {found['cases_with_reference']}"
+    return text + (f", {found['spurious']} spurious" if found["spurious"] else "")
+
+
 def _per_class(document: dict) -> str:
     rows = []
     for cls in document["classes"]:
@@ -56,9 +65,10 @@ def _per_class(document: dict) -> str:
                     _fmt(m["dice"].get(cls, {})),
                     _fmt(m["hd95"].get(cls, {}), 2),
                     _fmt(m["msd"].get(cls, {}), 2),
+                    _miss(entry, cls),
                 )
             )
-    return table(rows, ["class", "model", "Dice", "HD95 (mm)", "MSD (mm)"])
+    return table(rows, ["class", "model", "Dice", "HD95 (mm)", "MSD (mm)", "missed (worst case)"])
 
 
 def _comparisons(document: dict) -> str:
