@@ -156,6 +156,8 @@ def run(
                 "density": window_density.round(5).tolist(),
             }
             yield key, graphs
+        if not run_summary:
+            raise DataError(f"No run of {dataset} has a window: the graph dataset would be empty.")
 
     table = participants_table(participants) if participants else None
     sparsity = {"method": method, "density": density, "threshold": threshold, "absolute": absolute}
@@ -168,26 +170,19 @@ def run(
     inputs = [*map(Path, dynamic_fc), *map(Path, timeseries)] + (
         [Path(participants)] if participants else []
     )
-    try:
-        write_graph_dataset(
-            output,
-            run_graphs(),
-            subjects=subjects,
-            regions=regions,
-            windowing=windowing,
-            sparsity=sparsity,
-            participants=table,
-            label_columns=label_columns,
-            excluded=excluded,
-            params=params,
-            inputs=inputs,
-        )
-    except DataError as error:
-        if not run_summary:
-            raise DataError(
-                f"No run of {dataset} has a window: the graph dataset would be empty."
-            ) from error
-        raise
+    write_graph_dataset(
+        output,
+        run_graphs(),
+        subjects=subjects,
+        regions=regions,
+        windowing=windowing,
+        sparsity=sparsity,
+        participants=table,
+        label_columns=label_columns,
+        excluded=excluded,
+        params=params,
+        inputs=inputs,
+    )
     n_runs = len(run_summary)
     mean_variability = totals["variability"] / n_runs
     provenance = {"stage": "graph_dataset", "params": params, "inputs": inputs}

@@ -166,6 +166,17 @@ def test_dynamic_fc_and_graph_dataset_stages(prep, tmp_path):
     np.testing.assert_allclose(load_array(tmp_path / "variability.npy"), expected_spread)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["windowing"] == {"window": 20, "step": 4, "kind": "correlation", "fisher_z": False}
+    # Only runs without a window: refused with the dataset named, nothing left behind.
+    with pytest.raises(DataError, match="No run of prep has a window"):
+        graph_dataset.run(
+            [skipped],
+            [short_tsv],
+            tmp_path / "empty_graphs",
+            tmp_path / "empty.json",
+            tmp_path / "empty.npy",
+            dataset="prep",
+        )
+    assert not (tmp_path / "empty_graphs").exists() and not (tmp_path / "empty.json").exists()
 
 
 @pytest.mark.parametrize(
