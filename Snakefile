@@ -39,6 +39,7 @@ include: "workflows/rules/tokens.smk"
 include: "workflows/rules/dfc_gnn.smk"
 include: "workflows/rules/tablet.smk"
 include: "workflows/rules/report.smk"
+include: "workflows/rules/hooks.smk"
 
 
 rule all:

@@ -71,12 +71,14 @@ def run(
     from neuroai.io import save_table, write_artifact
     from neuroai.models import build_model, model_config
     from neuroai.models.objectives import create_objective
-    from neuroai.training import PretrainModule, TrainConfig, fit, seed_everything
+    from neuroai.training import PretrainModule, TrainConfig, fit, gpu_policy, seed_everything
     from neuroai.training.graph_data import GraphCropDataset, GraphDataConfig, GraphDataModule
 
     model = dict(model or {})
     settings = GraphDataConfig.from_dict(data or {}, source="dfc_gnn data")
-    train_config = TrainConfig.from_dict(training or {}, source="dfc_gnn pretraining")
+    train_config = TrainConfig.from_dict(
+        gpu_policy(training, model.get("preset", "demo")), source="dfc_gnn pretraining"
+    )
     dataset = GraphCropDataset.random_crops(
         graphs,
         range(GraphArrays(graphs).n_runs),

@@ -74,7 +74,7 @@ def run(
     from neuroai.io import save_table, write_artifact
     from neuroai.models import build_model, model_config
     from neuroai.models.objectives import create_objective
-    from neuroai.training import PretrainModule, TrainConfig, fit, seed_everything
+    from neuroai.training import PretrainModule, TrainConfig, fit, gpu_policy, seed_everything
     from neuroai.training.eeg_data import (
         EEGWindowDataModule,
         recording_split,
@@ -103,7 +103,9 @@ def run(
     config = model_config(
         "eegformer", model.get("preset", "demo"), **{**dict(model.get("options", {})), **shape}
     )
-    train_config = TrainConfig.from_dict(training or {}, source="eegformer pretraining")
+    train_config = TrainConfig.from_dict(
+        gpu_policy(training, model.get("preset", "demo")), source="eegformer pretraining"
+    )
     run_dir = Path(run_dir) if run_dir else Path(model_output).parent / "run"
     seed_everything(train_config.seed)
     network = build_model("eegformer", config)

@@ -79,6 +79,7 @@ def run(
         SupervisedModule,
         TrainConfig,
         fit,
+        gpu_policy,
         seed_everything,
     )
 
@@ -99,7 +100,9 @@ def run(
         mode=variant,
         **dict(model.get("options", {})),
     )
-    train_config = TrainConfig.from_dict(training or {}, source="segmentation training")
+    train_config = TrainConfig.from_dict(
+        gpu_policy(training, model.get("preset", "demo")), source="segmentation training"
+    )
     data_config = SegmentationDataConfig.from_dict(data or {}, source="segmentation data")
     run_dir = Path(run_dir) if run_dir else Path(model_output).parent / "run"
     seed_everything(train_config.seed)

@@ -103,6 +103,7 @@ def run(
         TokenWindows,
         TrainConfig,
         fit,
+        gpu_policy,
         seed_everything,
     )
 
@@ -112,7 +113,9 @@ def run(
     parts = cohort(index, split)
     first = TokenWindows(parts["train"][:1], window=window, trs=parts["train_tr"][:1])
     config = tablet_config(model, n_tokens=first.shape[0], token_dim=first.shape[1])
-    train_config = TrainConfig.from_dict(training or {}, source="tablet pretraining")
+    train_config = TrainConfig.from_dict(
+        gpu_policy(training, model.get("preset", "demo")), source="tablet pretraining"
+    )
     seed_everything(train_config.seed)
     objective = create_objective("masked_tokens", build_model("tablet", config), mask_ratio=ratio)
     datamodule = TokenWindowDataModule(

@@ -102,7 +102,7 @@ def test_slurm_profile_launches_training_under_srun(tmp_path):
         "--forceall",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    # The job asks for GPUs, nodes and tasks, and starts under srun.
+    # The job asks for one GPU and a loader's CPUs; the jobstep starts it under srun.
     assert_launched_under_srun(done.stdout + done.stderr, ("segmentation_train",))
     lines = (done.stdout + done.stderr).splitlines()
-    assert any("gpu=1, nodes=1, tasks=1, mpi=" in line for line in lines)
+    assert any("cpus_per_task=8" in line and "launch=, gpu=1, nodes=1" in line for line in lines)

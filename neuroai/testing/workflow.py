@@ -72,32 +72,42 @@ def job_counts(output: str) -> dict[str, int]:
 def assert_launched_under_srun(
     output: str, rules: Iterable[str], profile: str | Path | None = None
 ) -> None:
-    """Check that each rule's printed shell command starts with its ``mpi`` resource.
+    """Check that each rule's printed shell command starts with its profile's launch line.
 
     Parameters
     ----------
     output : str
         Standard output and error of a dry run (``-n -p``) under the SLURM profile.
     rules : iterable of str
-        The rules that must launch under ``srun``.
+        GPU rules (``neuroai.cluster``).
     profile : path, optional
         The profile's ``config.v8+.yaml`` (by default the repository's SLURM profile); it
-        must set ``mpi: srun`` for each rule. A dry run prints a string resource
-        unresolved, as ``<TBD>``, so either prefix counts.
+        must launch GPU rules with ``srun``. With one GPU the command has no prefix (the
+        jobstep starts it under ``srun -n1``); with several it starts with the ``srun``
+        line of :meth:`neuroai.cluster.GpuLayout.launch_line`.
     """
+    from neuroai.cluster import GpuLayout
+
     if profile is None:
         profile = REPO / "workflows" / "profiles" / "slurm" / "config.v8+.yaml"
     settings = yaml.safe_load(Path(profile).read_text())
+    defaults = {k: str(v) for k, v in settings.get("default-resources", {}).items()}
+    if defaults.get("gpu_launch") != "srun":
+        raise AssertionError(f"{profile}: default-resources do not set gpu_launch: srun")
     for rule in rules:
-        if settings["set-resources"][rule]["mpi"] != "srun":
-            raise AssertionError(f"{profile}: rule {rule} does not set mpi: srun")
+        overrides = {
+            k: str(v) for k, v in (settings.get("set-resources") or {}).get(rule, {}).items()
+        }
+        expected = GpuLayout.from_settings(rule, defaults, overrides).launch_line()
         lines = [x for x in output.splitlines() if f"python -m pipelines.{rule} " in x]
         if not lines:
             raise AssertionError(f"the dry run printed no shell command of rule {rule}")
         for line in lines:
             prefix = line.split("python -m")[0].replace("Shell command:", "").strip()
-            if prefix not in ("srun", "<TBD>"):
-                raise AssertionError(f"rule {rule} is not launched under srun: {line}")
+            if prefix != expected:
+                raise AssertionError(
+                    f"rule {rule} starts with {prefix!r}, not its launch line {expected!r}: {line}"
+                )
 
 
 def region_project(

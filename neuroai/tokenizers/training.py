@@ -206,15 +206,16 @@ def batch_stream(sampler: Sampler, batch_size: int, *, workers: int = 0, device=
         if device is not None and callable(getattr(sampler, "to", None)):
             sampler.to(device)
         return iter(lambda: sampler.sample(batch_size), None)
+    # Here, not at the top: neuroai.training loads Lightning, which the tokenizer never needs.
+    from neuroai.training.loading import loader_options
+
     if callable(getattr(sampler, "to", None)):
         sampler.to("cpu")  # workers cut on the CPU; the training loop moves each batch
     loader = torch.utils.data.DataLoader(
         _Batches(sampler, batch_size),
         batch_size=None,
-        num_workers=workers,
         worker_init_fn=_reseed_worker,
-        pin_memory=torch.device(device or "cpu").type == "cuda",
-        prefetch_factor=4,
+        **loader_options(workers, cuda=torch.device(device or "cpu").type == "cuda"),
     )
     return iter(loader)
 

@@ -6,7 +6,7 @@ are resumable, under a :class:`TrainConfig`, on one CPU, N processes (DDP) or a 
 allocation, and leaves ``best``/``last`` pretrained folders and a resumable checkpoint.
 """
 
-from neuroai.training.config import TrainConfig
+from neuroai.training.config import TrainConfig, gpu_policy
 from neuroai.training.data import ResumableLoader, ResumableSampler, SeededDataset, item_seed
 from neuroai.training.datamodules import ArrayDataModule, ArrayDataset, EngineDataModule
 from neuroai.training.graph_data import (
@@ -18,6 +18,7 @@ from neuroai.training.graph_data import (
 )
 from neuroai.training.graph_finetune import embed_runs, finetune_probe, predict_runs
 from neuroai.training.launch import resolve_devices, resolve_precision, seed_everything
+from neuroai.training.loading import loader_options
 from neuroai.training.modules import EngineModule, FineTuneModule, PretrainModule, SupervisedModule
 from neuroai.training.schedules import lr_factor
 from neuroai.training.segmentation_data import (
@@ -56,6 +57,8 @@ __all__ = [
     "TokenWindowDataModule",
     "TokenWindows",
     "TrainConfig",
+    "loader_options",
+    "gpu_policy",
     "build_trainer",
     "collate_graphs",
     "embed_runs",

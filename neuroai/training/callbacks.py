@@ -69,6 +69,32 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of the running process group, ``(0, 1)`` without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rng_states_of_all_ranks() -> list[dict[str, Any]] | None:
+    """Every rank's :func:`rng_state`, in rank order (a collective: all ranks must call
+    it); ``None`` outside a process group of several ranks.
+
+    Each DDP rank draws its own random numbers (masks, dropout, augmentations); a
+    checkpoint written by rank 0 alone would give every rank rank 0's streams on resume.
+    """
+    import torch.distributed as dist
+
+    _, world = _distributed()
+    if world == 1:
+        return None
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
 def _as_tuple(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_as_tuple(v) for v in value)
@@ -128,6 +154,7 @@ class RunCheckpoints(L.Callback):
             "best_step": self.best_step,
             "history": self.history,
             "rng": rng_state(),
+            "rng_by_rank": rng_states_of_all_ranks(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -135,6 +162,17 @@ class RunCheckpoints(L.Callback):
         self.best_step = int(state.get("best_step", -1))
         self.history = list(state.get("history", []))
         self._rng_to_restore = state.get("rng")
+        by_rank = state.get("rng_by_rank")
+        rank, world = _distributed()
+        if by_rank and len(by_rank) == world:
+            self._rng_to_restore = by_rank[rank]
+        elif by_rank or world > 1:
+            logger.warning(
+                "Resuming on %d rank(s) from a checkpoint of %d: every rank continues from "
+                "rank 0's random state, so the run will not repeat an uninterrupted one.",
+                world,
+                len(by_rank) if by_rank else 1,
+            )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_saved = trainer.global_step

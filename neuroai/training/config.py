@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from neuroai.errors import ConfigError, check_option
 from neuroai.models.config import JsonConfig
+from neuroai.training.loading import check_num_workers
 
 SCHEDULES = ("constant", "cosine", "linear", "step", "poly")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -78,8 +79,15 @@ class TrainConfig(JsonConfig):
         Nodes (SLURM sets it when launched by ``srun``).
     strategy : str
         ``"auto"`` or ``"ddp"``.
-    num_workers : int
-        Data-loading worker processes.
+    without_gpu : {"cpu", "refuse"}
+        When no GPU is visible and ``accelerator`` is not ``"cpu"``: train on the CPU
+        (with a warning; the demo presets) or refuse (the default of the paper presets'
+        pretraining and training stages, which would take days on a CPU).
+    num_workers : int | "auto"
+        Data-loading worker processes of each training process. ``"auto"``: none off
+        CUDA (a CPU run stays one process), on CUDA this process's share of the node's
+        CPUs minus one, at most 8 (see :func:`neuroai.training.loading.loader_options`).
+        The batches do not depend on it.
     progress_bar : bool | None
         Show a progress bar (``None``: on an interactive terminal unless
         ``NEUROAI_PROGRESS=0``).
@@ -118,7 +126,8 @@ class TrainConfig(JsonConfig):
     devices: int | str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    num_workers: int = 0
+    without_gpu: str = "cpu"
+    num_workers: int | str = "auto"
     progress_bar: bool | None = None
     log_every_steps: int = 10
     freeze: tuple[str, ...] = ()
@@ -128,6 +137,7 @@ class TrainConfig(JsonConfig):
         check_option("schedule", self.schedule, SCHEDULES)
         check_option("optimizer", self.optimizer, OPTIMIZERS)
         check_option("precision", self.precision, PRECISIONS)
+        check_option("without_gpu", self.without_gpu, ("cpu", "refuse"))
         check_option("monitor_mode", self.monitor_mode, ("min", "max"))
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}.")
@@ -139,10 +149,10 @@ class TrainConfig(JsonConfig):
             "val_every_steps",
             "checkpoint_every_steps",
             "step_size",
-            "num_workers",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        check_num_workers(self.num_workers)
         if self.lr <= 0 or self.weight_decay < 0 or self.gradient_clip < 0:
             raise ConfigError(
                 f"lr must be > 0, weight_decay and gradient_clip >= 0; got {self.lr}, "
@@ -160,3 +170,11 @@ class TrainConfig(JsonConfig):
         """Steps between resumable checkpoints."""
         every = self.checkpoint_every_steps or self.val_every_steps
         return every or self.max_steps
+
+
+def gpu_policy(training: dict | None, preset: str) -> dict:
+    """``training`` with ``without_gpu`` defaulting to ``"refuse"`` for the paper preset
+    (days on a CPU) and ``"cpu"`` otherwise; a value the config gives is kept."""
+    values = dict(training or {})
+    values.setdefault("without_gpu", "refuse" if preset == "paper" else "cpu")
+    return values

@@ -143,9 +143,18 @@ class ResumableLoader(DataLoader):
     drop_last : bool
         Drop a last incomplete batch.
     num_workers : int
-        Worker processes.
+        Worker processes (the batches do not depend on it: the order and each item's
+        seed are drawn here, in the main process).
     collate_fn : callable | None
         Batch assembly (MONAI's ``list_data_collate`` for crop lists).
+    pin_memory, persistent_workers : bool
+        As for :class:`~torch.utils.data.DataLoader`.
+    prefetch_factor : int | None
+        Batches prepared ahead per worker (None with 0 workers).
+
+    See Also
+    --------
+    neuroai.training.loading.loader_options : these loader options, sized from the CPUs.
     """
 
     def __init__(
@@ -159,6 +168,8 @@ class ResumableLoader(DataLoader):
         num_workers: int = 0,
         collate_fn: Callable | None = None,
         pin_memory: bool = False,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
     ) -> None:
         sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed)
         super().__init__(
@@ -169,7 +180,8 @@ class ResumableLoader(DataLoader):
             num_workers=num_workers,
             collate_fn=collate_fn,
             pin_memory=pin_memory,
-            persistent_workers=False,
+            persistent_workers=persistent_workers,
+            prefetch_factor=prefetch_factor,
             # Its own generator: worker seeds never draw from the global stream.
             generator=torch.Generator().manual_seed(_derive(seed, 2)),
         )

@@ -1,8 +1,9 @@
 """Data modules that read cached artifacts lazily, for every model family.
 
 :class:`EngineDataModule` gives any dataset resumable, seeded loaders
-(:class:`~neuroai.training.data.ResumableLoader`); subclasses only say which datasets
-to use. :class:`ArrayDataModule` serves items from ``.npy`` artifacts (EEG windows,
+(:class:`~neuroai.training.data.ResumableLoader`, with the worker count and memory
+options of :func:`~neuroai.training.loading.loader_options`); subclasses only say which
+datasets to use. :class:`ArrayDataModule` serves items from ``.npy`` artifacts (EEG windows,
 token sequences, connectivity graphs, embeddings), memory-mapped and opened on first
 use in each worker, so memory does not grow with the cohort.
 """
@@ -18,10 +19,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neuroai._logging import get_logger
 from neuroai.errors import DataError
 from neuroai.io.store import load_array
 from neuroai.models.base import INPUTS, TARGET
 from neuroai.training.data import ResumableLoader
+from neuroai.training.loading import (
+    available_cpus,
+    check_num_workers,
+    loader_options,
+    tasks_sharing_cpus,
+)
+
+logger = get_logger(__name__)
 
 
 class EngineDataModule(L.LightningDataModule):
@@ -33,8 +43,9 @@ class EngineDataModule(L.LightningDataModule):
         Training items per batch and process.
     seed : int
         Seed of the data order and augmentations.
-    num_workers : int
-        Loader worker processes.
+    num_workers : int or "auto"
+        Loader worker processes (``"auto"``: sized from the CPUs on CUDA, none
+        otherwise; see :meth:`loader_options`).
     val_batch_size : int
         Validation items per batch.
     collate_fn : callable | None
@@ -46,11 +57,12 @@ class EngineDataModule(L.LightningDataModule):
         *,
         batch_size: int,
         seed: int = 0,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         val_batch_size: int = 1,
         collate_fn: Callable | None = None,
     ) -> None:
         super().__init__()
+        check_num_workers(num_workers)
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
@@ -67,17 +79,39 @@ class EngineDataModule(L.LightningDataModule):
     def has_validation(self) -> bool:
         return self.val_dataset() is not None
 
+    def loader_options(self) -> dict:
+        """Worker and memory options of both loaders (see :func:`.loading.loader_options`).
+
+        Under a Trainer (``trainer.fit``), CUDA means the Trainer's device is a CUDA
+        device, and the CPUs are shared by its processes on this node
+        (``trainer.num_devices``); used alone, CUDA means a CUDA device is visible.
+        """
+        trainer = self.trainer
+        if trainer is not None:
+            cuda = trainer.strategy.root_device.type == "cuda"
+            tasks = tasks_sharing_cpus(trainer.num_devices)
+        else:
+            cuda = torch.cuda.is_available()
+            tasks = tasks_sharing_cpus()
+        return loader_options(self.num_workers, cuda=cuda, local_tasks=tasks)
+
     def train_dataloader(self) -> ResumableLoader:
         dataset = self.train_dataset()
+        options = self.loader_options()
+        if self.num_workers == "auto":
+            logger.info(
+                "num_workers='auto': %d loader worker(s) per training process (%d CPU(s) here)",
+                options["num_workers"],
+                available_cpus(),
+            )
         return ResumableLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=True,
             seed=self.seed,
             drop_last=len(dataset) > self.batch_size,
-            num_workers=self.num_workers,
             collate_fn=self.collate_fn,
-            pin_memory=torch.cuda.is_available(),
+            **options,
         )
 
     def val_dataloader(self):
@@ -89,8 +123,8 @@ class EngineDataModule(L.LightningDataModule):
             batch_size=self.val_batch_size,
             shuffle=False,
             seed=self.seed,
-            num_workers=self.num_workers,
             collate_fn=self.collate_fn,
+            **self.loader_options(),
         )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from neuroai._logging import get_logger
+from neuroai.errors import ConfigError
 from neuroai.training.config import TrainConfig
 
 logger = get_logger(__name__)
@@ -34,11 +35,17 @@ def resolve_devices(config: TrainConfig) -> tuple[int | str, int]:
     """``(devices, num_nodes)`` for the Trainer.
 
     ``devices="auto"`` under ``srun`` becomes the tasks per node and the node count
-    of the step (``SLURM_NTASKS_PER_NODE``, ``SLURM_NNODES``); elsewhere ``"auto"``
-    stays (one process per visible GPU with DDP, or one CPU process).
+    of the step (``SLURM_NTASKS_PER_NODE``, ``SLURM_NNODES``); on a workstation the
+    workflow's launch line sets ``NEUROAI_DEVICES`` (the profile's ``gpus_per_node``) and
+    Lightning starts one process per device; elsewhere ``"auto"`` stays (one process per
+    visible GPU with DDP, or one CPU process).
     """
     if config.devices != "auto":
         return config.devices, config.num_nodes
+    if os.environ.get("NEUROAI_DEVICES") and not under_srun():
+        devices = int(os.environ["NEUROAI_DEVICES"])
+        logger.info("NEUROAI_DEVICES: %d device(s) on this machine", devices)
+        return devices, config.num_nodes
     if under_srun():
         nodes = int(os.environ.get("SLURM_NNODES", "1"))
         per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "")
@@ -50,6 +57,30 @@ def resolve_devices(config: TrainConfig) -> tuple[int | str, int]:
     if torch.cuda.is_available():
         return "auto", config.num_nodes
     return 1, config.num_nodes
+
+
+def check_accelerator(config: TrainConfig) -> None:
+    """Say so when a run meant for a GPU finds none; refuse when the config says to.
+
+    Raises
+    ------
+    ConfigError
+        No CUDA device is visible, ``accelerator`` is not ``"cpu"`` and ``without_gpu``
+        is ``"refuse"``.
+    """
+    if config.accelerator == "cpu" or torch.cuda.is_available():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    where = (
+        f"CUDA_VISIBLE_DEVICES={visible!r}, " if visible is not None else ""
+    ) + f"torch {torch.__version__} built {'with' if torch.version.cuda else 'without'} CUDA"
+    if config.without_gpu == "refuse":
+        raise ConfigError(
+            f"This training needs a GPU (training.without_gpu: refuse) and none is visible "
+            f"({where}). Run it on a GPU node (gpu_partition in the SLURM profile), or set "
+            f"training.without_gpu: cpu to train on the CPU anyway."
+        )
+    logger.warning("No GPU visible (%s): training on the CPU.", where)
 
 
 def resolve_precision(config: TrainConfig) -> str:

@@ -206,8 +206,8 @@ class SegmentationDataModule(EngineDataModule):
         Volumes per training batch (each gives ``config.num_samples`` patches).
     seed : int
         Seed of the order and of the augmentations.
-    num_workers : int
-        Loader worker processes.
+    num_workers : int or "auto"
+        Loader worker processes (see :meth:`EngineDataModule.loader_options`).
     """
 
     def __init__(
@@ -219,7 +219,7 @@ class SegmentationDataModule(EngineDataModule):
         config: SegmentationDataConfig,
         batch_size: int = 2,
         seed: int = 0,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
     ) -> None:
         from monai.data import list_data_collate
 

@@ -36,7 +36,12 @@ from neuroai.io.atomic import atomic_open
 from neuroai.models.checkpoint import load_weights_into
 from neuroai.training.callbacks import ProgressLog, RunCheckpoints
 from neuroai.training.config import TrainConfig
-from neuroai.training.launch import resolve_devices, resolve_precision, seed_everything
+from neuroai.training.launch import (
+    check_accelerator,
+    resolve_devices,
+    resolve_precision,
+    seed_everything,
+)
 from neuroai.training.modules import EngineModule
 
 logger = get_logger(__name__)
@@ -96,7 +101,13 @@ def _fingerprint(
     return {
         "model": model.family,
         "model_config": model.config.to_dict(),
-        "training": config.to_dict(),
+        # Settings that leave the batches and the arithmetic alone do not block a resume
+        # (a requeued job may get other CPUs or lose its terminal).
+        "training": {
+            k: v
+            for k, v in config.to_dict().items()
+            if k not in ("num_workers", "progress_bar", "without_gpu")
+        },
         **extra,
     }
 
@@ -156,6 +167,7 @@ def build_trainer(config: TrainConfig, run_dir: Path, callbacks: list) -> L.Trai
     """The Lightning Trainer for ``config`` (see the module docstring)."""
     from lightning.pytorch.callbacks import EarlyStopping
 
+    check_accelerator(config)
     devices, num_nodes = resolve_devices(config)
     accumulate = config.accumulate_grad_batches
     val_every = config.val_every_steps or config.max_steps
@@ -258,6 +270,17 @@ def fit(
     stopped_early = bool(trainer.should_stop and trainer.global_step < config.max_steps)
     if last_val != trainer.global_step and not stopped_early and _has_val(datamodule):
         trainer.validate(module, datamodule=datamodule, verbose=False)
+    # Every rank says where it ended: under DDP the digests must agree (only rank 0
+    # writes artifacts, so this line is how a desynchronised rank shows).
+    logger.info(
+        "rank %d of %d (node %d, local rank %d) finished at step %d: weights sha256 %s",
+        trainer.global_rank,
+        trainer.world_size,
+        trainer.node_rank,
+        trainer.local_rank,
+        trainer.global_step,
+        weights_digest(module),
+    )
     return FitResult(
         run_dir=run_dir,
         best=saver.best_export,
@@ -271,6 +294,21 @@ def fit(
         stopped_early=stopped_early,
         world_size=trainer.world_size,
     )
+
+
+def weights_digest(module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, dtypes and bytes, in order)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        value = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(name.encode())
+        digest.update(str(value.dtype).encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _has_val(datamodule: L.LightningDataModule) -> bool:

@@ -4,6 +4,7 @@ import os
 import sys
 from pathlib import Path
 
+from neuroai.cluster import DISTRIBUTED, SINGLE_GPU, GpuLayout, check_site, gpu_resources
 from neuroai.errors import ConfigError, did_you_mean
 
 
@@ -166,6 +167,65 @@ def check_data_cards():
 
 
 check_data_cards()
+
+
+def profile_resources(name=None):
+    """The profile's default resources (``name=None``) or one rule's set-resources, as
+    the strings the user wrote (Snakemake keeps both; a job process receives the same)."""
+    settings = workflow.resource_settings
+    if name is None:
+        return dict(arg.split("=", 1) for arg in settings.default_resources.args)
+    overrides = settings.overwrite_resources.get(name, {})
+    return {key: getattr(value, "orig_arg", value) for key, value in overrides.items()}
+
+
+def gpu_layout(name):
+    return GpuLayout.from_settings(name, profile_resources(), profile_resources(name))
+
+
+def _gpu_resource(name):
+    def value(wildcards, rulename):
+        return gpu_resources(gpu_layout(rulename)).get(name)
+
+    return value
+
+
+# The resources of every GPU job (`**GPU` in its resources), computed from the profile's
+# gpu_launch / nodes / gpus_per_node / cpus_per_gpu / gpu_partition / gpu_model; the
+# shell starts with {resources.launch}. See neuroai/cluster.py.
+GPU = {
+    name: _gpu_resource(name)
+    for name in (
+        "launch",
+        "gpu",
+        "gpu_model",
+        "gres",
+        "nodes",
+        "tasks",
+        "tasks_per_node",
+        "tasks_per_gpu",
+        "mpi",
+        "cpus_per_task",
+        "slurm_partition",
+    )
+}
+
+
+def check_cluster():
+    """Before the first job is sent (not on a dry run): the SLURM settings against the
+    cluster's own answers (sinfo, scontrol, sacctmgr); see hooks.smk."""
+    gpu_rules = {job.rule.name for job in workflow.dag.needrun_jobs()} & set(
+        DISTRIBUTED + SINGLE_GPU
+    )
+    defaults = profile_resources()
+    if defaults.get("gpu_launch", "local").strip("'\"") != "srun":
+        return
+    check_site(
+        {name: gpu_layout(name) for name in gpu_rules},
+        account=defaults.get("slurm_account", "").strip("'\""),
+        partition=defaults.get("slurm_partition", "").strip("'\""),
+        where="the profile (workflows/profiles/slurm/config.v8+.yaml, default-resources)",
+    )
 
 
 # Report section name -> function returning the artifacts the section is drawn

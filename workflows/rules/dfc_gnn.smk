@@ -9,8 +9,8 @@ wildcard_constraints:
 rule dfc_gnn_pretrain:
     """Pretrain the dFC-GNN encoder with masked node, edge and window reconstruction.
 
-    On SLURM the profile sets resources.mpi to "srun" (and nodes, tasks, gpu): every task
-    runs the stage and Lightning joins them into one DDP run.
+    Its layout (GPUs per node, nodes) comes from the profile (neuroai/cluster.py): with
+    several GPUs every task runs the stage and Lightning joins them into one DDP run.
     """
     input:
         dfc_gnn_graphs,
@@ -30,12 +30,9 @@ rule dfc_gnn_pretrain:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
-        nodes=1,
-        tasks=1,
-        mpi="",
+        **GPU,
     shell:
-        "{resources.mpi} python -m pipelines.dfc_gnn_pretrain --graphs {input:q} "
+        "{resources.launch} python -m pipelines.dfc_gnn_pretrain --graphs {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -63,7 +60,7 @@ rule dfc_gnn_finetune:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.dfc_gnn_finetune --graphs {input.graphs:q} "
         "--pretrained {input.pretrained:q} {params.static_fc} "
@@ -94,7 +91,7 @@ rule dfc_gnn_evaluate:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.dfc_gnn_evaluate --graphs {input.graphs:q} "
         "--pretrained {input.pretrained:q} --history {input.history:q} "

@@ -1,6 +1,6 @@
 # EEGFormer: compound pretraining, fine-tuning per task, evaluation, anomaly detection,
-# codebook interpretation. Training rules declare GPU resources; on SLURM the profile
-# sets resources.mpi to "srun" (and nodes, tasks, gpu) so the stage runs as DDP tasks.
+# codebook interpretation. GPU rules take their layout from the profile (neuroai/cluster.py);
+# training with several GPUs runs the stage as DDP tasks.
 
 
 rule eegformer_pretrain:
@@ -26,12 +26,9 @@ rule eegformer_pretrain:
     resources:
         mem_mb=8000,
         runtime=720,
-        gpu=1,
-        nodes=1,
-        tasks=1,
-        mpi="",
+        **GPU,
     shell:
-        "{resources.mpi} python -m pipelines.eegformer_pretrain --stores {input:q} "
+        "{resources.launch} python -m pipelines.eegformer_pretrain --stores {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -61,12 +58,9 @@ rule eegformer_finetune:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
-        nodes=1,
-        tasks=1,
-        mpi="",
+        **GPU,
     shell:
-        "{resources.mpi} python -m pipelines.eegformer_finetune --stores {input.stores:q} "
+        "{resources.launch} python -m pipelines.eegformer_finetune --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --task {wildcards.task} "
         "--models-output {output.models:q} --predictions-output {output.predictions:q} "
         "--history-output {output.history:q} --run-dir {params.run_dir:q} --threads {threads} "
@@ -124,7 +118,7 @@ rule eegformer_anomaly:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.eegformer_anomaly --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --scores-output {output.scores:q} "
@@ -151,7 +145,7 @@ rule eegformer_interpret:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.eegformer_interpret --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --output {output.summary:q} "

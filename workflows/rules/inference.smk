@@ -20,7 +20,7 @@ rule embed:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.embed --model {input.model:q} --dataset {input.dataset:q} "
         "--index-output {output:q} --threads {threads} --params {params.cfg:q} "
@@ -46,7 +46,7 @@ rule predict:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.predict --model {input.model:q} --dataset {input.dataset:q} "
         "--index-output {output:q} --threads {threads} --params {params.cfg:q} "

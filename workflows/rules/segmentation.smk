@@ -26,8 +26,8 @@ rule demo_tissue:
 rule segmentation_train:
     """Train one variant (dsd, deep_supervision, plain) of the DSD model on a Decathlon task.
 
-    On SLURM the profile sets resources.mpi to "srun" (and nodes, tasks, gpu): every task
-    runs the stage and Lightning joins them into one DDP run.
+    Its layout (GPUs per node, nodes) comes from the profile (neuroai/cluster.py): with
+    several GPUs every task runs the stage and Lightning joins them into one DDP run.
     """
     input:
         segmentation_dataset,
@@ -47,12 +47,9 @@ rule segmentation_train:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
-        nodes=1,
-        tasks=1,
-        mpi="",
+        **GPU,
     shell:
-        "{resources.mpi} python -m pipelines.segmentation_train --dataset {input:q} "
+        "{resources.launch} python -m pipelines.segmentation_train --dataset {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--variant {wildcards.variant} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -78,7 +75,7 @@ rule segmentation_evaluate:
     resources:
         mem_mb=8000,
         runtime=120,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.segmentation_evaluate --dataset {input.dataset:q} "
         "--models {input.models:q} --names {params.names} --histories {input.histories:q} "

@@ -27,12 +27,9 @@ rule tablet_pretrain:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
-        nodes=1,
-        tasks=1,
-        mpi="",
+        **GPU,
     shell:
-        "{resources.mpi} python -m pipelines.tablet_pretrain --index {input:q} "
+        "{resources.launch} python -m pipelines.tablet_pretrain --index {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--summary-output {output.summary:q} --reconstructions-output {output.reconstructions:q} "
         "--run-dir {params.run_dir:q} --threads {threads} --params {params.cfg:q} "
@@ -62,12 +59,9 @@ rule tablet_finetune:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
-        nodes=1,
-        tasks=1,
-        mpi="",
+        **GPU,
     shell:
-        "{resources.mpi} python -m pipelines.tablet_finetune --index {input.index:q} "
+        "{resources.launch} python -m pipelines.tablet_finetune --index {input.index:q} "
         "{params.pretrained} --model-output {output.model:q} --history-output {output.history:q} "
         "--variant {wildcards.variant} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -92,7 +86,7 @@ rule tablet_evaluate:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.tablet_evaluate --index {input.index:q} --models {input.models:q} "
         "--metrics-output {output.metrics:q} --predictions-output {output.predictions:q} "

@@ -98,7 +98,7 @@ rule tokenizer_train:
     resources:
         mem_mb=4000,
         runtime=120,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.tokenizer --output {output:q} --params {params.cfg:q} "
         "--log {log:q} --no-progress"
@@ -123,7 +123,7 @@ rule tokenizer_finetune:
     resources:
         mem_mb=4000,
         runtime=120,
-        gpu=1,
+        **GPU,
     shell:
         "python -m pipelines.tokenizer --finetune {input.base:q} --frames {input.frames:q} "
         "--output {output:q} --params {params.cfg:q} --log {log:q} --no-progress"
@@ -191,6 +191,7 @@ rule tokens:
     resources:
         mem_mb=4000,
         runtime=60,
+        **GPU,
     shell:
         "python -m pipelines.tokens --frames {input.frames:q} --tokenizer {input.tokenizer:q} "
         "--tokens-output {output.tokens:q} --qc-output {output.qc:q} "
