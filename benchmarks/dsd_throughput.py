@@ -90,7 +90,7 @@ def main() -> None:
     )
     parser.add_argument("--preset", default="demo", choices=["demo", "paper"])
     parser.add_argument(
-        "--backbone", default="unet", choices=["unet", "dynunet", "unetr", "swinunetr"]
+        "--backbone", default="unet", choices=["unet", "dynunet", "unetr", "swinunetr", "vnet"]
     )
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--batch", type=int, default=2)

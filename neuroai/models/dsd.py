@@ -5,25 +5,60 @@ networks for 3D medical image segmentation", IEEE ISBI; and (2025) "Volumetric m
 image segmentation through dual self-distillation in U-shaped networks", IEEE TBME.
 Reference code: https://github.com/soumbane/DualSelfDistillation.
 
-A U-shaped backbone (MONAI ``UNet``, ``DynUNet``, ``UNETR`` or ``SwinUNETR``) gets a
-head on each encoder and decoder stage (a 1x1x1 convolution to the classes, upsampled
-to full size with transposed convolutions, see :class:`~neuroai.models.blocks.StageHead`).
-The loss is
+A U-shaped backbone (MONAI ``UNETR``, ``DynUNet`` (nnU-Net), ``SwinUNETR`` or ``VNet``,
+the paper's four; ``UNet`` as an extra the paper does not use) gets a head on each of
+its encoder stages ``enc1 .. encN`` and decoder stages ``decN .. dec1`` (a 1x1x1
+convolution to the classes, then one shared x2 transposed convolution applied
+``log2(scale)`` times, see :class:`~neuroai.models.blocks.StageHead`). As in the
+reference (``networks/unetr/self_distill_unetr.py``, ``loss_functions.py``,
+``train_SelfDistil_Original.py``), the loss is
 
 .. math::
 
-    L = \\mathrm{DiceCE}(z_{main}, y) + \\sum_{d} \\mathrm{DiceCE}(z_d, y)
-        + \\alpha T^2 \\Big( \\sum_{d \\ne d^*} \\mathrm{KL}(p^T_{d^*} \\,\\|\\, p^T_d)
-        + \\sum_{e \\ne e^*} \\mathrm{KL}(p^T_{e^*} \\,\\|\\, p^T_e) \\Big)
+    L = \\mathrm{DiceCE}(z_{main}, y) + \\sum_{j=1}^{N} \\mathrm{DiceCE}(z_{dec_j}, y)
+        + \\alpha T^2 \\Big( \\sum_{j=2}^{N} \\mathrm{KL}(p^T_{dec_1} \\,\\|\\, p^T_{dec_j})
+        + \\sum_{k=1}^{N-1} \\mathrm{KL}(p^T_{enc_N} \\,\\|\\, p^T_{enc_k}) \\Big)
 
-with :math:`p^T = \\mathrm{softmax}(z / T)`, the decoder teacher :math:`d^*` its last
-stage (highest resolution, just before the output) and the encoder teacher
-:math:`e^*` the bottleneck (lowest resolution); the KL divergence is summed over
-classes per voxel and averaged over voxels and batch; :math:`\\alpha = 1`, :math:`T = 3`.
-Encoder heads get no Dice + CE term. ``mode="deep_supervision"`` keeps only the decoder
-heads and their Dice + CE terms; ``mode="plain"`` trains the backbone alone: the three
-are switches of one model, for ablations. Inference uses the main output only, so the
-heads cost nothing at test time.
+with :math:`p^T = \\mathrm{softmax}(z / T)`. The decoder teacher ``dec1`` is the
+deepest decoder stage (highest resolution, just before the output); the encoder
+teacher ``encN`` is the deepest encoder stage (the deepest skip, not the bottleneck).
+Dice + CE applies to the main output and to every decoder stage, the bottleneck
+``decN`` included; encoder heads get none. The KL divergence is summed over classes
+per voxel and averaged over voxels and batch; :math:`\\alpha = 1`, :math:`T = 3`;
+teachers are not detached. On UNETR, DynUNet (5 levels), SwinUNETR and VNet,
+``N = 4``: 5 Dice + CE terms and 3 + 3 KL terms, with eight heads.
+
+Which tensor each stage is, per backbone (``fs`` the feature size, ``h`` UNETR's
+hidden size; ``*`` the teachers; scale = down-sampling factor):
+
+========= =============================== ======================================
+backbone  encoder enc1, enc2, enc3, enc4* decoder dec4, dec3, dec2, dec1*
+========= =============================== ======================================
+UNETR     ``encoder1..encoder4``          ViT bottleneck (``proj_feat``, h),
+          fs, 2fs, 4fs, 8fs at 1, 2, 4, 8 ``decoder5, decoder4, decoder3``:
+                                          8fs, 4fs, 2fs; at 16, 8, 4, 2
+DynUNet   ``input_block, downsamples``    ``bottleneck``, ``upsamples[:-1]``;
+          at 1, 2, 4, 8                   at 16, 8, 4, 2
+SwinUNETR ``encoder1..encoder4``          ``decoder5, decoder4, decoder3,
+          fs, fs, 2fs, 4fs at 1, 2, 4, 8  decoder2``: 8fs, 4fs, 2fs, fs; at
+                                          16, 8, 4, 2 (no head on the 1/32
+                                          bottleneck ``encoder10``)
+VNet      ``in_tr, down_tr32, down_tr64,  ``down_tr256`` (bottleneck),
+          down_tr128``: 16..128 at 1..8   ``up_tr256, up_tr128, up_tr64``;
+                                          at 16, 8, 4, 2
+UNet      the down paths (N = levels)     bottom layer, up paths but the top
+========= =============================== ======================================
+
+The general rule, read off the four reference networks: the encoder stages are the
+skip features from the top of the U to the deepest skip (teacher: the deepest); the
+decoder stages are the bottleneck and every decoder block's output except the last
+(teacher: the last of them). SwinUNETR's reference, which has one level more, drops
+the deepest level on both sides. :mod:`neuroai.models.blocks.ushape` lists every
+tensor; ``docs/dsd.md`` has the tables and the fidelity notes.
+
+``mode="deep_supervision"`` keeps only the decoder heads and their Dice + CE terms;
+``mode="plain"`` trains the backbone alone: the three are switches of one model, for
+ablations. Inference uses the main output only, so the heads cost nothing at test time.
 
 Shapes:
     input ``(B, C_in, D, H, W)``; main and head logits ``(B, K, D, H, W)``;
@@ -46,6 +81,7 @@ from neuroai.models.blocks import (
     BACKBONES,
     StageHead,
     UShapedBackbone,
+    check_backbone_channels,
     check_backbone_options,
     size_divisor,
 )
@@ -168,11 +204,14 @@ def dsd_loss(
     main_logits : Tensor, shape (B, K, D, H, W)
         The network's output logits.
     decoder_logits : sequence of Tensor, each (B, K, D, H, W)
-        Decoder-head logits upsampled to full resolution: the teacher (the last
-        decoder stage, highest resolution) first, then the shallower stages.
+        Decoder-head logits upsampled to full resolution: the teacher ``dec1`` (the
+        deepest decoder stage, highest resolution, just before the output) first,
+        then the students ``dec2 .. decN`` (``decN``: the bottleneck, except on
+        SwinUNETR). Each gets a Dice + CE term.
     encoder_logits : sequence of Tensor, each (B, K, D, H, W)
-        Encoder-head logits: the teacher (the bottleneck, lowest resolution) first,
-        then the shallower stages. They get no Dice + CE term.
+        Encoder-head logits: the teacher ``encN`` (the deepest encoder stage, the
+        deepest skip; not the bottleneck) first, then the students ``enc{N-1} ..
+        enc1``. They get no Dice + CE term.
     target : Tensor, shape (B, 1, D, H, W)
         Class indices.
     alpha : float
@@ -209,8 +248,9 @@ class DSDConfig(ModelConfig):
 
     Attributes
     ----------
-    backbone : {"unet", "dynunet", "unetr", "swinunetr"}
-        The MONAI network.
+    backbone : {"unet", "dynunet", "unetr", "swinunetr", "vnet"}
+        The MONAI network (the paper's: UNETR, DynUNet, SwinUNETR, VNet; UNet is an
+        extra the paper does not use).
     in_channels : int
         Image channels (modalities).
     out_channels : int
@@ -251,6 +291,7 @@ class DSDConfig(ModelConfig):
         check_option("mode", self.mode, MODES)
         check_option("sw_mode", self.sw_mode, ("gaussian", "constant"))
         check_backbone_options(self.backbone, self.backbone_options)
+        check_backbone_channels(self.backbone, self.in_channels)
         if len(self.roi_size) != 3 or any(int(s) < 1 for s in self.roi_size):
             raise ConfigError(f"roi_size must be three positive sizes, got {self.roi_size}.")
         if self.in_channels < 1 or self.out_channels < 2:
@@ -306,11 +347,14 @@ DEMO_BACKBONES: dict[str, dict[str, Any]] = {
         "roi_size": (64, 64, 64),
         "backbone_options": {"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 2, 2)},
     },
+    # MONAI's VNet has fixed widths (16 to 256 channels, 45.6 M parameters): not tiny.
+    "vnet": {"roi_size": (32, 32, 32), "backbone_options": {}},
 }
 
 #: Published sizes. DynUNet, UNETR and SwinUNETR follow the DSD reference code
-#: (MMWHS CT settings, 96^3 patches); the reference has no MONAI UNet, so ``unet``
-#: uses the 3D UNet of the MONAI tutorials (channels 16-256, two residual units).
+#: (MMWHS CT settings, 96^3 patches); VNet is MONAI's with its defaults, as the reference
+#: trains it (MSD-BraTS, 128^3 patches: ``train.sh``). The reference has no MONAI UNet, so
+#: ``unet`` uses the 3D UNet of the MONAI tutorials (channels 16-256, two residual units).
 PAPER_BACKBONES: dict[str, dict[str, Any]] = {
     "unet": {
         "roi_size": (96, 96, 96),
@@ -348,6 +392,7 @@ PAPER_BACKBONES: dict[str, dict[str, Any]] = {
         "roi_size": (96, 96, 96),
         "backbone_options": {"feature_size": 36},
     },
+    "vnet": {"roi_size": (128, 128, 128), "backbone_options": {}},
 }
 
 
@@ -371,7 +416,11 @@ def _preset(table: Mapping[str, dict[str, Any]], **extra: Any):
 
 @dataclass
 class DSDOutputs:
-    """Logits of one forward pass with heads: teacher first in each list."""
+    """Logits of one forward pass with heads, teacher first in each list.
+
+    ``decoder`` is dec1 (teacher), dec2 .. decN; ``encoder`` is encN (teacher),
+    enc{N-1} .. enc1 (see :meth:`DSDNet.loss_plan`).
+    """
 
     main: torch.Tensor
     decoder: list[torch.Tensor]
@@ -400,8 +449,9 @@ class DSDNet(NeuroModel):
     backbone : UShapedBackbone
         The MONAI network, stages exposed.
     encoder_heads, decoder_heads : nn.ModuleList
-        One :class:`StageHead` per stage in forward order (empty when the mode does
-        not use them).
+        One :class:`StageHead` per stage, in the order of ``backbone.encoder_specs``
+        (enc1 .. encN) and ``backbone.decoder_specs`` (decN .. dec1); empty when the
+        mode does not use them.
     """
 
     modality = "volume"
@@ -443,6 +493,32 @@ class DSDNet(NeuroModel):
         heads = [*self.decoder_heads.parameters(), *self.encoder_heads.parameters()]
         return sum(p.numel() for p in heads)
 
+    def loss_plan(self) -> dict[str, list]:
+        """The stages each loss term uses in this mode, by name.
+
+        Returns
+        -------
+        dict
+            ``"dice_ce"``: the outputs with a Dice + CE term (``"main"``, then
+            ``decN .. dec1``); ``"kl_decoder"``, ``"kl_encoder"``: ``(teacher, student)``
+            pairs. On UNETR in mode ``"dsd"``: 5 Dice + CE terms, 3 + 3 KL terms.
+        """
+        decoder = [s.name for s in self.backbone.decoder_specs] if self.decoder_heads else []
+        encoder = [s.name for s in self.backbone.encoder_specs] if self.encoder_heads else []
+        distil = self.config.mode == "dsd"
+
+        def pairs(names: list[str]) -> list[tuple[str, str]]:
+            if not distil or not names:
+                return []
+            teacher = names[-1]
+            return [(teacher, student) for student in reversed(names[:-1])]
+
+        return {
+            "dice_ce": ["main", *decoder],
+            "kl_decoder": pairs(decoder),
+            "kl_encoder": pairs(encoder),
+        }
+
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 5 or x.shape[1] != self.config.in_channels:
             raise DataError(
@@ -455,7 +531,8 @@ class DSDNet(NeuroModel):
         return self.backbone(x)
 
     def forward_heads(self, x: torch.Tensor) -> DSDOutputs:
-        """Main logits and every head's full-resolution logits, teachers first."""
+        """Main logits and every head's full-resolution logits, teachers first
+        (decoder: dec1, dec2 .. decN; encoder: encN, enc{N-1} .. enc1)."""
         stages = self.backbone.forward_stages(x)
         decoder = [head(f) for head, f in zip(self.decoder_heads, stages.decoder, strict=False)]
         encoder = [head(f) for head, f in zip(self.encoder_heads, stages.encoder, strict=False)]

@@ -8,6 +8,7 @@ from neuroai.models.blocks.ushape import (
     StageSpec,
     UShapedBackbone,
     backbone_option_names,
+    check_backbone_channels,
     check_backbone_options,
     size_divisor,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "UShapedBackbone",
     "VectorQuantizer",
     "backbone_option_names",
+    "check_backbone_channels",
     "check_backbone_options",
     "code_perplexity",
     "size_divisor",

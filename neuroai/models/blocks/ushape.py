@@ -1,20 +1,72 @@
-"""U-shaped MONAI backbones with every encoder and decoder stage exposed.
+"""U-shaped MONAI backbones with their DSD stages exposed.
 
-The four backbones DSD supports (MONAI ``UNet``, ``DynUNet``, ``UNETR``,
-``SwinUNETR``) are built unchanged; :class:`UShapedBackbone` re-walks their forward
-pass with the same submodules and returns, besides the main logits, the feature map
-of every stage (a test checks the main logits equal the MONAI network's own output).
+The five backbones DSD supports (MONAI ``UNETR``, ``DynUNet``, ``SwinUNETR``, ``VNet``,
+as in the paper, and ``UNet``, an extra) are built unchanged; :class:`UShapedBackbone`
+re-walks their forward pass with the same submodules and returns, besides the main
+logits, the feature map of every DSD stage (a test checks the main logits equal the
+MONAI network's own output).
 
-Stages are listed in forward order:
+Stages follow the DSD reference code (soumbane/DualSelfDistillation,
+``networks/*/self_distill_*.py``), named as there:
 
-- ``encoder``: from the shallowest encoder stage down to the bottleneck (the last
-  entry, lowest resolution: DSD's encoder teacher);
-- ``decoder``: from the stage just after the bottleneck up to the last decoder stage
-  before the output layer (the last entry, highest resolution: DSD's decoder
-  teacher). The final decoder stage, which produces the main output, is not listed.
+- ``encoder``: ``enc1`` (shallowest) ... ``encN`` (deepest), in forward order: the
+  encoder's skip features, from the top of the U down to the deepest skip. The last
+  entry, ``encN``, is DSD's encoder teacher. The bottleneck is not an encoder stage.
+- ``decoder``: ``decN`` (deepest) ... ``dec1``, in forward order: the bottleneck and
+  the output of every decoder block except the last (which feeds the output layer),
+  i.e. the feature map entering each decoder block. The last entry, ``dec1`` (highest
+  resolution, just before the output), is DSD's decoder teacher. SwinUNETR, as in the
+  reference, taps the outputs of its first four decoder blocks and leaves its 1/32
+  bottleneck (and the raw 1/16 Swin skip) out.
 
-Each stage comes with a :class:`StageSpec` (channels and the strides between it and
-the input), from which heads are built.
+Per backbone (``x`` the input, ``fs`` the feature size, ``h`` UNETR's hidden size;
+scale = down-sampling factor per axis):
+
+============ ======== =========================================================== ======== ======
+backbone     stage    tensor (MONAI attribute names)                              channels scale
+============ ======== =========================================================== ======== ======
+UNETR        enc1     ``encoder1(x)``                                             fs       1
+             enc2     ``encoder2(proj_feat(hidden_states[3]))``                   2 fs     2
+             enc3     ``encoder3(proj_feat(hidden_states[6]))``                   4 fs     4
+             enc4 *   ``encoder4(proj_feat(hidden_states[9]))``                   8 fs     8
+             dec4     ``proj_feat(vit(x)[0])`` (the bottleneck)                   h        16
+             dec3     ``decoder5(dec4, enc4)``                                    8 fs     8
+             dec2     ``decoder4(dec3, enc3)``                                    4 fs     4
+             dec1 *   ``decoder3(dec2, enc2)``                                    2 fs     2
+SwinUNETR    enc1     ``encoder1(x)``                                             fs       1
+             enc2     ``encoder2(hidden_states[0])``                              fs       2
+             enc3     ``encoder3(hidden_states[1])``                              2 fs     4
+             enc4 *   ``encoder4(hidden_states[2])``                              4 fs     8
+             dec4     ``decoder5(encoder10(hidden_states[4]), hidden_states[3])`` 8 fs     16
+             dec3     ``decoder4(dec4, enc4)``                                    4 fs     8
+             dec2     ``decoder3(dec3, enc3)``                                    2 fs     4
+             dec1 *   ``decoder2(dec2, enc2)``                                    fs       2
+VNet         enc1     ``in_tr(x)``                                                16       1
+             enc2     ``down_tr32(enc1)``                                         32       2
+             enc3     ``down_tr64(enc2)``                                         64       4
+             enc4 *   ``down_tr128(enc3)``                                        128      8
+             dec4     ``down_tr256(enc4)`` (the bottleneck)                       256      16
+             dec3     ``up_tr256(dec4, enc4)``                                    256      8
+             dec2     ``up_tr128(dec3, enc3)``                                    128      4
+             dec1 *   ``up_tr64(dec2, enc2)``                                     64       2
+DynUNet      enc1     ``input_block(x)``                                          f(0)     S(0)
+(n levels)   enc{k}   ``downsamples[k-2]``, k = 2 .. n-1 (enc{n-1} *)             f(k-1)   S(k-1)
+             dec{n-1} ``bottleneck`` (the bottleneck)                             f(n-1)   S(n-1)
+             dec{j}   ``upsamples[n-2-j]``, j = n-2 .. 1 (dec1 *)                 f(j)     S(j)
+UNet         enc{k}   down path of level k-1, k = 1 .. n-1 (enc{n-1} *)           c(k-1)   S(k-1)
+(n channels) dec{n-1} the bottom layer (the bottleneck)                           c(n-1)   S(n-2)
+             dec{j}   up path of level j, j = n-2 .. 1 (dec1 *)                   c(j-1)   S(j-1)
+============ ======== =========================================================== ======== ======
+
+``*`` marks the teachers. DynUNet: ``f`` its filters, ``S(i)`` the product of its
+first ``i + 1`` strides; with the reference's 5 levels (strides 1, 2, 2, 2, 2) it is
+enc1..enc4 at scales 1, 2, 4, 8 and dec4..dec1 at 16, 8, 4, 2, exactly as in the
+reference's ``self_distill_nnunet.py``. UNet (not in the paper; MONAI's first
+convolution already strides, so it has no full-resolution stage): ``c`` its channels,
+``S(i)`` the product of its first ``i + 1`` strides; the rule is the one above.
+
+Each stage comes with a :class:`StageSpec` (its name, channels, the strides between it
+and the input and the tensor it is), from which heads are built.
 """
 
 from __future__ import annotations
@@ -29,9 +81,10 @@ from torch import nn
 
 from neuroai.errors import ConfigError, check_option, did_you_mean
 
-BACKBONES = ("unet", "dynunet", "unetr", "swinunetr")
+BACKBONES = ("unet", "dynunet", "unetr", "swinunetr", "vnet")
 #: Arguments the backbone wrapper sets itself.
 _FIXED = {"spatial_dims", "in_channels", "out_channels", "img_size", "deep_supervision"}
+_TWO = (2, 2, 2)
 
 
 @dataclass(frozen=True)
@@ -41,16 +94,20 @@ class StageSpec:
     Attributes
     ----------
     name : str
-        ``"encoder2"``, ``"bottleneck"``, ``"decoder1"``...
+        ``"enc1"`` ... ``"encN"``, ``"decN"`` ... ``"dec1"`` (as the DSD reference
+        names them), or ``"bottleneck"``.
     channels : int
         Feature channels at the stage.
     steps : tuple of (int, int, int)
         Strides from the input down to the stage (empty at full resolution).
+    tensor : str
+        How the MONAI network computes it (attribute names of the MONAI class).
     """
 
     name: str
     channels: int
     steps: tuple[tuple[int, int, int], ...]
+    tensor: str = ""
 
     @property
     def scale(self) -> tuple[int, int, int]:
@@ -63,7 +120,10 @@ class StageSpec:
 
 @dataclass
 class StageOutputs:
-    """Main logits and stage features of one forward pass (see module docstring)."""
+    """Main logits and stage features of one forward pass (see module docstring).
+
+    ``encoder`` is enc1 ... encN and ``decoder`` decN ... dec1: the teacher last in both.
+    """
 
     main: torch.Tensor
     encoder: list[torch.Tensor]
@@ -87,6 +147,7 @@ def _monai_class(backbone: str):
         "dynunet": nets.DynUNet,
         "unetr": nets.UNETR,
         "swinunetr": nets.SwinUNETR,
+        "vnet": nets.VNet,
     }[backbone]
 
 
@@ -109,6 +170,15 @@ def check_backbone_options(backbone: str, options: Mapping[str, Any]) -> None:
             )
 
 
+def check_backbone_channels(backbone: str, in_channels: int) -> None:
+    """Raise :class:`ConfigError` where the backbone cannot take ``in_channels``."""
+    if backbone == "vnet" and 16 % in_channels:
+        raise ConfigError(
+            f"Backbone 'vnet' (monai.networks.nets.VNet) needs in_channels dividing 16 (its "
+            f"first stage repeats the input to 16 channels); got in_channels={in_channels}."
+        )
+
+
 def size_divisor(backbone: str, options: Mapping[str, Any]) -> tuple[int, int, int]:
     """Input sizes must be multiples of this (UNETR needs exactly its ``img_size``)."""
     if backbone in ("unet", "dynunet"):
@@ -117,17 +187,17 @@ def size_divisor(backbone: str, options: Mapping[str, Any]) -> tuple[int, int, i
         for stride in strides:
             total = [t * s for t, s in zip(total, _triple(stride), strict=True)]
         return tuple(total)
-    if backbone == "unetr":
+    if backbone in ("unetr", "vnet"):
         return (16, 16, 16)
     return (32, 32, 32)
 
 
 class UShapedBackbone(nn.Module):
-    """A MONAI U-shaped network whose forward pass exposes every stage.
+    """A MONAI U-shaped network whose forward pass exposes its DSD stages.
 
     Parameters
     ----------
-    backbone : {"unet", "dynunet", "unetr", "swinunetr"}
+    backbone : {"unet", "dynunet", "unetr", "swinunetr", "vnet"}
         Which MONAI network.
     in_channels, out_channels : int
         Input channels and classes (background included).
@@ -140,8 +210,13 @@ class UShapedBackbone(nn.Module):
     ----------
     net : torch.nn.Module
         The MONAI network (its ``forward`` gives the same main logits).
-    encoder_specs, decoder_specs : list of StageSpec
-        Stage descriptions in forward order.
+    encoder_specs : list of StageSpec
+        enc1 ... encN in forward order (the teacher, encN, last).
+    decoder_specs : list of StageSpec
+        decN ... dec1 in forward order (the teacher, dec1, last).
+    bottleneck_spec : StageSpec
+        The deepest feature map (what :meth:`bottleneck_features` returns); on every
+        backbone but SwinUNETR it is also the decoder stage ``decN``.
     """
 
     def __init__(
@@ -156,17 +231,23 @@ class UShapedBackbone(nn.Module):
         super().__init__()
         check_option("backbone", backbone, BACKBONES)
         check_backbone_options(backbone, options)
+        check_backbone_channels(backbone, in_channels)
         self.backbone = backbone
         options = dict(options)
         if backbone == "swinunetr" and options.get("patch_size", 2) != 2:
             raise ConfigError("DSD supports SwinUNETR with patch_size=2 only.")
         kwargs: dict[str, Any] = {"in_channels": in_channels, "out_channels": out_channels}
-        if backbone in ("unet", "dynunet", "swinunetr"):
+        if backbone in ("unet", "dynunet", "swinunetr", "vnet"):
             kwargs["spatial_dims"] = 3
         if backbone == "unetr":
             kwargs["img_size"] = tuple(roi_size)
         self.net = _monai_class(backbone)(**kwargs, **options)
-        self.encoder_specs, self.decoder_specs = getattr(self, f"_specs_{backbone}")(options)
+        specs = getattr(self, f"_specs_{backbone}")(options)
+        self.encoder_specs, self.decoder_specs, self.bottleneck_spec = specs
+
+    @property
+    def bottleneck_channels(self) -> int:
+        return self.bottleneck_spec.channels
 
     # -- stage descriptions -------------------------------------------------------------
 
@@ -175,69 +256,79 @@ class UShapedBackbone(nn.Module):
         strides = [_triple(s) for s in options["strides"]]
         n = len(channels)
         encoder = [
-            StageSpec(f"encoder{i}", channels[i], tuple(strides[: i + 1])) for i in range(n - 1)
+            StageSpec(f"enc{k}", channels[k - 1], tuple(strides[:k]), f"down path of level {k - 1}")
+            for k in range(1, n)
         ]
-        encoder.append(StageSpec("bottleneck", channels[-1], tuple(strides[: n - 1])))
-        decoder = [
-            StageSpec(f"decoder{i}", channels[i - 1], tuple(strides[:i]))
-            for i in range(n - 2, 0, -1)
+        bottom = StageSpec(f"dec{n - 1}", channels[-1], tuple(strides[: n - 1]), "bottom layer")
+        decoder = [bottom] + [
+            StageSpec(f"dec{j}", channels[j - 1], tuple(strides[:j]), f"up path of level {j}")
+            for j in range(n - 2, 0, -1)
         ]
-        return encoder, decoder
+        return encoder, decoder, _as_bottleneck(bottom)
 
     def _specs_dynunet(self, options):
         filters = list(self.net.filters)
         strides = [_triple(s) for s in options["strides"]]
         n = len(strides)
-        encoder = [
-            StageSpec(f"encoder{k}", filters[k], tuple(strides[: k + 1])) for k in range(n - 1)
+        encoder = [StageSpec("enc1", filters[0], tuple(strides[:1]), "input_block(x)")] + [
+            StageSpec(f"enc{k}", filters[k - 1], tuple(strides[:k]), f"downsamples[{k - 2}]")
+            for k in range(2, n)
         ]
-        encoder.append(StageSpec("bottleneck", filters[n - 1], tuple(strides)))
-        decoder = [
-            StageSpec(f"decoder{n - 2 - j}", filters[n - 2 - j], tuple(strides[: n - 1 - j]))
-            for j in range(n - 2)
+        bottom = StageSpec(f"dec{n - 1}", filters[n - 1], tuple(strides), "bottleneck")
+        decoder = [bottom] + [
+            StageSpec(f"dec{j}", filters[j], tuple(strides[: j + 1]), f"upsamples[{n - 2 - j}]")
+            for j in range(n - 2, 0, -1)
         ]
-        return encoder, decoder
+        return encoder, decoder, _as_bottleneck(bottom)
 
     def _specs_unetr(self, options):
         fs = options.get("feature_size", 16)
         hidden = options.get("hidden_size", 768)
-        two = (2, 2, 2)
         encoder = [
-            StageSpec("encoder1", fs, ()),
-            StageSpec("encoder2", 2 * fs, (two,)),
-            StageSpec("encoder3", 4 * fs, (two,) * 2),
-            StageSpec("encoder4", 8 * fs, (two,) * 3),
-            StageSpec("bottleneck", hidden, (two,) * 4),
+            StageSpec("enc1", fs, (), "encoder1(x)"),
+            StageSpec("enc2", 2 * fs, (_TWO,), "encoder2(proj_feat(hidden_states[3]))"),
+            StageSpec("enc3", 4 * fs, (_TWO,) * 2, "encoder3(proj_feat(hidden_states[6]))"),
+            StageSpec("enc4", 8 * fs, (_TWO,) * 3, "encoder4(proj_feat(hidden_states[9]))"),
         ]
         decoder = [
-            StageSpec("decoder5", 8 * fs, (two,) * 3),
-            StageSpec("decoder4", 4 * fs, (two,) * 2),
-            StageSpec("decoder3", 2 * fs, (two,)),
+            StageSpec("dec4", hidden, (_TWO,) * 4, "proj_feat(vit(x)[0])"),
+            StageSpec("dec3", 8 * fs, (_TWO,) * 3, "decoder5(dec4, enc4)"),
+            StageSpec("dec2", 4 * fs, (_TWO,) * 2, "decoder4(dec3, enc3)"),
+            StageSpec("dec1", 2 * fs, (_TWO,), "decoder3(dec2, enc2)"),
         ]
-        return encoder, decoder
+        return encoder, decoder, _as_bottleneck(decoder[0])
 
     def _specs_swinunetr(self, options):
         fs = options.get("feature_size", 24)
-        two = (2, 2, 2)
         encoder = [
-            StageSpec("encoder1", fs, ()),
-            StageSpec("encoder2", fs, (two,)),
-            StageSpec("encoder3", 2 * fs, (two,) * 2),
-            StageSpec("encoder4", 4 * fs, (two,) * 3),
-            StageSpec("swin_stage4", 8 * fs, (two,) * 4),
-            StageSpec("bottleneck", 16 * fs, (two,) * 5),
+            StageSpec("enc1", fs, (), "encoder1(x)"),
+            StageSpec("enc2", fs, (_TWO,), "encoder2(hidden_states[0])"),
+            StageSpec("enc3", 2 * fs, (_TWO,) * 2, "encoder3(hidden_states[1])"),
+            StageSpec("enc4", 4 * fs, (_TWO,) * 3, "encoder4(hidden_states[2])"),
         ]
         decoder = [
-            StageSpec("decoder5", 8 * fs, (two,) * 4),
-            StageSpec("decoder4", 4 * fs, (two,) * 3),
-            StageSpec("decoder3", 2 * fs, (two,) * 2),
-            StageSpec("decoder2", fs, (two,)),
+            StageSpec("dec4", 8 * fs, (_TWO,) * 4, "decoder5(bottleneck, hidden_states[3])"),
+            StageSpec("dec3", 4 * fs, (_TWO,) * 3, "decoder4(dec4, enc4)"),
+            StageSpec("dec2", 2 * fs, (_TWO,) * 2, "decoder3(dec3, enc3)"),
+            StageSpec("dec1", fs, (_TWO,), "decoder2(dec2, enc2)"),
         ]
-        return encoder, decoder
+        bottleneck = StageSpec("bottleneck", 16 * fs, (_TWO,) * 5, "encoder10(hidden_states[4])")
+        return encoder, decoder, bottleneck
 
-    @property
-    def bottleneck_channels(self) -> int:
-        return self.encoder_specs[-1].channels
+    def _specs_vnet(self, options):
+        encoder = [
+            StageSpec("enc1", 16, (), "in_tr(x)"),
+            StageSpec("enc2", 32, (_TWO,), "down_tr32(enc1)"),
+            StageSpec("enc3", 64, (_TWO,) * 2, "down_tr64(enc2)"),
+            StageSpec("enc4", 128, (_TWO,) * 3, "down_tr128(enc3)"),
+        ]
+        decoder = [
+            StageSpec("dec4", 256, (_TWO,) * 4, "down_tr256(enc4)"),
+            StageSpec("dec3", 256, (_TWO,) * 3, "up_tr256(dec4, enc4)"),
+            StageSpec("dec2", 128, (_TWO,) * 2, "up_tr128(dec3, enc3)"),
+            StageSpec("dec1", 64, (_TWO,), "up_tr64(dec2, enc2)"),
+        ]
+        return encoder, decoder, _as_bottleneck(decoder[0])
 
     # -- forward passes -------------------------------------------------------------------
 
@@ -250,8 +341,6 @@ class UShapedBackbone(nn.Module):
         return getattr(self, f"_stages_{self.backbone}")(x)
 
     def _stages_unet(self, x):
-        from monai.networks.layers.simplelayers import SkipConnection
-
         encoder: list[torch.Tensor] = []
         decoder: list[torch.Tensor] = []
 
@@ -260,15 +349,11 @@ class UShapedBackbone(nn.Module):
             d = down(h)
             encoder.append(d)
             sub = skip.submodule
-            if (
-                isinstance(sub, nn.Sequential)
-                and len(sub) == 3
-                and isinstance(sub[1], SkipConnection)
-            ):
+            if _is_unet_level(sub):
                 inner = level(sub, d, False)
-            else:  # the bottom layer
+            else:  # the bottom layer: the deepest decoder stage
                 inner = sub(d)
-                encoder.append(inner)
+                decoder.append(inner)
             out = up(torch.cat([d, inner], dim=skip.dim))
             if not top:
                 decoder.append(out)
@@ -283,13 +368,12 @@ class UShapedBackbone(nn.Module):
         for down in net.downsamples:
             skips.append(down(skips[-1]))
         h = net.bottleneck(skips[-1])
-        encoder = [*skips, h]
-        decoder = []
+        decoder = [h]
         for j, up in enumerate(net.upsamples):
             h = up(h, skips[-1 - j])
             decoder.append(h)
         main = net.output_block(decoder.pop())
-        return StageOutputs(main, encoder, decoder)
+        return StageOutputs(main, skips, decoder)
 
     def _stages_unetr(self, x):
         net = self.net
@@ -298,53 +382,77 @@ class UShapedBackbone(nn.Module):
         enc2 = net.encoder2(net.proj_feat(hidden[3]))
         enc3 = net.encoder3(net.proj_feat(hidden[6]))
         enc4 = net.encoder4(net.proj_feat(hidden[9]))
-        bottleneck = net.proj_feat(last)
-        dec3 = net.decoder5(bottleneck, enc4)
+        dec4 = net.proj_feat(last)
+        dec3 = net.decoder5(dec4, enc4)
         dec2 = net.decoder4(dec3, enc3)
         dec1 = net.decoder3(dec2, enc2)
         main = net.out(net.decoder2(dec1, enc1))
-        return StageOutputs(main, [enc1, enc2, enc3, enc4, bottleneck], [dec3, dec2, dec1])
+        return StageOutputs(main, [enc1, enc2, enc3, enc4], [dec4, dec3, dec2, dec1])
 
     def _stages_swinunetr(self, x):
         net = self.net
         hidden = net.swinViT(x, net.normalize)
-        enc0 = net.encoder1(x)
-        enc1 = net.encoder2(hidden[0])
-        enc2 = net.encoder3(hidden[1])
-        enc3 = net.encoder4(hidden[2])
+        enc1 = net.encoder1(x)
+        enc2 = net.encoder2(hidden[0])
+        enc3 = net.encoder3(hidden[1])
+        enc4 = net.encoder4(hidden[2])
         bottleneck = net.encoder10(hidden[4])
-        dec3 = net.decoder5(bottleneck, hidden[3])
-        dec2 = net.decoder4(dec3, enc3)
-        dec1 = net.decoder3(dec2, enc2)
-        dec0 = net.decoder2(dec1, enc1)
-        main = net.out(net.decoder1(dec0, enc0))
-        encoder = [enc0, enc1, enc2, enc3, hidden[3], bottleneck]
-        return StageOutputs(main, encoder, [dec3, dec2, dec1, dec0])
+        dec4 = net.decoder5(bottleneck, hidden[3])
+        dec3 = net.decoder4(dec4, enc4)
+        dec2 = net.decoder3(dec3, enc3)
+        dec1 = net.decoder2(dec2, enc2)
+        main = net.out(net.decoder1(dec1, enc1))
+        return StageOutputs(main, [enc1, enc2, enc3, enc4], [dec4, dec3, dec2, dec1])
+
+    def _stages_vnet(self, x):
+        net = self.net
+        enc1 = net.in_tr(x)
+        enc2 = net.down_tr32(enc1)
+        enc3 = net.down_tr64(enc2)
+        enc4 = net.down_tr128(enc3)
+        dec4 = net.down_tr256(enc4)
+        dec3 = net.up_tr256(dec4, enc4)
+        dec2 = net.up_tr128(dec3, enc3)
+        dec1 = net.up_tr64(dec2, enc2)
+        main = net.out_tr(net.up_tr32(dec1, enc1))
+        return StageOutputs(main, [enc1, enc2, enc3, enc4], [dec4, dec3, dec2, dec1])
 
     def bottleneck_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features at the bottleneck, ``(B, C_bottleneck, d, h, w)``."""
+        """Features at the bottleneck, ``(B, C_bottleneck, d, h, w)`` (``bottleneck_spec``)."""
+        net = self.net
         if self.backbone == "unetr":
-            last, _ = self.net.vit(x)
-            return self.net.proj_feat(last)
+            last, _ = net.vit(x)
+            return net.proj_feat(last)
         if self.backbone == "swinunetr":
-            return self.net.encoder10(self.net.swinViT(x, self.net.normalize)[4])
+            return net.encoder10(net.swinViT(x, net.normalize)[4])
+        if self.backbone == "vnet":
+            return net.down_tr256(net.down_tr128(net.down_tr64(net.down_tr32(net.in_tr(x)))))
         if self.backbone == "dynunet":
-            h = self.net.input_block(x)
-            for down in self.net.downsamples:
+            h = net.input_block(x)
+            for down in net.downsamples:
                 h = down(h)
-            return self.net.bottleneck(h)
+            return net.bottleneck(h)
         # unet: walk down the down paths to the bottom layer
-        from monai.networks.layers.simplelayers import SkipConnection
-
-        block, h = self.net.model, x
+        block, h = net.model, x
         while True:
             h = block[0](h)
             sub = block[1].submodule
-            if (
-                isinstance(sub, nn.Sequential)
-                and len(sub) == 3
-                and isinstance(sub[1], SkipConnection)
-            ):
+            if _is_unet_level(sub):
                 block = sub
                 continue
             return sub(h)
+
+
+def _as_bottleneck(spec: StageSpec) -> StageSpec:
+    return StageSpec("bottleneck", spec.channels, spec.steps, spec.tensor)
+
+
+def _is_unet_level(module: nn.Module) -> bool:
+    """Whether a MONAI UNet skip's submodule is another level (down, skip, up)."""
+    from monai.networks.layers.simplelayers import SkipConnection
+
+    return (
+        isinstance(module, nn.Sequential)
+        and len(module) == 3
+        and isinstance(module[1], SkipConnection)
+    )
