@@ -81,7 +81,7 @@ def worker(args: argparse.Namespace) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     if args.model == "tablet":
-        model = TABLeT(TABLeTConfig(**PRESETS[args.preset], positional=args.positional))
+        model = TABLeT(TABLeTConfig(**{**PRESETS[args.preset], "positional": args.positional}))
         x = torch.randn(args.batch, args.frames, 27, 3072)
     else:
         model = voxel_baseline(args.baseline_dim, args.baseline_depth, args.baseline_heads)
@@ -143,7 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=256, help="frames per clip (multiple of 4)")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--preset", default="paper", help="TABLeT preset: demo or paper")
+    parser.add_argument(
+        "--preset",
+        default="paper",
+        help="TABLeT preset: demo, paper (the released network) or recommended",
+    )
     parser.add_argument("--positional", default="rope")
     parser.add_argument("--baseline-dim", type=int, default=36, help="SwiFT's first-stage width")
     parser.add_argument("--baseline-depth", type=int, default=2)

@@ -123,6 +123,8 @@ def run(
             "pretrained": info.get("pretrained") is not None,
             "positional": model.config.positional,
             "n_windows": int(len(out["ids"])),
+            "weights": model.pretrained_info.get("export"),  # "best" or "last" (select)
+            "weights_step": model.pretrained_info.get("step"),
         }
         for subject, y, o, p in zip(ids, truth, output, probability, strict=True):
             rows.append(

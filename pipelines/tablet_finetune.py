@@ -6,8 +6,11 @@ split, L1 loss). Each epoch draws one random window of ``window_frames`` frames 
 training subject (shorter runs padded and masked); validation uses every non-overlapping
 window. AdamW (weight decay 0.01) with a cosine schedule after a linear warm-up by
 default. The split is the one the pretraining and evaluation stages share. Writes the
-best model as a pretrained folder (its config.json records the task, the class coding
-or the target scaling) and the learning history.
+selected model as a pretrained folder (its config.json records the task, the class
+coding or the target scaling) and the learning history. ``training.select`` picks the
+weights: ``best`` (default), those of the lowest validation loss; ``last``, those of the
+last step, as the TABLeT paper tests (its released ``train.py`` tests once, after the
+last epoch).
 """
 
 from __future__ import annotations
@@ -24,6 +27,25 @@ from pipelines._stage import execute, stage_parser
 logger = get_logger("stage.tablet_finetune")
 STAGE = "tablet_finetune"
 KINDS = ("classification", "regression")
+#: TABLeT config fields that define the network (taken from a pretrained encoder).
+ENCODER_FIELDS = (
+    "n_tokens",
+    "token_dim",
+    "d_model",
+    "depth",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "mlp_dim",
+    "bias",
+    "positional",
+    "rope_theta",
+    "tr_embedding",
+    "embed_norm",
+    "final_norm",
+    "default_tr",
+)
+SELECT = ("best", "last")
 
 
 def encode_targets(values, kind: str, *, positive: str | None, train_rows):
@@ -101,7 +123,7 @@ def run(
     index : path-like
         The cohort's token-store index.tsv.
     model_output, history_output : path-like
-        Pretrained folder of the best model (by validation loss); history table.
+        Pretrained folder of the selected model; history table.
     pretrained : path-like | None
         Encoder folder from ``tablet_pretrain`` (its matching weights initialise the
         model); None trains from scratch.
@@ -112,7 +134,10 @@ def run(
     variant : str
         Name of the variant (``pretrained-rope``, ``scratch-none``...), recorded.
     model, training, data, split : dict | None
-        As in :func:`pipelines.tablet_pretrain.run`; ``data`` holds ``window_frames``.
+        As in :func:`pipelines.tablet_pretrain.run`; ``data`` holds ``window_frames``;
+        ``training`` may hold ``select``: ``"best"`` (default: the weights of the best
+        validation score, ``monitor``) or ``"last"`` (the weights after ``max_steps``,
+        the paper's protocol).
     run_dir : path-like | None
         Run folder; ``<model_output>/../run`` by default.
     """
@@ -158,14 +183,19 @@ def run(
     if kind == "classification":
         fixed["pos_weight"] = float(coding["pos_weight"])
     if pretrained:
+        # The network is the encoder's: every structural field comes from its config
+        # (a field an older encoder lacks keeps the default it was trained with).
         encoder = read_pretrained_config(pretrained)["config"]
-        for key in ("n_tokens", "token_dim", "positional"):
-            fixed[key] = encoder[key]
+        for key in ENCODER_FIELDS:
+            if key in encoder:
+                fixed[key] = encoder[key]
     else:
         shape = read_token_store(table["tokens"].iloc[0]).tokens.shape
         fixed.update(n_tokens=int(shape[1]), token_dim=int(shape[2]))
     config = tablet_config(model, **fixed)
     values = dict(training or {})
+    select = values.pop("select", "best")
+    check_option("training.select", select, SELECT)
     values["init_from"] = str(pretrained) if pretrained else None
     train_config = TrainConfig.from_dict(values, source="tablet fine-tuning")
     seed_everything(train_config.seed)
@@ -206,6 +236,7 @@ def run(
                 **coding,
             },
             "variant": variant,
+            "select": select,
             "pretrained": str(pretrained) if pretrained else None,
             "data": {"window_frames": window},
             "split": {"params": split, **chosen.to_dict()},
@@ -239,13 +270,16 @@ def run(
         "split": split,
     }
     inputs = [index, *([pretrained] if pretrained else [])]
+    chosen_folder = result.last if select == "last" else result.best
     write_artifact(
         model_output,
-        lambda tmp: shutil.copytree(result.best, tmp, dirs_exist_ok=True),
+        lambda tmp: shutil.copytree(chosen_folder, tmp, dirs_exist_ok=True),
         stage=STAGE,
         params=params,
         inputs=inputs,
         extra={
+            "select": select,
+            "selected_step": result.steps if select == "last" else result.best_step,
             "best_step": result.best_step,
             "steps": result.steps,
             "best_score": result.best_score,
@@ -257,9 +291,12 @@ def run(
     history.insert(0, "task", task.get("name", column))
     save_table(history_output, history, stage=STAGE, params=params, inputs=inputs)
     logger.info(
-        "Best val/loss %.4f at step %d; wrote %s",
+        "Best %s %.4f at step %d; wrote the %s weights (step %d) to %s",
+        train_config.monitor,
         result.best_score or float("nan"),
         result.best_step,
+        select,
+        result.steps if select == "last" else result.best_step,
         model_output,
     )
     return Path(model_output)

@@ -11,6 +11,7 @@ from neuroai.evaluation import average_by_subject, subject_metrics
 from neuroai.models import create_model, load_pretrained
 from neuroai.models.objectives.base import create_objective
 from neuroai.models.objectives.masked_tokens import normalise_tokens, random_token_mask
+from neuroai.models.tablet import RELEASED
 from neuroai.testing import write_token_store
 from neuroai.testing.training import CrashAtStep
 from neuroai.training import (
@@ -50,19 +51,33 @@ def stores(tmp_path):
     ]
 
 
-def test_paper_preset_has_about_129_5_million_parameters_on_the_meta_device():
-    with torch.device("meta"):
-        model = create_model("tablet", preset="paper")
-    assert model.config.n_outputs == 1 and model.config.positional == "rope"
-    assert abs(model.parameter_count() - 129.5e6) / 129.5e6 < 0.01
-    attn = model.blocks[0].attn
-    assert (attn.q.out_features, attn.k.out_features, attn.q.bias is not None) == (896, 128, True)
+def test_large_presets_have_about_129_5_million_parameters_on_the_meta_device():
+    # Structure against the released network: tests/test_tablet_released.py.
+    for preset, positional in (("paper", "none"), ("recommended", "rope")):
+        with torch.device("meta"):
+            model = create_model("tablet", preset=preset)
+        assert model.config.n_outputs == 1 and model.config.positional == positional
+        assert abs(model.parameter_count() - 129.5e6) / 129.5e6 < 0.01
+        attn = model.blocks[0].attn
+        assert (attn.q.out_features, attn.k.out_features, attn.q.bias is not None) == (
+            896,
+            128,
+            True,
+        )
 
 
-@pytest.mark.parametrize("positional", ["none", "rope", "spacetime"])
-def test_demo_forward_backward_and_padding_is_ignored(positional):
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"positional": "none"},
+        {"positional": "rope"},
+        {"positional": "spacetime"},
+        RELEASED,  # the paper preset's: LayerNorm before the blocks, none after, no TR
+    ],
+)
+def test_demo_forward_backward_and_padding_is_ignored(layout):
     torch.manual_seed(0)
-    model = create_model("tablet", positional=positional, **TINY).eval()
+    model = create_model("tablet", **layout, **TINY).eval()
     x = _tokens(2, 3)
     out = model(x, tr=torch.tensor([0.72, 2.0]))
     assert out.shape == (2, 1) and model.embed(x).shape == (2, 32)

@@ -4,23 +4,39 @@ Each fMRI frame is compressed by a natural-image 2D autoencoder into 27 tokens o
 values (one per 32^3 cube of the 96^3 MNI frame, see :mod:`neuroai.tokenizers.layout`),
 so hundreds of frames fit one sequence. The encoder is
 
-    LayerNorm(3072) -> Linear(3072, D) -> [CLS] + tokens (+ TR, + positions)
-    -> N pre-LayerNorm blocks (grouped-query attention, ReLU MLP) -> LayerNorm -> head on CLS
+    LayerNorm(3072) -> Linear(3072, D) -> [CLS] + tokens (+ positions, + TR)
+    -> [LayerNorm(D)] -> N pre-LayerNorm blocks (grouped-query attention, ReLU MLP)
+    -> [LayerNorm(D)] -> head on CLS
 
 with grouped-query attention through :func:`torch.nn.functional.scaled_dot_product_attention`
 (``n_heads`` query heads share ``n_kv_heads`` key/value heads) and a key-padding mask so
-padded frames are never attended to. The ``paper`` preset (D = 896, 12 blocks, 14 query
-and 2 key/value heads of 64, MLP 4864, biases on every projection) has about 129.5 M
-parameters.
+padded frames are never attended to. The two bracketed LayerNorms are flags:
+``embed_norm`` (before the blocks, after any added embedding, as CLIP's ``ln_pre``) and
+``final_norm`` (after the blocks).
+
+Presets (D = 896, 12 blocks, 14 query and 2 key/value heads of 64, MLP 4864, biases on
+every projection in both large ones):
+
+- ``paper``: the released network (beotborry/TABLeT, ``src/models/TABLeT.py`` with
+  ``configs/hcp_configs/*T256.yaml``): ``embed_norm`` on (its ``input_norm``), no final
+  LayerNorm (``out_norm: False``), no positions (an argument slip passes ``qk_norm=False``
+  into ``use_rope``), no TR embedding (``use_TR: False``; its model ignores the TR
+  anyway). 129,515,393 parameters. :mod:`neuroai.models.tablet_released` loads its
+  checkpoints.
+- ``recommended``: the same sizes with our choices, the config defaults: RoPE (the
+  released code's evident intent; without positions a window is a set of tokens and the
+  masked-token objective cannot tell its identical mask tokens apart), the TR embedding
+  (cohorts with different TRs pretrain together) and the usual pre-LN layout of a final
+  LayerNorm before the head and decoder (GPT-2, ViT) instead of one before the blocks.
+  129,517,185 parameters.
+- ``demo``: tiny (CPU seconds), with the ``recommended`` flags.
 
 Positional information is a flag, ``positional``:
 
-- ``"none"``: no positions, what the released code effectively does (an argument slip
-  disables its RoPE): the model sees a set of tokens;
+- ``"none"``: no positions, what the released code does: the model sees a set of tokens;
 - ``"rope"`` (default): 1-D rotary embeddings over the flattened sequence (CLS first,
   then frame-major, cube-minor), theta 10000, the apparent intent of the released code.
-  It is the default because it is what the authors meant to train, adds no parameters
-  (the ``paper`` count is unchanged) and extends to any number of frames;
+  It adds no parameters and extends to any number of frames;
 - ``"spacetime"``: ours: a sinusoidal embedding of the frame index plus a learned
   embedding of the cube (one of the 3x3x3), added to the tokens, so the two axes are
   kept apart.
@@ -84,6 +100,11 @@ class TABLeTConfig(ModelConfig):
         RoPE base.
     tr_embedding : bool
         Add an embedding of log TR to every position.
+    embed_norm : bool
+        LayerNorm(D) over [CLS] + tokens before the first block (the released
+        network's ``input_norm``).
+    final_norm : bool
+        LayerNorm(D) after the last block (the released network has none).
     default_tr : float
         TR in seconds assumed when a batch gives none.
     n_outputs : int
@@ -112,6 +133,8 @@ class TABLeTConfig(ModelConfig):
     positional: str = "rope"
     rope_theta: float = 10000.0
     tr_embedding: bool = True
+    embed_norm: bool = False
+    final_norm: bool = True
     default_tr: float = 2.0
     n_outputs: int = 1
     task: str = "classification"
@@ -237,7 +260,23 @@ class Block(nn.Module):
 # -- the model ----------------------------------------------------------------------------
 
 
-#: ``demo``: tiny (CPU seconds); ``paper``: the published sizes (the config defaults).
+#: The published sizes (both large presets).
+PAPER_SIZES = {
+    "d_model": 896,
+    "depth": 12,
+    "n_heads": 14,
+    "n_kv_heads": 2,
+    "head_dim": 64,
+    "mlp_dim": 4864,
+    "bias": True,
+}
+#: The released network's layout (see the module docstring).
+RELEASED = {"positional": "none", "tr_embedding": False, "embed_norm": True, "final_norm": False}
+#: Our layout (the config defaults).
+RECOMMENDED = {"positional": "rope", "tr_embedding": True, "embed_norm": False, "final_norm": True}
+
+#: ``demo``: tiny (CPU seconds); ``paper``: the released network; ``recommended``: the
+#: published sizes with our layout (the config defaults).
 PRESETS = {
     "demo": {
         "d_model": 32,
@@ -247,7 +286,8 @@ PRESETS = {
         "head_dim": 8,
         "mlp_dim": 64,
     },
-    "paper": {},
+    "paper": {**PAPER_SIZES, **RELEASED},
+    "recommended": {**PAPER_SIZES, **RECOMMENDED},
 }
 
 
@@ -281,8 +321,9 @@ class TABLeT(NeuroModel):
             if c.positional == "spacetime"
             else None
         )
+        self.embed_norm = nn.LayerNorm(c.d_model) if c.embed_norm else None
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
-        self.norm = nn.LayerNorm(c.d_model)
+        self.norm = nn.LayerNorm(c.d_model) if c.final_norm else None
         self.head = nn.Linear(c.d_model, c.n_outputs)
         self._init_weights()
 
@@ -343,7 +384,7 @@ class TABLeT(NeuroModel):
         Returns
         -------
         Tensor, shape (B, 1 + T * K, D)
-            Final-normalised states, CLS first.
+            The last block's states (final-normalised when ``final_norm``), CLS first.
         """
         c = self.config
         b, n, _ = h.shape
@@ -357,6 +398,8 @@ class TABLeT(NeuroModel):
                 tr = torch.full((b,), c.default_tr, device=h.device)
             log_tr = torch.log(tr.to(h.device).float().reshape(b, 1))
             x = x + self.tr_embed(log_tr)[:, None, :].to(x.dtype)
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
         attend = None
         if frame_mask is not None:
             if tuple(frame_mask.shape) != (b, n_frames):
@@ -370,7 +413,7 @@ class TABLeT(NeuroModel):
             rope = rope_tables(n + 1, c.head_dim, c.rope_theta, device=h.device)
         for block in self.blocks:
             x = block(x, attend, rope)
-        return self.norm(x)
+        return x if self.norm is None else self.norm(x)
 
     # -- the NeuroModel contract ----------------------------------------------------------
     def features(self, x, frame_mask=None, tr=None) -> torch.Tensor:

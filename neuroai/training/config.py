@@ -81,8 +81,9 @@ class TrainConfig(JsonConfig):
         ``"auto"`` or ``"ddp"``.
     without_gpu : {"cpu", "refuse"}
         When no GPU is visible and ``accelerator`` is not ``"cpu"``: train on the CPU
-        (with a warning; the demo presets) or refuse (the default of the paper presets'
-        pretraining and training stages, which would take days on a CPU).
+        (with a warning; the default of the demo presets) or refuse (the default of the
+        presets sized for real data in the pretraining and training stages, see
+        :func:`gpu_policy`: days on a CPU).
     num_workers : int | "auto"
         Data-loading worker processes of each training process. ``"auto"``: none off
         CUDA (a CPU run stays one process), on CUDA this process's share of the node's
@@ -173,8 +174,10 @@ class TrainConfig(JsonConfig):
 
 
 def gpu_policy(training: dict | None, preset: str) -> dict:
-    """``training`` with ``without_gpu`` defaulting to ``"refuse"`` for the paper preset
-    (days on a CPU) and ``"cpu"`` otherwise; a value the config gives is kept."""
+    """``training`` with ``without_gpu`` defaulting to ``"cpu"`` for the ``demo`` preset and
+    to ``"refuse"`` for every preset sized for real data (``paper``, ``recommended``,
+    EEGFormer's ``small``/``base``/``large``: days on a CPU); a value the config gives is
+    kept."""
     values = dict(training or {})
-    values.setdefault("without_gpu", "refuse" if preset == "paper" else "cpu")
+    values.setdefault("without_gpu", "cpu" if preset == "demo" else "refuse")
     return values
