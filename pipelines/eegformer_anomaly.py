@@ -6,7 +6,7 @@ the held-out test recordings, normal and abnormal. Each window gets three scores
 reconstruction error, quantisation error and code rarity under the normal reference
 (neuroai.evaluation.anomaly); a recording's score is its windows' mean. Writes the
 window scores and anomaly.json: AUROC and AUPRC of abnormal against normal for every
-score, at window and recording level, with bootstrap intervals over recordings.
+score, at window and recording level, with bootstrap intervals over patients.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def run(
     pretrained : path-like
         EEGFormer pretrained on normal recordings only.
     scores_output : path-like
-        Window scores (``recording``, ``label``, ``abnormal``, ``start_s``, one
-        column per score).
+        Window scores (``recording``, ``subject``, ``label``, ``abnormal``,
+        ``start_s``, one column per score).
     metrics_output : path-like
         ``anomaly.json``.
     normal, abnormal : list of str | None
@@ -109,7 +109,7 @@ def run(
     reference = run_codebook(model, base, reference_rows, batch_size=batch_size, device=device)
     tested = run_codebook(model, base, test_rows, batch_size=batch_size, device=device)
     scores = anomaly_scores(tested, normal_reference(reference))
-    frame = table.loc[test_rows, ["store", "recording", "label", "events", "start_s"]]
+    frame = table.loc[test_rows, ["store", "recording", "subject", "label", "events", "start_s"]]
     frame = frame.reset_index(names="row")
     frame["abnormal"] = is_abnormal[test_rows].astype(int)
     for name in SCORES:
@@ -119,6 +119,7 @@ def run(
         scores,
         frame["abnormal"].to_numpy(),
         recordings,
+        subjects=frame["subject"].astype(str).to_numpy(),
         n_resamples=n_bootstrap,
         confidence=confidence,
         seed=seed,
@@ -165,7 +166,7 @@ def run(
             "confidence": confidence,
             "seed": seed,
             "method": "percentile",
-            "unit": "recording",
+            "unit": "subject",
         },
         "metrics": metrics,
         "recording_scores": per_recording,

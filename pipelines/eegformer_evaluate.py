@@ -4,7 +4,7 @@ Reads the test-window predictions of every mode (probe, finetune, scratch) writt
 eegformer_finetune, aggregates them per recording (mean or max of the window
 probabilities, as the task defines), and writes metrics.json: AUROC, AUPRC and
 balanced accuracy at window and recording level with percentile-bootstrap intervals
-(recordings resampled; windows travel with their recording), per class for
+(patients resampled; their recordings and windows travel with them), per class for
 multi-label tasks, and paired differences between the modes on the same recordings
 (pretrained against from scratch with the same budget and seed). Also writes the
 recording-level predictions.
@@ -92,6 +92,7 @@ def run(
         METRICS,
         aggregate_recordings,
         paired_difference,
+        recording_subjects,
         weighted_metric,
         window_task_metrics,
     )
@@ -111,9 +112,10 @@ def run(
         frame = table[table["mode"] == mode].sort_values("row")
         y, s = _columns(frame, multilabel, classes)
         recordings = frame["recording"].astype(str).to_numpy()
-        scored[mode] = (y, s, recordings)
+        subjects = frame["subject"].astype(str).to_numpy()
+        scored[mode] = (y, s, recordings, subjects)
         metrics = window_task_metrics(
-            y, s, recordings, multilabel=multilabel, aggregate=how, **common
+            y, s, recordings, subjects=subjects, multilabel=multilabel, aggregate=how, **common
         )
         entry = {"metrics": metrics}
         if multilabel:
@@ -122,6 +124,7 @@ def run(
                     y[:, k],
                     s[:, k],
                     recordings,
+                    subjects=subjects,
                     aggregate=how,
                     metrics=("auroc", "auprc"),
                     **common,
@@ -157,7 +160,7 @@ def run(
     for a, b in PAIRS:
         if a not in scored or b not in scored:
             continue
-        (y, sa, rec_a), (_, sb, rec_b) = scored[a], scored[b]
+        (y, sa, rec_a, subjects), (_, sb, rec_b, _) = scored[a], scored[b]
         if not np.array_equal(rec_a, rec_b):
             continue  # not the same windows: no paired comparison
         ids, y_rec, sa_rec = aggregate_recordings(rec_a, y, sa, how=how)
@@ -165,8 +168,8 @@ def run(
         for name in METRICS:
             metric = weighted_metric(name, multilabel=multilabel)
             for level, args in (
-                ("window", (y, sa, sb, rec_a)),
-                ("recording", (y_rec, sa_rec, sb_rec, ids)),
+                ("window", (y, sa, sb, subjects)),
+                ("recording", (y_rec, sa_rec, sb_rec, recording_subjects(rec_a, subjects, ids))),
             ):
                 diff = paired_difference(*args, metric, **common)
                 comparisons.append({"a": a, "b": b, "metric": name, "level": level, **diff})
@@ -181,10 +184,12 @@ def run(
             "confidence": confidence,
             "seed": seed,
             "method": "percentile",
-            "unit": "recording",
+            "unit": "subject",
         },
         "n_windows": int(len(table) // max(len(modes), 1)),
         "n_recordings": int(table["recording"].nunique()),
+        "n_subjects": int(table["subject"].nunique()),
+        "test_subjects_pretrained_on": extra.get("test_subjects_pretrained_on"),
         "pretrained": pretrained,
         "models": entries,
         "comparisons": comparisons,

@@ -10,9 +10,12 @@ trains a head on the encoder with the same seed, data and step budget:
 
 Training uses the training recordings, model selection (lowest validation loss) the
 validation recordings, and each mode's best model predicts every window of the
-held-out test recordings (the stores' own eval split when they have one). Writes the
-models (one pretrained folder per mode), the window predictions and the learning
-histories; neuroai.evaluation turns the predictions into metrics (eegformer_evaluate).
+held-out test subjects' recordings (the stores' own eval split when they have one;
+splits by subject, see neuroai.training.eeg_data.recording_split). A pretrained model
+that saw a test subject is refused unless it was pretrained transductively on purpose.
+Writes the models (one pretrained folder per mode), the window predictions, the
+learning histories and ``splits.tsv`` (train, val, test of every recording used);
+neuroai.evaluation turns the predictions into metrics (eegformer_evaluate).
 """
 
 from __future__ import annotations
@@ -42,6 +45,35 @@ def _probabilities(outputs, multilabel: bool) -> np.ndarray:
     return torch.softmax(outputs, dim=1)[:, 1].numpy()
 
 
+def _seen_in_pretraining(table, document, test, pretrained, split_params, task) -> list[str]:
+    """Test subjects of the task that the pretrained model was pretrained on (see run)."""
+    from neuroai.training.eeg_data import seen_test_subjects
+
+    pretraining = document.get("split")
+    if pretraining is None:
+        logger.warning(
+            "%s records no pretraining split: whether it saw task %s's test subjects is unknown",
+            pretrained,
+            task,
+        )
+        return []
+    seen = seen_test_subjects(table, pretraining, test)
+    if seen and not document.get("transductive"):
+        raise ConfigError(
+            f"Task {task}: {len(seen)} test subjects ({', '.join(seen[:5])}) were pretrained on "
+            f"by {pretrained}. Fine-tune with the same split settings as the pretraining "
+            f"(pretraining: {pretraining.get('params')}, this task: {split_params}), or "
+            "pretrain with transductive=True to allow it on purpose."
+        )
+    if seen:
+        logger.warning(
+            "Task %s: %d test subjects were pretrained on (transductive pretraining)",
+            task,
+            len(seen),
+        )
+    return seen
+
+
 def run(
     stores: list[str | Path],
     pretrained: str | Path,
@@ -58,6 +90,7 @@ def run(
     head: dict[str, Any] | None = None,
     batch_size: int = 32,
     device: str = "auto",
+    splits_output: str | Path | None = None,
     run_dir: str | Path | None = None,
 ) -> Path | None:
     """Train every mode on ``task`` and write models, test predictions and histories.
@@ -85,7 +118,8 @@ def run(
     training : dict | None
         :class:`~neuroai.training.TrainConfig` fields (one budget for every mode).
     split : dict | None
-        ``n_val``, ``test_fraction``, ``seed`` (see ``recording_split``).
+        ``n_val``, ``test_fraction``, ``seed`` (see ``recording_split``); those of the
+        pretraining, so that its test subjects are this task's.
     encoder_lr_scale : float
         Learning rate of the encoder relative to the head when it trains.
     head : dict | None
@@ -94,8 +128,16 @@ def run(
         Windows per forward pass when predicting.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"`` for the predictions.
+    splits_output : path-like | None
+        ``splits.tsv`` to write; ``<models_output>/../splits.tsv`` by default.
     run_dir : path-like | None
         Parent of the modes' run folders; ``<models_output>/../run`` by default.
+
+    Raises
+    ------
+    ConfigError
+        When the pretrained model was pretrained on a test subject of the task (and
+        not transductively on purpose).
 
     Returns
     -------
@@ -117,6 +159,7 @@ def run(
         iterate_windows,
         recording_split,
         rows_of,
+        split_frame,
         store_layout,
         window_table,
     )
@@ -151,6 +194,7 @@ def run(
             targets.dropped_classes,
         )
     chosen = recording_split(table, **split_params)
+    seen = _seen_in_pretraining(table, document, chosen.test, pretrained, split_params, task)
     position = {int(r): i for i, r in enumerate(targets.rows)}
     train_rows = rows_of(table, chosen.train, targets.rows)
     val_rows = rows_of(table, chosen.val, targets.rows)
@@ -178,6 +222,7 @@ def run(
         "stores": [str(s) for s in stores],
         "pretrained": str(pretrained),
         "split": {"params": split_params, **chosen.to_dict()},
+        "test_subjects_pretrained_on": len(seen),
     }
     results, frames, histories = {}, [], []
     for mode in modes:
@@ -268,6 +313,7 @@ def run(
         "task": definition_.to_dict(),
         "classes": targets.classes,
         "positives": targets.positives(),
+        "test_subjects_pretrained_on": len(seen),
         "modes": {
             m: {"best_step": r.best_step, "best_score": r.best_score, "steps": r.steps}
             for m, r in results.items()
@@ -297,6 +343,17 @@ def run(
         inputs=[*inputs, Path(models_output)],
         extra=extra,
     )
+    parts = {
+        name: table.loc[rows, "recording"].unique().tolist()
+        for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows))
+    }
+    save_table(
+        splits_output or Path(models_output).parent / "splits.tsv",
+        split_frame(table, parts),
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
+    )
     logger.info("Task %s: wrote %s", task, predictions_output)
     return Path(predictions_output)
 
@@ -309,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models-output", required=True, help="folder of the modes' models")
     parser.add_argument("--predictions-output", required=True, help="test predictions .tsv")
     parser.add_argument("--history-output", required=True, help="learning histories .tsv")
+    parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
     parser.add_argument("--run-dir", default=None, help="parent of the modes' run folders")
     args = parser.parse_args(argv)
     execute(
@@ -320,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         args.predictions_output,
         args.history_output,
         task=args.task,
+        splits_output=args.splits_output,
         run_dir=args.run_dir,
     )
 

@@ -3,11 +3,15 @@
 Compound pretraining: the windows of every store given (TUAB + TUAR + a BIDS cohort
 ...) are served as one dataset; the stores must share the sampling rate, window,
 patch layout and channels, which also fix the model's input size. Only the training
-recordings are used (the stores' held-out recordings never are; a few training
-recordings are kept for validation, see neuroai.training.eeg_data.recording_split),
-optionally only those with given recording labels (normal recordings for anomaly
-detection). Resumes an interrupted run from its run folder; writes the best weights
-(lowest validation loss) as a pretrained folder and the learning history.
+recordings are used, optionally only those with given recording labels (normal
+recordings for anomaly detection); a few training subjects are kept for validation.
+The test subjects are chosen store by store (neuroai.training.eeg_data.recording_split),
+the same way every fine-tuning task on these stores chooses them with the same split
+settings: no downstream test patient is pretrained on. ``transductive=True`` (named,
+opt-in) pretrains on the test recordings too, without their labels. Resumes an
+interrupted run from its run folder; writes the best weights (lowest validation loss)
+as a pretrained folder, the learning history and ``splits.tsv`` (the split of every
+recording: pretrain, val, test).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def run(
     training: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
     labels: list[str] | None = None,
+    transductive: bool = False,
+    splits_output: str | Path | None = None,
     run_dir: str | Path | None = None,
 ) -> Path | None:
     """Pretrain EEGFormer on ``stores`` and write the best weights and the history.
@@ -56,10 +62,15 @@ def run(
     training : dict | None
         :class:`~neuroai.training.TrainConfig` fields.
     split : dict | None
-        ``n_val`` (validation recordings), ``test_fraction`` (when no store has a
-        held-out split), ``seed``.
+        ``n_val`` (validation recordings), ``test_fraction`` (of a store's subjects
+        when it has no held-out split), ``seed``: give the fine-tuning tasks the same.
     labels : list of str | None
         Pretrain only on recordings with these labels (``["normal"]``).
+    transductive : bool
+        Pretrain on the test recordings too (without labels). Downstream test
+        patients are then seen in pretraining, on purpose; recorded in the model.
+    splits_output : path-like | None
+        ``splits.tsv`` to write; ``<model_output>/../splits.tsv`` by default.
     run_dir : path-like | None
         Run folder (checkpoints, logs); ``<model_output>/../run`` by default.
 
@@ -79,6 +90,7 @@ def run(
         EEGWindowDataModule,
         recording_split,
         rows_of,
+        split_frame,
         store_layout,
         window_table,
     )
@@ -89,6 +101,13 @@ def run(
     layout = store_layout(stores)
     table = window_table(stores)
     chosen = recording_split(table, **split_params)
+    held_out = [] if transductive else chosen.test
+    if transductive:
+        logger.warning(
+            "Transductive pretraining: the %d test recordings are pretrained on too (without "
+            "labels); downstream test patients are not unseen.",
+            len(chosen.test),
+        )
     candidates = None
     if labels:
         candidates = table.index[table["label"].isin(labels)].to_numpy()
@@ -97,8 +116,13 @@ def run(
                 f"No window of {[str(s) for s in stores]} has a recording label in {labels}; "
                 f"labels found: {sorted(set(table['label']))}."
             )
-    train_rows = rows_of(table, chosen.train, candidates)
+    train_rows = rows_of(table, chosen.train + (chosen.test if transductive else []), candidates)
     val_rows = rows_of(table, chosen.val, candidates)
+    used = {
+        "train": table.loc[train_rows, "recording"].unique().tolist(),
+        "val": table.loc[val_rows, "recording"].unique().tolist(),
+        "test": held_out,
+    }
     shape = {k: layout[k] for k in ("n_chans", "n_times", "sfreq", "patch_len", "patch_stride")}
     config = model_config(
         "eegformer", model.get("preset", "demo"), **{**dict(model.get("options", {})), **shape}
@@ -124,7 +148,8 @@ def run(
         "stores": [str(s) for s in stores],
         "labels": list(labels or []),
         "channels": layout["channels"],
-        "split": {"params": split_params, **chosen.to_dict()},
+        "split": {"params": split_params, **used},
+        "transductive": bool(transductive),
         "n_windows": {"train": int(train_rows.size), "val": int(val_rows.size)},
     }
     logger.info(
@@ -148,6 +173,7 @@ def run(
         "training": training or {},
         "split": split_params,
         "labels": list(labels or []),
+        "transductive": bool(transductive),
     }
     extra = {
         "best_score": result.best_score,
@@ -171,6 +197,14 @@ def run(
     history = pd.DataFrame(result.history)
     history.insert(0, "corpus", "+".join(s.parent.name for s in stores))
     save_table(history_output, history, stage=STAGE, params=params, inputs=store_files)
+    splits = split_frame(table, {"pretrain": used["train"], "val": used["val"], "test": held_out})
+    save_table(
+        splits_output or Path(model_output).parent / "splits.tsv",
+        splits,
+        stage=STAGE,
+        params=params,
+        inputs=store_files,
+    )
     logger.info(
         "Best validation loss %.4f at step %d; wrote %s",
         result.best_score if result.best_score is not None else float("nan"),
@@ -185,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")
+    parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
     parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
     args = parser.parse_args(argv)
     execute(
@@ -193,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         args.stores,
         args.model_output,
         args.history_output,
+        splits_output=args.splits_output,
         run_dir=args.run_dir,
     )
 

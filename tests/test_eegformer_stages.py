@@ -148,7 +148,8 @@ def test_pretrained_weights_start_fine_tuning_and_scratch_starts_at_random(outpu
 def test_metrics_have_window_and_recording_levels_with_intervals(outputs):
     _, _, out = outputs
     document = load_json(out / "abnormal" / "metrics.json", stage="eegformer_evaluate")
-    assert document["bootstrap"]["unit"] == "recording" and document["n_recordings"] == 2
+    assert document["bootstrap"]["unit"] == "subject" and document["n_recordings"] == 2
+    assert document["n_subjects"] == 2 and document["test_subjects_pretrained_on"] == 0
     for entry in document["models"].values():
         for level in ("window", "recording"):
             assert set(entry["metrics"][level]) == {"auroc", "auprc", "balanced_accuracy"}

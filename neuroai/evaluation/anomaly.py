@@ -19,7 +19,7 @@ data. Three scores per window (higher = more anomalous):
 
 Recording scores average the windows' scores. :func:`anomaly_metrics` reports how
 well each score separates abnormal from normal recordings (AUROC, AUPRC with
-intervals from resampling recordings, see :mod:`neuroai.evaluation.windows`). The reference statistics come from
+intervals from resampling subjects, see :mod:`neuroai.evaluation.windows`). The reference statistics come from
 the normal training windows the model was pretrained on.
 """
 
@@ -32,7 +32,12 @@ import numpy as np
 
 from neuroai.errors import DataError
 from neuroai.evaluation.codebook import CodebookRun, code_counts, log_frequencies
-from neuroai.evaluation.windows import aggregate_recordings, cluster_bootstrap, weighted_metric
+from neuroai.evaluation.windows import (
+    aggregate_recordings,
+    cluster_bootstrap,
+    recording_subjects,
+    weighted_metric,
+)
 
 SCORES = ("reconstruction", "reconstruction_z", "quantization", "code_rarity")
 
@@ -89,12 +94,16 @@ def anomaly_metrics(
     abnormal: Sequence[int],
     recordings: Sequence[str],
     *,
+    subjects: Sequence[str] | None = None,
     metrics: Sequence[str] = ("auroc", "auprc"),
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """How well each score separates abnormal (1) from normal (0) windows and recordings.
+
+    ``subjects`` (of each window) are the bootstrap's resampling unit; without them,
+    recordings are.
 
     Returns
     -------
@@ -106,15 +115,17 @@ def anomaly_metrics(
         raise DataError("anomaly_metrics needs both normal and abnormal windows.")
     out: dict[str, dict] = {}
     common = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    window_groups = list(recordings) if subjects is None else list(subjects)
     for name, values in scores.items():
         ids, y_rec, s_rec = aggregate_recordings(recordings, y, values, how="mean")
+        recording_groups = recording_subjects(recordings, subjects, ids)
         out[name] = {"window": {}, "recording": {}}
         for metric_name in metrics:
             metric = weighted_metric(metric_name)
             out[name]["window"][metric_name] = cluster_bootstrap(
-                y, values, recordings, metric, **common
+                y, values, window_groups, metric, **common
             )
             out[name]["recording"][metric_name] = cluster_bootstrap(
-                y_rec, s_rec, ids, metric, **common
+                y_rec, s_rec, recording_groups, metric, **common
             )
     return out

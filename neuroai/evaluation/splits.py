@@ -99,7 +99,8 @@ def fixed_split(
         Random seed.
     test_ids : sequence of str | None
         A predefined test set (a dataset's own held-out cases); the other items form
-        train and validation.
+        train and validation. With ``groups``, every item of a group that has a test
+        item is tested too (a subject with one held-out recording is a test subject).
     groups : sequence of str | None
         Group of each item (kept together).
     """
@@ -110,6 +111,9 @@ def fixed_split(
         if unknown:
             raise DataError(f"fixed_split: test identifiers {unknown[:5]} are not among the items.")
         test = set(test_ids)
+        if group_of:
+            tested = {group_of[i] for i in test}
+            test = {i for i in ids if group_of[i] in tested}
     else:
         if not 0 <= test_fraction < 1:
             raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction}.")

@@ -1,10 +1,11 @@
-"""Metrics of window-level predictions: recordings as the resampling unit, aggregation.
+"""Metrics of window-level predictions: patients as the resampling unit, aggregation.
 
-Windows of one recording are not independent, so intervals of window-level metrics
-come from a *cluster* bootstrap: recordings are resampled with replacement and all
-their windows come along. Recording-level predictions aggregate each recording's
-window probabilities (mean, or max for "any window positive" tasks) and are resampled
-as ordinary cases (one "cluster" per recording).
+Windows of one recording, and recordings of one patient, are not independent, so
+intervals come from a *cluster* bootstrap: subjects (patients) are resampled with
+replacement and all their recordings and windows come along. Recording-level
+predictions aggregate each recording's window probabilities (mean, or max for "any
+window positive" tasks) and are resampled the same way, a subject's recordings
+together. Without subjects, each recording is its own cluster.
 
 A resample is a weight per window (how many times its recording was drawn), so the
 metrics are written for weights and every resample of a block is scored at once:
@@ -213,11 +214,31 @@ def aggregate_recordings(
     return ids, np.asarray(targets), np.asarray(scores)
 
 
+def recording_subjects(
+    recordings: Sequence[str], subjects: Sequence[str] | None, ids: Sequence[str]
+) -> list[str]:
+    """Subject of each recording in ``ids`` (the recording itself without ``subjects``).
+
+    Raises
+    ------
+    DataError
+        When one recording is given two subjects.
+    """
+    if subjects is None:
+        return [str(i) for i in ids]
+    subject_of: dict[str, str] = {}
+    for rec, sub in zip(map(str, recordings), map(str, subjects), strict=True):
+        if subject_of.setdefault(rec, sub) != sub:
+            raise DataError(f"Recording {rec} has two subjects: {subject_of[rec]} and {sub}.")
+    return [subject_of[str(i)] for i in ids]
+
+
 def window_task_metrics(
     y_true: np.ndarray,
     y_score: np.ndarray,
     recordings: Sequence[str],
     *,
+    subjects: Sequence[str] | None = None,
     multilabel: bool = False,
     aggregate: str = "mean",
     metrics: Sequence[str] = METRICS,
@@ -227,20 +248,31 @@ def window_task_metrics(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Window- and recording-level metrics of one model on one task.
 
+    Parameters
+    ----------
+    y_true, y_score : ndarray, shape (n_windows,) or (n_windows, K)
+    recordings : sequence of str, length n_windows
+        Recording of each window.
+    subjects : sequence of str | None, length n_windows
+        Subject (patient) of each window: the resampling unit. None resamples
+        recordings.
+
     Returns
     -------
     dict
         ``{"window": {metric: summary}, "recording": {metric: summary}}`` with the
-        summaries of :func:`cluster_bootstrap` (windows resampled by recording;
-        recordings resampled as cases).
+        summaries of :func:`cluster_bootstrap` (windows and recordings resampled by
+        subject; ``n_groups`` is the number of subjects).
     """
     ids, y_rec, s_rec = aggregate_recordings(recordings, y_true, y_score, how=aggregate)
+    window_groups = list(recordings) if subjects is None else list(subjects)
+    recording_groups = recording_subjects(recordings, subjects, ids)
     common = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
     out: dict[str, dict] = {"window": {}, "recording": {}}
     for name in metrics:
         metric = weighted_metric(name, multilabel=multilabel)
-        out["window"][name] = cluster_bootstrap(y_true, y_score, recordings, metric, **common)
-        out["recording"][name] = cluster_bootstrap(y_rec, s_rec, ids, metric, **common)
+        out["window"][name] = cluster_bootstrap(y_true, y_score, window_groups, metric, **common)
+        out["recording"][name] = cluster_bootstrap(y_rec, s_rec, recording_groups, metric, **common)
     return out
 
 

@@ -2,7 +2,9 @@
 
 Recordings alternate normal / abnormal (abnormal ones carry a 2 Hz rhythm, labelled
 ``slow`` in half of their windows and ``spsw`` in one), the last two recordings are
-the ``eval`` split, and blinks (``eyem``, or TUAR's combined ``eyem_musc``) are
+the ``eval`` split (``n_eval`` of them; 0 for a store without one, as TUAR, TUSL or a
+BIDS cohort), consecutive recordings may belong to one subject
+(``recordings_per_subject``), and blinks (``eyem``, or TUAR's combined ``eyem_musc``) are
 annotated in some windows, so every built-in EEGFormer task has positives. Sizes are
 small and unequal on purpose (5 channels, 400-sample windows at 100 Hz).
 """
@@ -33,11 +35,17 @@ def tiny_patch_store(
     seed: int = 0,
     name_prefix: str = "rec",
     channels: Sequence[str] = CHANNELS,
+    recordings_per_subject: int = 1,
+    n_eval: int = 2,
 ) -> Path:
     """Write a tiny patch store (see the module docstring) and return its folder.
 
     The store has ``n_recordings * windows_per_recording`` windows of
     ``len(channels)`` channels; spectral patches: ``(window_samples // 2) // patch_len``.
+    Recording ``r`` belongs to subject ``r // recordings_per_subject`` (named as the
+    recording when each subject has one, ``<name_prefix>sub<k>`` otherwise); the last
+    ``n_eval`` recordings are the ``eval`` split, so a subject may have recordings on
+    both sides of the store's own split.
     """
     rng = np.random.default_rng(seed)
     layout = PatchLayout(window_samples, patch_len, patch_len)
@@ -46,7 +54,12 @@ def tiny_patch_store(
     windows, rows = [], []
     for r in range(n_recordings):
         abnormal = r % 2 == 1
-        split = "eval" if r >= n_recordings - 2 else "train"
+        split = "eval" if r >= n_recordings - n_eval else "train"
+        subject = (
+            f"{name_prefix}{r:02d}"
+            if recordings_per_subject == 1
+            else f"{name_prefix}sub{r // recordings_per_subject:02d}"
+        )
         for w in range(windows_per_recording):
             signal = eeg_signals(n_chans, window_samples, sfreq, seed=seed * 1000 + r * 50 + w)
             events = []
@@ -63,7 +76,7 @@ def tiny_patch_store(
             rows.append(
                 {
                     "recording": f"{name_prefix}{r:02d}",
-                    "subject": f"{name_prefix}{r:02d}",
+                    "subject": subject,
                     "session": "s001",
                     "split": split,
                     "label": "abnormal" if abnormal else "normal",

@@ -2,10 +2,16 @@
 
 :func:`window_table` lists the windows of one or more patch stores (compound corpora)
 in the order :class:`~neuroai.eeg.dataset.EEGPatchDataset` serves them, with their
-recording, subject, split, recording label and annotation labels. :func:`recording_split`
-splits the recordings (never the windows of one recording, and never one subject's
-recordings) into train / validation / test: a store's own held-out split (TUH's
-``eval`` folders) is the test set when there is one. :class:`EEGWindowDataModule`
+recording, subject, session, split, recording label and annotation labels.
+:func:`recording_split` splits the recordings by subject (never the windows of one
+recording, and never one subject's recordings) into train / validation / test. Each
+store's test subjects are chosen from that store alone (its own held-out split, TUH's
+``eval`` folders, when it has one; else a seeded share of its subjects), so the compound
+pretraining table and every downstream task's table hold out the same subjects of a
+store: no downstream test subject is pretrained on. :func:`split_frame` is the
+``splits.tsv`` record of a trained model (which subject was used how) and
+:func:`seen_test_subjects` checks a model's pretraining record against a task's test
+subjects. :class:`EEGWindowDataModule`
 serves the chosen windows' spectral patches, with task targets when fine-tuning,
 through the engine's resumable, seeded loaders.
 
@@ -16,21 +22,41 @@ Each item is ``{"inputs": (n_chans, n_patches, patch_len) float32, "target": ...
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neuroai._logging import get_logger
 from neuroai.errors import ConfigError, DataError
 from neuroai.evaluation.splits import Split, fixed_split
 from neuroai.models.base import INPUTS, TARGET
 from neuroai.training.datamodules import EngineDataModule
 
-TABLE_COLUMNS = ("store", "window", "recording", "subject", "split", "label", "events", "start_s")
+logger = get_logger(__name__)
+
+TABLE_COLUMNS = (
+    "store",
+    "window",
+    "recording",
+    "subject",
+    "session",
+    "split",
+    "label",
+    "events",
+    "start_s",
+)
 #: Store splits that are held out for testing when present.
 TEST_SPLITS = ("eval", "test")
+#: Columns of ``splits.tsv``; a patient is a (dataset, subject) pair.
+SPLITS_COLUMNS = ("dataset", "subject", "session", "recording", "split")
+#: What a ``splits.tsv`` row may say: pretraining (self-supervised) training, supervised
+#: training, validation (model selection), test (held out).
+SPLIT_NAMES = ("pretrain", "train", "val", "test")
+#: Store identifiers that mean "unknown" (then each recording is its own subject).
+_UNKNOWN = ("", "n/a", "None")
 
 
 def store_name(path: str | os.PathLike) -> str:
@@ -102,7 +128,8 @@ def window_table(stores: Sequence[str | os.PathLike], *, verify: str = "size"):
     -------
     pandas.DataFrame
         Columns ``store``, ``window`` (within its store), ``recording`` (unique over
-        stores: ``<store>/<recording>``), ``subject`` (``<store>/<subject>``),
+        stores: ``<store>/<recording>``), ``subject`` (``<store>/<subject>``; the
+        recording's key when the store does not know the subject), ``session``,
         ``split``, ``label``, ``events`` (``;``-separated), ``start_s`` (seconds).
     """
     import pandas as pd
@@ -117,13 +144,25 @@ def window_table(stores: Sequence[str | os.PathLike], *, verify: str = "size"):
     frames = []
     for name, path in zip(names, stores, strict=True):
         index = open_patch_store(path, verify=verify).index
+        subject = index["subject"].astype(str)
+        unknown = subject.isin(_UNKNOWN).to_numpy()
+        if unknown.any():
+            logger.warning(
+                "%s: %d windows have no subject; each of their recordings counts as its own "
+                "subject in the splits (a patient with several recordings may then be on both "
+                "sides). Give the store subject identities (BIDS sub-, TUH patient).",
+                path,
+                int(unknown.sum()),
+            )
+            subject = subject.where(~unknown, index["recording"].astype(str))
         frames.append(
             pd.DataFrame(
                 {
                     "store": name,
                     "window": index["window"].to_numpy(np.int64),
                     "recording": name + "/" + index["recording"].astype(str),
-                    "subject": name + "/" + index["subject"].astype(str),
+                    "subject": name + "/" + subject,
+                    "session": index["session"].astype(str),
                     "split": index["split"].astype(str),
                     "label": index["label"].astype(str),
                     "events": index["events"].astype(str),
@@ -142,11 +181,28 @@ def recording_split(
     seed: int = 0,
     test_splits: Sequence[str] = TEST_SPLITS,
 ) -> Split:
-    """Train / validation / test recordings of a window table.
+    """Train / validation / test recordings of a window table, by subject.
 
-    Recordings whose store split is in ``test_splits`` form the test set; when no
-    store has one, ``test_fraction`` of the subjects do (seeded). ``n_val`` training
-    recordings (whole subjects) are kept for validation.
+    Test subjects are chosen store by store, from that store's recordings alone: every
+    subject with a recording in the store's own held-out split (``test_splits``) when
+    it has one, else ``test_fraction`` of its subjects (seeded with ``seed``). All the
+    recordings of a test subject are tested. A store's test subjects therefore do not
+    depend on the other stores of the table: with the same settings, the compound
+    pretraining table and each downstream task's table hold out the same subjects.
+    ``n_val`` training recordings (whole subjects) are then kept for validation.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`window_table`.
+    n_val : int
+        Validation recordings (rounded up to whole subjects).
+    test_fraction : float
+        Share of a store's subjects tested on when the store has no held-out split.
+    seed : int
+        Seed of the test draw (per store) and of the validation draw.
+    test_splits : sequence of str
+        Store splits that are held out.
 
     Returns
     -------
@@ -154,12 +210,101 @@ def recording_split(
         Recording keys (the table's ``recording`` column) per part.
     """
     recordings = table.drop_duplicates("recording")
+    test: set[str] = set()
+    for store, part in recordings.groupby("store", sort=False):
+        ids = part["recording"].tolist()
+        groups = part["subject"].tolist()
+        held_out = [r for r, s in zip(ids, part["split"], strict=True) if s in test_splits]
+        if held_out:
+            chosen = fixed_split(ids, test_ids=held_out, groups=groups)
+            moved = len(chosen.test) - len(held_out)
+            if moved:
+                logger.warning(
+                    "%s: %d recordings outside the held-out split belong to its test subjects; "
+                    "they are tested too, never trained on",
+                    store,
+                    moved,
+                )
+        else:
+            chosen = fixed_split(ids, test_fraction=test_fraction, seed=seed, groups=groups)
+        test.update(chosen.test)
     ids = recordings["recording"].tolist()
     groups = recordings["subject"].tolist()
-    held_out = [r for r, s in zip(ids, recordings["split"], strict=True) if s in test_splits]
-    if held_out:
-        return fixed_split(ids, n_val=n_val, seed=seed, test_ids=held_out, groups=groups)
-    return fixed_split(ids, test_fraction=test_fraction, n_val=n_val, seed=seed, groups=groups)
+    return fixed_split(
+        ids, n_val=n_val, seed=seed, test_ids=[r for r in ids if r in test], groups=groups
+    )
+
+
+def split_frame(table, parts: Mapping[str, Sequence[str]]):
+    """The ``splits.tsv`` record of a trained model: the split of each recording used.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`window_table`.
+    parts : mapping
+        Split name (:data:`SPLIT_NAMES`) -> recording keys.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SPLITS_COLUMNS`: ``dataset`` (store name), ``subject``, ``session`` and
+        ``recording`` as the store names them, and ``split``; one row per recording,
+        in table order.
+    """
+    import pandas as pd
+
+    unknown = sorted(set(parts) - set(SPLIT_NAMES))
+    if unknown:
+        raise DataError(f"split_frame: splits {unknown} are not among {list(SPLIT_NAMES)}.")
+    split_of: dict[str, str] = {}
+    for name, keys in parts.items():
+        for key in keys:
+            if split_of.setdefault(key, name) != name:
+                raise DataError(
+                    f"split_frame: recording {key} is in both {split_of[key]} and {name}."
+                )
+    rows = table.drop_duplicates("recording")
+    rows = rows[rows["recording"].isin(split_of.keys())]
+    prefix = rows["store"].str.len() + 1
+
+    def own(column):
+        return [v[n:] for v, n in zip(rows[column], prefix, strict=True)]
+
+    return pd.DataFrame(
+        {
+            "dataset": rows["store"].to_numpy(),
+            "subject": own("subject"),
+            "session": rows["session"].to_numpy(),
+            "recording": own("recording"),
+            "split": rows["recording"].map(split_of).to_numpy(),
+        },
+        columns=list(SPLITS_COLUMNS),
+    )
+
+
+def seen_test_subjects(table, pretraining: Mapping[str, Sequence[str]], test: Sequence[str]):
+    """Subjects of the ``test`` recordings whose recordings a pretraining used.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The task's window table (:func:`window_table`).
+    pretraining : mapping
+        The pretraining's split (the ``split`` record of a pretrained model:
+        ``train`` and ``val`` recording keys).
+    test : sequence of str
+        The task's test recordings.
+
+    Returns
+    -------
+    list of str
+        Subjects (``<store>/<subject>``), sorted; empty when none was seen.
+    """
+    used = set(pretraining.get("train", [])) | set(pretraining.get("val", []))
+    seen = set(table.loc[table["recording"].isin(used), "subject"])
+    tested = set(table.loc[table["recording"].isin(set(test)), "subject"])
+    return sorted(seen & tested)
 
 
 def rows_of(table, recordings: Sequence[str], candidates: np.ndarray | None = None) -> np.ndarray:

@@ -5,12 +5,14 @@
 
 rule eegformer_pretrain:
     """VQ-VAE pretraining on every configured store at once (compound), or on the normal
-    recordings of the anomaly datasets (corpus "normal")."""
+    recordings of the anomaly datasets (corpus "normal"); the stores' test subjects (the
+    downstream tasks' test subjects) are held out, and splits.tsv records every split."""
     input:
         eegformer_pretrain_stores,
     output:
         model=directory(f"{RESULTS}/eegformer/pretrain/{{corpus}}/model"),
         history=f"{RESULTS}/eegformer/pretrain/{{corpus}}/history.tsv",
+        splits=f"{RESULTS}/eegformer/pretrain/{{corpus}}/splits.tsv",
     params:
         cfg=eegformer_pretrain_params,
         run_dir=f"{RESULTS}/eegformer/pretrain/{{corpus}}/run",
@@ -30,19 +32,20 @@ rule eegformer_pretrain:
     shell:
         "{resources.launch} python -m pipelines.eegformer_pretrain --stores {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
-        "--run-dir {params.run_dir:q} --threads {threads} "
+        "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
 rule eegformer_finetune:
     """Linear probe, full fine-tuning and from-scratch training on one task (same budget
-    and seed), and each model's predictions on the task's test windows."""
+    and seed), and each model's predictions on the task's test windows; splits.tsv."""
     input:
         unpack(eegformer_finetune_inputs),
     output:
         models=directory(f"{RESULTS}/eegformer/{{task}}/models"),
         predictions=f"{RESULTS}/eegformer/{{task}}/predictions.tsv",
         history=f"{RESULTS}/eegformer/{{task}}/history.tsv",
+        splits=f"{RESULTS}/eegformer/{{task}}/splits.tsv",
     params:
         cfg=eegformer_finetune_params,
         run_dir=f"{RESULTS}/eegformer/{{task}}/run",
@@ -63,13 +66,14 @@ rule eegformer_finetune:
         "{resources.launch} python -m pipelines.eegformer_finetune --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --task {wildcards.task} "
         "--models-output {output.models:q} --predictions-output {output.predictions:q} "
-        "--history-output {output.history:q} --run-dir {params.run_dir:q} --threads {threads} "
+        "--history-output {output.history:q} --splits-output {output.splits:q} "
+        "--run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
 rule eegformer_evaluate:
     """AUROC, AUPRC and balanced accuracy per window and per recording, with bootstrap
-    intervals over recordings and paired differences between the modes."""
+    intervals over patients and paired differences between the modes."""
     input:
         predictions=f"{RESULTS}/eegformer/{{task}}/predictions.tsv",
         models=f"{RESULTS}/eegformer/{{task}}/models",

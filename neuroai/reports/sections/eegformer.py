@@ -440,9 +440,9 @@ def render_eegformer(paths: Sequence[Path]) -> list[Section]:
             "Transformer encoder, a vector-quantised codebook and a Transformer decoder, "
             "pretrained as a VQ-VAE; fine-tuned per task as the TUH subsets define them. All "
             "modes of a task use the same seed, data and step budget. Intervals are 95 % "
-            "percentile-bootstrap intervals over test recordings (windows travel with their "
-            "recording). On the simulated demo cohort the test set is small: read the "
-            "intervals, not the point estimates."
+            "percentile-bootstrap intervals over test patients (their recordings and windows "
+            "travel with them); no test patient is pretrained on. On the simulated demo "
+            "cohort the test set is small: read the intervals, not the point estimates."
         ),
         "<p><b>Reproduce</b></p>",
         pre(REPRODUCE),

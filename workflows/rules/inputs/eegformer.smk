@@ -28,7 +28,8 @@ def eegformer_pretrain_stores(wildcards):
 
 
 def eegformer_pretrain_params(wildcards):
-    params = {k: EEGFORMER[k] for k in ("model", "objective", "split") if k in EEGFORMER}
+    keys = ("model", "objective", "split", "transductive")
+    params = {k: EEGFORMER[k] for k in keys if k in EEGFORMER}
     params["training"] = dict(EEGFORMER.get("pretraining", {}))
     if wildcards.corpus == "normal":
         anomaly = EEGFORMER.get("anomaly", {})
