@@ -5,15 +5,19 @@ per method and label fraction, each metric on the pooled out-of-fold predictions
 each repeat (mean and standard deviation over repeats), and at the largest fraction
 the metrics of the repeat-averaged predictions with bootstrap intervals over subjects.
 
-Subject fingerprinting (no label, no training): every run is split into its first and
-second half in time (windows lying entirely in one half; no time point shared), each
-half gets a profile, and each subject's second half is identified among the first
-halves of all subjects by the highest Pearson correlation (and the other way round):
-top-1 identification accuracy, averaged over both directions (Finn et al. 2015), with
-differential identifiability (Amico & Goni 2018). Profiles: the static-FC upper
-triangle of the half (Finn's baseline, from the region time series), the pretrained
-dFC-GNN's mean crop embedding of the half, and that of a randomly initialised encoder
-(a control). Each is scored raw and centred (the mean profile over all halves removed).
+Subject fingerprinting (no label, no training): each subject has two segments of scan
+(neuroai.training.graph_fingerprint: two sessions or two runs where the dataset has
+them, as Finn et al. 2015, else the two halves of one run; ``fingerprint_design``
+chooses, and metrics.json says which was used), each segment gets a profile, and each
+subject's second segment is identified among the first segments of all subjects by the
+highest Pearson correlation (and the other way round): top-1 identification accuracy,
+averaged over both directions, with differential identifiability (Amico & Goni 2018).
+Only the family's held-out subjects take part (the pretrained encoder never read them;
+all subjects when it was pretrained transductively). Profiles: the static-FC upper
+triangle of the segment (Finn's baseline, from the region time series), the pretrained
+dFC-GNN's mean crop embedding of the segment, and that of a randomly initialised
+encoder (a control). Each is scored raw and centred (the mean profile over all segments
+removed).
 """
 
 from __future__ import annotations
@@ -34,18 +38,33 @@ TS_SUFFIX = "_timeseries.tsv"
 CLASSIFICATION_METRICS = ("auroc", "balanced_accuracy", "accuracy", "auprc")
 REGRESSION_METRICS = ("mae", "rmse", "r2", "pearson_r")
 FULL_METRICS = {"classification": ("auroc", "balanced_accuracy"), "regression": ("mae", "r2")}
-PROTOCOL = (
-    "Subject-level repeated stratified k-fold cross-validation: each repeat splits the "
-    "subjects into folds stratified by class (plain k-fold for regression); every subject "
-    "is tested once per repeat by models that never saw any of its windows. Inside each "
-    "fold's training subjects, label fractions keep max(1, round(f * n_class)) subjects per "
-    "class, nested across fractions; all methods see the same subjects. Fine-tuning runs "
+_COMMON = (
+    "Inside the training subjects, label fractions keep max(1, round(f * n_class)) subjects "
+    "per class, nested across fractions; all methods see the same subjects. Fine-tuning runs "
     "train for a fixed number of steps (no validation, no early stopping). Run-level "
     "predictions average class probabilities over evenly spread non-overlapping crops. "
-    "Curves: each metric on the pooled out-of-fold predictions of a repeat, mean and SD "
-    "over repeats. Self-supervised pretraining used every run of the dataset without "
-    "labels (transductive: test subjects' windows were seen unlabelled)."
 )
+PROTOCOLS = {
+    "holdout": (
+        "Held-out test subjects: a seeded draw of the subjects, stratified by the "
+        "classification labels, fixed before anything is trained and shared by every task "
+        "and by fingerprinting. Self-supervised pretraining never read their windows; each "
+        "task trains on labelled subjects of the rest and tests on the held-out subjects that "
+        "have its label. "
+        + _COMMON
+        + "Repeats differ in the label subsets and training seeds. Curves: each metric on the "
+        "held-out predictions of a repeat, mean and SD over repeats."
+    ),
+    "cross_validation": (
+        "Transductive (opt-in): subject-level repeated stratified k-fold cross-validation "
+        "(plain k-fold for regression); every subject is tested once per repeat by models "
+        "that never saw its label. "
+        + _COMMON
+        + "Curves: each metric on the pooled out-of-fold predictions of a repeat, mean and SD "
+        "over repeats. Self-supervised pretraining used every run of the dataset without "
+        "labels: test subjects' windows were seen unlabelled."
+    ),
+}
 
 
 def _task_summary(path: Path, *, n_bootstrap: int, confidence: float, seed: int):
@@ -77,8 +96,10 @@ def _task_summary(path: Path, *, n_bootstrap: int, confidence: float, seed: int)
             confidence=confidence,
             seed=seed,
         )
+    protocol = read_provenance(path).get("extra", {}).get("protocol", {})
     summary = {
         "name": params["name"],
+        "protocol": protocol,
         "label": params["label"],
         "task": task,
         "methods": params["methods"],
@@ -129,6 +150,7 @@ def run(
     seed: int = 0,
     data: dict[str, Any] | None = None,
     fingerprint: bool = True,
+    fingerprint_design: str = "auto",
 ) -> Path:
     """Summarise the fine-tuning tasks and run subject fingerprinting.
 
@@ -146,9 +168,9 @@ def run(
         Label-efficiency curves of every task (.tsv).
     similarity_output : path-like
         Fingerprinting similarity matrices (.npy), shape (n_profiles, 2, n, n): per
-        profile, raw and centred, second halves (rows) x first halves (columns).
+        profile, raw and centred, second segments (rows) x first segments (columns).
     fc_output : path-like
-        Static FC of both halves of two example subjects (.npy), shape (2, 2, R, R).
+        Static FC of both segments of two example subjects (.npy), shape (2, 2, R, R).
     timeseries : list of path-like | None
         ``<run>_timeseries.tsv`` of every run (Finn's static-FC profiles).
     history : path-like | None
@@ -161,17 +183,21 @@ def run(
         :class:`~neuroai.training.graph_data.GraphDataConfig` fields (as pretraining).
     fingerprint : bool
         Run subject fingerprinting.
+    fingerprint_design : {"auto", "sessions", "runs", "halves"}
+        Which two segments of each subject are compared (see
+        :func:`~neuroai.training.graph_fingerprint.fingerprint_pairs`).
     """
     # Imported here so that `--help` answers without loading torch.
     import pandas as pd
 
-    from neuroai.evaluation.fingerprint import identification, scan_halves, upper_triangle
+    from neuroai.evaluation.fingerprint import identification, upper_triangle
     from neuroai.fmri import GraphArrays
     from neuroai.io import load_table, save_array, save_json, save_table
     from neuroai.models import build_model, load_pretrained
     from neuroai.training import seed_everything
     from neuroai.training.graph_data import GraphDataConfig
     from neuroai.training.graph_finetune import embed_runs
+    from neuroai.training.graph_fingerprint import fingerprint_pairs
 
     settings = GraphDataConfig.from_dict(data or {}, source="dfc_gnn data")
     arrays = GraphArrays(graphs)
@@ -182,6 +208,7 @@ def run(
         "seed": seed,
         "data": settings.to_dict(),
         "fingerprint": fingerprint,
+        "fingerprint_design": fingerprint_design,
     }
     tasks, curves = {}, []
     for path in predictions:
@@ -197,10 +224,17 @@ def run(
     save_table(curves_output, curves_table, stage=STAGE, params=params, inputs=inputs)
 
     model = load_pretrained(pretrained)
+    transductive = bool(model.pretrained_info.get("transductive", True))
+    record = model.pretrained_info.get("split") or {}
     document: dict[str, Any] = {
         "task": "dfc_gnn",
         "dataset": dataset_name or Path(graphs).parent.name,
-        "protocol": PROTOCOL,
+        "protocol": PROTOCOLS["cross_validation" if transductive else "holdout"],
+        "transductive": transductive,
+        "holdout": {
+            "settings": record.get("holdout"),
+            "test_subjects": record.get("test_subjects"),
+        },
         "model": {
             "config": model.config.to_dict(),
             "n_parameters": model.parameter_count(),
@@ -224,45 +258,49 @@ def run(
             document["model"]["pretraining"]["loss_last"] = float(losses["train/loss"].iloc[-1])
             document["model"]["pretraining"]["steps"] = int(losses["step"].iloc[-1])
 
-    n_runs = arrays.n_runs
     keys = [r["key"] for r in meta["runs"]]
-    subjects = [r["subject"] for r in meta["runs"]]
-    window, step = int(meta["windowing"]["window"]), int(meta["windowing"]["step"])
-    halves = {
-        r: scan_halves(int(meta["runs"][r]["n_windows"]), window, step) for r in range(n_runs)
-    }
-    similarity = np.zeros((0, 2, n_runs, n_runs), dtype=np.float32)
+    similarity = np.zeros((0, 2, 0, 0), dtype=np.float32)
     examples = np.zeros((0, 2, meta["n_regions"], meta["n_regions"]), dtype=np.float32)
     if fingerprint:
-        if len(set(subjects)) != n_runs:
-            raise DataError(
-                "Fingerprinting compares the halves of one run per subject; the graph dataset has "
-                f"{n_runs} runs of {len(set(subjects))} subjects. Keep one run per subject."
-            )
+        if transductive or "test_subjects" not in record:
+            if not transductive:
+                logger.warning(
+                    "%s records no held-out subjects: fingerprinting every subject", pretrained
+                )
+            allowed, who = None, "every subject (the encoder was pretrained on all of them)"
+        else:
+            allowed = set(record["test_subjects"])
+            who = "the held-out subjects (the encoder never read their windows)"
+        design, pairs = fingerprint_pairs(meta, subjects=allowed, design=fingerprint_design)
+        subjects = list(pairs)
+        segments = {
+            part: [pairs[s][i] for s in subjects] for i, part in enumerate(("first", "second"))
+        }
         profiles: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if timeseries:
             by_key = {Path(p).name[: -len(TS_SUFFIX)]: Path(p) for p in timeseries}
-            missing = [k for k in keys if k not in by_key]
+            needed = sorted({keys[g.run] for part in segments.values() for g in part})
+            missing = [k for k in needed if k not in by_key]
             if missing:
                 raise DataError(f"No region time series given for runs {missing[:3]}.")
             fcs = [
-                [
-                    _segment_fc(by_key[k], halves[r][part]["timepoints"])
-                    for part in ("first", "second")
-                ]
-                for r, k in enumerate(keys)
+                [_segment_fc(by_key[keys[g.run]], g.timepoints) for g in (first, second)]
+                for first, second in zip(segments["first"], segments["second"], strict=True)
             ]
             profiles["static_fc"] = (
                 np.stack([upper_triangle(f[0]) for f in fcs]),
                 np.stack([upper_triangle(f[1]) for f in fcs]),
             )
             sites = (
-                np.asarray(arrays.label("site")) if "site" in meta["labels"] else np.zeros(n_runs)
+                np.asarray(arrays.label("site"))
+                if "site" in meta["labels"]
+                else np.zeros(arrays.n_runs)
             )
-            picks = [int(np.nonzero(sites == s)[0][0]) for s in np.unique(sites)][:2]
-            examples = np.stack([np.stack(fcs[r]) for r in picks]).astype(np.float32)
+            site_of = [sites[g.run] for g in segments["first"]]
+            picks = [site_of.index(s) for s in dict.fromkeys(site_of)][:2]
+            examples = np.stack([np.stack(fcs[i]) for i in picks]).astype(np.float32)
             document["fc_examples"] = {
-                "subjects": [subjects[r] for r in picks],
+                "subjects": [subjects[i] for i in picks],
                 "halves": ["first", "second"],
             }
         crops = {
@@ -275,8 +313,11 @@ def run(
         for name, encoder in (("dfc_gnn", model), ("dfc_gnn_random", random_encoder)):
             parts = []
             for part in ("first", "second"):
-                ranges = {r: halves[r][part]["windows"] for r in range(n_runs)}
-                parts.append(embed_runs(encoder, graphs, range(n_runs), ranges=ranges, **crops))
+                chosen = segments[part]
+                ranges = {g.run: g.windows for g in chosen}
+                parts.append(
+                    embed_runs(encoder, graphs, [g.run for g in chosen], ranges=ranges, **crops)
+                )
             profiles[name] = (parts[0], parts[1])
         results, matrices = {}, []
         for name, (first, second) in profiles.items():
@@ -287,8 +328,9 @@ def run(
                 pair.append(np.asarray(scored.pop("similarity"), dtype=np.float32))
                 entry[variant] = scored
                 logger.info(
-                    "Fingerprinting %s (%s): top-1 accuracy %.3f (chance %.3f), I_diff %.1f",
+                    "Fingerprinting %s (%s, %s): top-1 accuracy %.3f (chance %.3f), I_diff %.1f",
                     name,
+                    design,
                     variant,
                     scored["accuracy"],
                     scored["chance"],
@@ -297,15 +339,29 @@ def run(
             results[name] = entry
             matrices.append(np.stack(pair))
         similarity = np.stack(matrices)
-        document["fingerprint"] = {
-            "segments": (
-                f"first and second half of each run: windows of {window} TRs (step {step}) lying "
-                "entirely in the half; no time point shared"
+        window, step = int(meta["windowing"]["window"]), int(meta["windowing"]["step"])
+        described = {
+            "halves": (
+                f"first and second half of each subject's run: windows of {window} TRs (step "
+                f"{step}) lying entirely in the half; no time point shared"
             ),
-            "halves": {subjects[r]: halves[r] for r in range(n_runs)},
+            "runs": "two different runs of each subject (the first two by name), whole runs",
+            "sessions": (
+                "the first run of two different sessions of each subject (Finn et al.'s design)"
+            ),
+        }
+        document["fingerprint"] = {
+            "design": design,
+            "subjects": who,
+            "segments": described[design],
+            "pairs": {
+                s: {p: g.to_dict(meta) for p, g in zip(("first", "second"), pairs[s], strict=True)}
+                for s in subjects
+            },
             "metric": (
-                "top-1 identification accuracy: a target half is assigned the subject whose other "
-                "half correlates best with it (Pearson); mean of both directions; chance 1/n"
+                "top-1 identification accuracy: a target segment is assigned the subject whose "
+                "other segment correlates best with it (Pearson); mean of both directions; "
+                "chance 1/n"
             ),
             "profiles": list(profiles),
             "methods": results,

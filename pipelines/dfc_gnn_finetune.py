@@ -1,10 +1,17 @@
 """Fine-tune the pretrained dFC-GNN on a downstream label, with baselines and label fractions.
 
 For one task (a label column of the graph dataset: classification or regression), runs
-the label-efficiency protocol of neuroai.evaluation.label_efficiency: repeated
-stratified k-fold splits of the subjects (a subject's windows never on both sides),
-label fractions inside each fold's training subjects, and in every fold and fraction
-the same subjects for every method:
+a label-efficiency protocol in which every method sees the same subjects:
+
+- by default (inductive), the family's held-out subjects (neuroai.training.graph_splits,
+  drawn from the same ``holdout`` settings as pretraining, which never read them) that
+  have the label are the test set; ``repeats`` times, nested stratified label fractions
+  of the other labelled subjects train each method, which scores the held-out subjects;
+- with ``transductive=True`` (named, off by default), repeated stratified k-fold
+  splits of all subjects (neuroai.evaluation.label_efficiency): every subject is tested,
+  by models whose encoder was pretrained on its windows (without labels).
+
+A subject's windows are never on both sides. The methods:
 
   finetune      the pretrained encoder and a head, all trained (the engine's FineTuneModule)
   scratch       the same network from random weights, same steps and learning rate
@@ -12,9 +19,11 @@ the same subjects for every method:
   random_probe  the same read-out of a randomly initialised encoder (a control)
   static_fc     logistic / ridge regression on the static-FC upper triangle
 
-Writes the out-of-fold predictions (one row per repeat, fold, fraction, method and test
-subject) and a final fine-tuned model (pretrained encoder + head, trained on every
-labelled subject) as a pretrained folder.
+Writes the test predictions (one row per repeat, fold, fraction, method and test
+subject), a final fine-tuned model (pretrained encoder + head, trained on every labelled
+training subject: all labelled subjects when transductive) as a pretrained folder, and
+``splits.tsv`` (train and test subjects; with cross-validation, per repeat and fold).
+A pretrained model that read a test subject is refused unless ``transductive``.
 """
 
 from __future__ import annotations
@@ -53,6 +62,41 @@ def _static_fc_by_run(paths: list[str | Path], keys: list[str]) -> dict[str, Pat
     return by_key
 
 
+def _seen_in_pretraining(document: dict, tested: list[str], pretrained, task: str) -> list[str]:
+    """Test subjects of the task that the pretrained encoder read (from its recorded split)."""
+    record = document.get("split")
+    if not record or "pretrain_subjects" not in record:
+        logger.warning(
+            "%s records no pretraining split: whether it saw task %s's test subjects is unknown",
+            pretrained,
+            task,
+        )
+        return []
+    return sorted(set(tested) & set(record["pretrain_subjects"]))
+
+
+def _splits_table(meta, runs, keys, is_test, predictions, transductive, splits_frame):
+    """splits.tsv rows: train and test runs (per repeat and fold when cross-validated)."""
+    import pandas as pd
+
+    if not transductive:
+        return splits_frame(meta, runs, ["test" if t else "train" for t in is_test])
+    index = {k: i for i, k in enumerate(keys)}
+    parts = []
+    for (repeat, fold), rows in predictions.groupby(["repeat", "fold"], sort=True):
+        test = {index[k] for k in rows["id"]}
+        parts.append(
+            splits_frame(
+                meta,
+                runs,
+                ["test" if i in test else "train" for i in range(len(runs))],
+                repeat=int(repeat),
+                fold=int(fold),
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def run(
     graphs: str | Path,
     pretrained: str | Path,
@@ -71,7 +115,10 @@ def run(
     encoder_lr_scale: float = 1.0,
     data: dict[str, Any] | None = None,
     readout: dict[str, Any] | None = None,
+    holdout: dict[str, Any] | None = None,
+    transductive: bool = False,
     work_dir: str | Path | None = None,
+    splits_output: str | Path | None = None,
 ) -> Path:
     """Run the label-efficiency protocol for one task and fine-tune a final model.
 
@@ -98,7 +145,8 @@ def run(
     fractions : sequence of float
         Label fractions in (0, 1].
     split : dict | None
-        ``n_folds`` (3), ``repeats`` (2), ``seed`` (0).
+        ``repeats`` (2) and ``seed`` (0) of the label subsets and training seeds;
+        ``n_folds`` (3) of the cross-validation when ``transductive``.
     training : dict | None
         :class:`~neuroai.training.TrainConfig` fields of every fine-tuning run
         (finetune, scratch and the final model).
@@ -110,9 +158,17 @@ def run(
         :class:`~neuroai.training.graph_data.GraphDataConfig` fields (as pretraining).
     readout : dict | None
         ``C`` (logistic regression) and ``alpha`` (ridge) of the linear read-outs.
+    holdout : dict | None
+        :class:`~neuroai.training.graph_splits.HoldoutConfig` fields: the family's
+        held-out test subjects (as given to dfc_gnn_pretrain).
+    transductive : bool
+        Cross-validate over all subjects instead, and accept a pretrained model that saw
+        them (test subjects' windows seen without labels).
     work_dir : path-like | None
         Scratch folder of the fine-tuning runs (``<predictions>/../runs`` by default;
         each run folder is removed when its run ends).
+    splits_output : path-like | None
+        ``splits.tsv`` to write; ``<model_output>/../splits.tsv`` by default.
     """
     # Imported here so that `--help` answers without loading torch and Lightning.
     from neuroai.errors import check_option
@@ -126,6 +182,12 @@ def run(
     from neuroai.training import TrainConfig, seed_everything
     from neuroai.training.graph_data import GraphDataConfig
     from neuroai.training.graph_finetune import embed_runs, finetune_probe, predict_runs
+    from neuroai.training.graph_splits import (
+        HoldoutConfig,
+        dataset_holdout,
+        holdout_predictions,
+        splits_frame,
+    )
 
     check_option("task", task, ("classification", "regression"))
     for method in methods:
@@ -162,7 +224,34 @@ def run(
             return 0.0, 1.0
         return float(np.mean(y[fit_runs])), float(np.std(y[fit_runs])) or 1.0
 
+    holdout_config = HoldoutConfig.from_dict(holdout or {}, source="dfc_gnn holdout")
+    heldout = set() if transductive else set(dataset_holdout(arrays, holdout_config))
+    is_test = np.array([s in heldout for s in subjects])
+    if transductive:
+        tested = sorted(set(subjects))
+    else:
+        tested = sorted({s for s, t in zip(subjects, is_test, strict=True) if t})
+        if is_test.all() or not is_test.any():
+            raise DataError(
+                f"Task {name!r}: {int(is_test.sum())} of the {runs.size} runs with a {label!r} "
+                "label belong to held-out subjects; both sides are needed (check "
+                "holdout.stratify and holdout.test_fraction)."
+            )
     pretrained_model = load_pretrained(pretrained)
+    seen = _seen_in_pretraining(pretrained_model.pretrained_info, tested, pretrained, name)
+    if seen and not transductive:
+        raise ConfigError(
+            f"Task {name!r}: {len(seen)} test subjects ({', '.join(seen[:5])}) were pretrained on "
+            f"by {pretrained}. Pretrain with the same holdout settings ({holdout_config.to_dict()}) "
+            "and transductive: false, or set transductive: true to allow it on purpose."
+        )
+    if seen:
+        logger.warning(
+            "Task %s: %d of %d test subjects were pretrained on (transductive)",
+            name,
+            len(seen),
+            len(tested),
+        )
     encoder_config = pretrained_model.config
     work = Path(work_dir) if work_dir else Path(predictions_output).parent / "runs"
     fit_options = {
@@ -232,28 +321,54 @@ def run(
             table[method] = network_method(method == "finetune")
         else:
             table[method] = readout_method(method)
-    logger.info(
-        "Task %s (%s, label %r): %d subjects, %d repeats x %d folds x %d fractions x %d methods",
-        name,
-        task,
-        label,
-        len(set(subjects)),
-        split["repeats"],
-        split["n_folds"],
-        len(fractions),
-        len(methods),
-    )
-    predictions = cross_validated_predictions(
-        keys,
-        y,
-        table,
-        task=task,
-        fractions=fractions,
-        n_folds=split["n_folds"],
-        repeats=split["repeats"],
-        seed=split["seed"],
-        groups=subjects if len(set(subjects)) < len(subjects) else None,
-    )
+    if transductive:
+        logger.info(
+            "Task %s (%s, label %r), transductive: %d subjects, %d repeats x %d folds x %d "
+            "fractions x %d methods",
+            name,
+            task,
+            label,
+            len(set(subjects)),
+            split["repeats"],
+            split["n_folds"],
+            len(fractions),
+            len(methods),
+        )
+        predictions = cross_validated_predictions(
+            keys,
+            y,
+            table,
+            task=task,
+            fractions=fractions,
+            n_folds=split["n_folds"],
+            repeats=split["repeats"],
+            seed=split["seed"],
+            groups=subjects if len(set(subjects)) < len(subjects) else None,
+        )
+    else:
+        logger.info(
+            "Task %s (%s, label %r): %d training and %d held-out test subjects, %d repeats x "
+            "%d fractions x %d methods",
+            name,
+            task,
+            label,
+            len(set(subjects)) - len(tested),
+            len(tested),
+            split["repeats"],
+            len(fractions),
+            len(methods),
+        )
+        predictions = holdout_predictions(
+            keys,
+            y,
+            table,
+            np.nonzero(~is_test)[0],
+            np.nonzero(is_test)[0],
+            task=task,
+            fractions=fractions,
+            repeats=split["repeats"],
+            seed=split["seed"],
+        )
     predictions.insert(0, "task", name)
     params = {
         "name": name,
@@ -267,20 +382,36 @@ def run(
         "encoder_lr_scale": encoder_lr_scale,
         "data": settings.to_dict(),
         "readout": readout,
+        "holdout": holdout_config.to_dict(),
+        "transductive": bool(transductive),
     }
     inputs = [graphs, pretrained, *(static_fc or [])]
-    save_table(predictions_output, predictions, stage=STAGE, params=params, inputs=inputs)
+    protocol = {
+        "design": "cross_validation" if transductive else "holdout",
+        "transductive": bool(transductive),
+        "n_test_subjects": len(tested),
+        "test_subjects_pretrained_on": len(seen),
+    }
+    save_table(
+        predictions_output,
+        predictions,
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
+        extra={"protocol": protocol},
+    )
 
-    # The final model: the pretrained encoder fine-tuned on every labelled subject (all of
-    # them are its training set, so its targets are standardised with all of them).
+    # The final model: the pretrained encoder fine-tuned on every labelled training subject
+    # (all labelled subjects when transductive); its targets are standardised with them.
+    final = np.arange(runs.size) if transductive else np.nonzero(~is_test)[0]
     seed_everything(train_config.seed)
-    shift, scale = target_scale(np.arange(runs.size))
+    shift, scale = target_scale(final)
     targets = np.zeros(arrays.n_runs, dtype=values.dtype)
     targets[runs] = y
     probe, result = finetune_probe(
         copy.deepcopy(pretrained_model).train(),
         graphs,
-        runs,
+        runs[final],
         targets,
         train_config=train_config,
         run_dir=work / "final",
@@ -298,6 +429,8 @@ def run(
         "pretrained": str(pretrained),
         "training": train_config.to_dict(),
         "steps": result.steps,
+        "protocol": protocol,
+        "train_subjects": sorted({subjects[i] for i in final}),
     }
     write_artifact(
         model_output,
@@ -305,8 +438,15 @@ def run(
         stage=STAGE,
         params=params,
         inputs=inputs,
-        extra={"steps": result.steps, "n_subjects": len(set(subjects))},
+        extra={"steps": result.steps, "n_subjects": len(set(subjects)), "protocol": protocol},
         directory=True,
+    )
+    save_table(
+        splits_output or Path(model_output).parent / "splits.tsv",
+        _splits_table(meta, runs, keys, is_test, predictions, transductive, splits_frame),
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
     )
     shutil.rmtree(work, ignore_errors=True)
     logger.info("Wrote %s (%d rows) and %s", predictions_output, len(predictions), model_output)
@@ -327,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--predictions-output", required=True, help="out-of-fold predictions .tsv")
     parser.add_argument("--model-output", required=True, help="fine-tuned model folder to write")
     parser.add_argument("--work-dir", default=None, help="scratch folder of the fine-tuning runs")
+    parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
     args = parser.parse_args(argv)
     execute(
         args,
@@ -337,6 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         args.model_output,
         static_fc=args.static_fc,
         work_dir=args.work_dir,
+        splits_output=args.splits_output,
     )
 
 

@@ -162,6 +162,7 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
     model_options = {"preset": "demo", "options": {"hidden": 8, "gin_layers": 1, "heads": 1}}
     data = {"crop_windows": 5, "samples_per_run": 1, "eval_crops": 2}
     training = {"max_steps": 3, "batch_size": 4, "log_every_steps": 1, "val_every_steps": 0}
+    holdout = {"stratify": ["site"]}  # 1 of the 3 subjects of each site
     out = tmp_path / "out"
     dfc_gnn_pretrain.run(
         graphs,
@@ -171,6 +172,7 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
         objective={"window_span": 2},
         training=training,
         data=data,
+        holdout=holdout,
     )
     encoder = load_pretrained(out / "pretrained" / "model")
     assert encoder.config.hidden == 8 and encoder.config.n_regions == 7
@@ -189,9 +191,11 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
         split={"n_folds": 2, "repeats": 1},
         training={"max_steps": 2, "batch_size": 4},
         data=data,
+        holdout=holdout,
     )
     predictions = load_table(out / "site" / "predictions.tsv", stage="dfc_gnn_finetune")
-    assert len(predictions) == 6 * 2 * 3 and set(predictions["method"]) == {
+    # The 2 held-out subjects (one per site) at 2 fractions by 3 methods.
+    assert len(predictions) == 2 * 2 * 3 and set(predictions["method"]) == {
         "finetune",
         "probe",
         "static_fc",
@@ -200,7 +204,7 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
     assert not (out / "site" / "runs").exists()
     assert load_pretrained(out / "site" / "model").pretrained_info["task"] == "site"
     # Every network fit standardises the ages of the runs it is fitted on, never the test
-    # fold's: record what each fit was given.
+    # fold's: record what each fit was given. (Cross-validated: the transductive protocol.)
     from neuroai.training import graph_finetune
 
     fits = []
@@ -225,6 +229,8 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
         split={"n_folds": 2, "repeats": 1},
         training={"max_steps": 2, "batch_size": 4},
         data=data,
+        holdout=holdout,
+        transductive=True,
     )
     assert len(fits) == 2 + 1  # 2 folds, then the final model on every labelled run
     all_ages = fits[-1][1][fits[-1][0]]
@@ -258,9 +264,14 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
     metrics = load_json(out / "metrics.json", stage="dfc_gnn_evaluate")
     finger = metrics["fingerprint"]
     assert finger["profiles"] == ["static_fc", "dfc_gnn", "dfc_gnn_random"]
-    assert finger["methods"]["static_fc"]["raw"]["n_subjects"] == 6
+    # Only the held-out subjects, whose windows the encoder never read; one run each: halves.
+    assert finger["methods"]["static_fc"]["raw"]["n_subjects"] == 2
+    assert finger["design"] == "halves" and metrics["transductive"] is False
+    assert set(finger["pairs"]) == set(metrics["holdout"]["test_subjects"])
+    assert metrics["tasks"]["site"]["protocol"]["design"] == "holdout"
+    assert metrics["tasks"]["age"]["protocol"]["design"] == "cross_validation"
     assert set(metrics["tasks"]["site"]["full_labels"]) == {"finetune", "probe", "static_fc"}
-    assert np.load(out / "similarity.npy", allow_pickle=False).shape == (3, 2, 6, 6)
+    assert np.load(out / "similarity.npy", allow_pickle=False).shape == (3, 2, 2, 2)
     assert np.load(out / "fc.npy", allow_pickle=False).shape == (2, 2, 7, 7)
     curves = load_table(out / "curves.tsv", stage="dfc_gnn_evaluate")
     assert set(curves["fraction"]) == {0.5, 1.0} and set(curves["task"]) == {"site", "age"}

@@ -9,6 +9,7 @@ from neuroai.io import load_json, read_provenance
 from neuroai.testing import region_timeseries_dataset, report_text
 from neuroai.testing.workflow import REPO, job_counts
 from neuroai.testing.workflow import run_snakemake as snakemake
+from neuroai.training.graph_splits import read_splits, seen_test_subjects
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,7 +63,11 @@ def test_rules_write_the_model_predictions_metrics_and_report(work):
     folder = results / "dfc_gnn" / "synth"
     metrics = load_json(folder / "metrics.json", stage="dfc_gnn_evaluate")
     assert set(metrics["tasks"]["site"]["full_labels"]) == {"finetune", "probe", "static_fc"}
-    assert metrics["fingerprint"]["methods"]["static_fc"]["raw"]["n_subjects"] == 6
+    # The held-out subjects (one per site of three), which pretraining never read.
+    assert metrics["fingerprint"]["methods"]["static_fc"]["raw"]["n_subjects"] == 2
+    pre = read_splits(folder / "pretrained" / "splits.tsv")
+    task = read_splits(folder / "tasks" / "site" / "splits.tsv")
+    assert seen_test_subjects(pre, task) == [] and (task["split"] == "test").sum() == 2
     assert read_provenance(folder / "pretrained" / "model")["extra"]["steps"] == 2
     assert (folder / "tasks" / "site" / "model" / "model.safetensors").is_file()
     for rule in ("dfc_gnn_pretrain", "dfc_gnn_finetune", "dfc_gnn_evaluate"):

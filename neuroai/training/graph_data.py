@@ -42,7 +42,8 @@ class GraphDataConfig(JsonConfig):
     ----------
     crop_windows : int
         Consecutive windows per crop (a batch element). With windows of 50 TRs and a
-        step of 3, 12 windows span 83 TRs; STAGIN trains on crops of a few hundred TRs.
+        step of 3, 12 windows span 83 TRs; STAGIN trains on crops of 600 TRs, which
+        hold 184 windows (``crop_windows: 184``).
     samples_per_run : int
         Random crops per run and epoch in training.
     density : float | None

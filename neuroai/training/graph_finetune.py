@@ -22,7 +22,7 @@ import torch
 
 from neuroai.errors import ConfigError
 from neuroai.fmri.graph_dataset import GraphArrays
-from neuroai.models.base import INPUTS, NeuroModel
+from neuroai.models.base import INPUTS, TARGET, NeuroModel
 from neuroai.models.probe import ProbeModel
 from neuroai.training.config import TrainConfig
 from neuroai.training.graph_data import (
@@ -181,6 +181,26 @@ def predict_runs(
     return out if classification else out[:, 0]
 
 
+class RegularisedProbe(ProbeModel):
+    """A probe whose training loss adds the encoder's orthogonality regulariser.
+
+    STAGIN trains its classifier on ``loss + lambda * R_ortho``
+    (:func:`~neuroai.models.dfc_gnn.orthogonality_penalty`); a ``dfc_gnn`` encoder with
+    ``orthogonality > 0`` is fine-tuned the same way. Saved and loaded as a plain
+    ``probe`` (the regulariser is a training-time term only).
+    """
+
+    def training_loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        encoding = self.encoder.encode(batch[INPUTS])
+        outputs = self.head(encoding.subject)
+        loss = self._loss(outputs, batch[TARGET])
+        weight = self.encoder.config.orthogonality
+        return {
+            "loss": loss + weight * encoding.orthogonality,
+            "orthogonality": encoding.orthogonality.detach(),
+        }
+
+
 def finetune_probe(
     encoder: NeuroModel,
     path: str | os.PathLike,
@@ -266,7 +286,8 @@ def finetune_probe(
         density=density,
         verify="none",
     )
-    probe = ProbeModel.from_encoder(
+    regularised = not freeze and getattr(encoder.config, "orthogonality", 0) > 0
+    probe = (RegularisedProbe if regularised else ProbeModel).from_encoder(
         encoder, n_outputs=n_outputs, task=task, freeze=freeze, hidden=hidden, dropout=dropout
     )
     module = FineTuneModule(probe, train_config, encoder_lr_scale=encoder_lr_scale)

@@ -7,7 +7,8 @@ wildcard_constraints:
 
 
 rule dfc_gnn_pretrain:
-    """Pretrain the dFC-GNN encoder with masked node, edge and window reconstruction.
+    """Pretrain the dFC-GNN encoder with masked node, edge and window reconstruction, on
+    every run but those of the family's held-out test subjects (unless transductive).
 
     Its layout (GPUs per node, nodes) comes from the profile (neuroai/cluster.py): with
     several GPUs every task runs the stage and Lightning joins them into one DDP run.
@@ -17,6 +18,7 @@ rule dfc_gnn_pretrain:
     output:
         model=directory(f"{RESULTS}/dfc_gnn/{{dataset}}/pretrained/model"),
         history=f"{RESULTS}/dfc_gnn/{{dataset}}/pretrained/history.tsv",
+        splits=f"{RESULTS}/dfc_gnn/{{dataset}}/pretrained/splits.tsv",
     params:
         cfg=dfc_gnn_pretrain_params(),
         run_dir=f"{RESULTS}/dfc_gnn/{{dataset}}/pretrained/run",
@@ -34,7 +36,7 @@ rule dfc_gnn_pretrain:
     shell:
         "{resources.launch} python -m pipelines.dfc_gnn_pretrain --graphs {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
-        "--run-dir {params.run_dir:q} --threads {threads} "
+        "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -46,6 +48,7 @@ rule dfc_gnn_finetune:
     output:
         predictions=f"{RESULTS}/dfc_gnn/{{dataset}}/tasks/{{dfc_task}}/predictions.tsv",
         model=directory(f"{RESULTS}/dfc_gnn/{{dataset}}/tasks/{{dfc_task}}/model"),
+        splits=f"{RESULTS}/dfc_gnn/{{dataset}}/tasks/{{dfc_task}}/splits.tsv",
     params:
         cfg=dfc_gnn_finetune_params,
         static_fc=dfc_gnn_static_fc_arg,
@@ -65,7 +68,7 @@ rule dfc_gnn_finetune:
         "python -m pipelines.dfc_gnn_finetune --graphs {input.graphs:q} "
         "--pretrained {input.pretrained:q} {params.static_fc} "
         "--predictions-output {output.predictions:q} --model-output {output.model:q} "
-        "--work-dir {params.work_dir:q} --threads {threads} "
+        "--splits-output {output.splits:q} --work-dir {params.work_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 

@@ -26,6 +26,10 @@ of masked windows) as positives and as many random non-edges of the same windows
 (``negative_ratio``) as negatives::
 
     loss = feature_weight * MSE_features + edge_weight * MSE_fc + existence_weight * BCE
+           + orthogonality * R_ortho
+
+(the last term only when the encoder's ``orthogonality`` weight is set: STAGIN's
+regulariser on the GIN layers' node states, see :func:`~neuroai.models.dfc_gnn.orthogonality_penalty`).
 
 Why these defaults:
 
@@ -41,7 +45,8 @@ Why these defaults:
   interpolation; a span of 4 windows hides 12 TRs of new signal, which forces the
   temporal model to predict the dynamics rather than copy a neighbour, and 25% keeps
   three quarters of the context visible (MAE-style ratios above 0.5 leave too little
-  context in the crops of 12-32 windows the demo and STAGIN train on).
+  context in the demo's crops of 12 windows, 83 TRs; STAGIN trains on crops of 600
+  TRs, 184 windows, where a higher ratio would still leave enough).
 - ``decoder_layers=2``, ``decoder_hidden=None`` (the encoder's width): a light decoder,
   as in MAE and GraphMAE, so that the encoder carries the representation.
 - ``max_edges=8192``: a batch of 8 crops of 12 windows hides about 60,000 edges; the
@@ -331,6 +336,7 @@ class MaskedDFCModeling(Objective):
             s["feature_weight"] * feature_loss
             + s["edge_weight"] * weight_loss
             + s["existence_weight"] * existence_loss
+            + self.encoder.config.orthogonality * encoding.orthogonality
         )
         # Every parameter takes part in every step (DDP needs no unused parameters).
         loss = loss + 0.0 * (
@@ -341,6 +347,7 @@ class MaskedDFCModeling(Objective):
             "feature_mse": feature_loss.detach(),
             "fc_mse": weight_loss.detach(),
             "existence_bce": existence_loss.detach(),
+            "orthogonality": encoding.orthogonality.detach(),
             "masked_nodes": scored.float().mean().detach(),
             "masked_edges": torch.tensor(n_positive / max(int((src < dst).sum()), 1)),
             "masked_windows": masks["window"].float().mean().detach(),

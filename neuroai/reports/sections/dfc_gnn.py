@@ -136,9 +136,9 @@ def _similarity_figure(
             ax.set_xticks(range(len(subjects)), subjects, rotation=90, fontsize=6)
             ax.set_yticks(range(len(subjects)), subjects if k == 0 else [], fontsize=6)
             if v == 1:
-                ax.set_xlabel("first half (database)")
+                ax.set_xlabel("first segment (database)")
             if k == 0:
-                ax.set_ylabel("second half (target)")
+                ax.set_ylabel("second segment (target)")
     fig.tight_layout()
     return fig
 
@@ -149,7 +149,7 @@ def _fc_figure(fcs: np.ndarray, subjects: Sequence[str]) -> Figure:
         for j, half in enumerate(("first", "second")):
             ax = fig.add_subplot(len(subjects), 2, 2 * i + j + 1)
             image = ax.imshow(fcs[i, j], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-            ax.set_title(f"{subject}: {half} half", fontsize=9)
+            ax.set_title(f"{subject}: {half} segment", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 1:
@@ -163,22 +163,35 @@ def _task_part(task: dict, curves) -> list[str]:
     split = task["split"]
     training = task.get("training", {})
     counts = ", ".join(f"{k}: {v}" for k, v in task.get("class_counts", {}).items())
+    protocol = task.get("protocol") or {}
+    steps = (
+        f"fine-tuning and training from scratch for {training.get('max_steps')} steps of "
+        f"{training.get('batch_size')} crops at learning rate {training.get('lr')}."
+    )
+    if protocol.get("design", "cross_validation") == "holdout":
+        design = (
+            f"{split.get('repeats')} repeats on held-out test subjects "
+            f"({protocol.get('n_test_subjects')} with this label; pretraining read "
+            f"{protocol.get('test_subjects_pretrained_on', 0)} of them); {steps}"
+        )
+        scored = "held-out subjects' predictions"
+    else:
+        design = (
+            f"transductive: {split.get('repeats')} repeats of stratified "
+            f"{split.get('n_folds')}-fold cross-validation by subject (seeds from "
+            f"{split.get('seed')}), pretraining having read every subject; {steps}"
+        )
+        scored = "pooled out-of-fold predictions"
     parts = [
         f"<h3>Task: {html.escape(name)} ({html.escape(task['task'])} of "
         f"'{html.escape(task['label'])}')</h3>",
-        text(
-            f"{task['n_subjects']} subjects ({counts or 'numeric label'}); "
-            f"{split.get('repeats')} repeats of stratified {split.get('n_folds')}-fold "
-            f"cross-validation by subject (seeds from {split.get('seed')}); fine-tuning and "
-            f"training from scratch for {training.get('max_steps')} steps of "
-            f"{training.get('batch_size')} crops at learning rate {training.get('lr')}."
-        ),
+        text(f"{task['n_subjects']} subjects ({counts or 'numeric label'}); {design}"),
         figure(
             _curve_figure(curves, name, metrics),
             caption=(
-                "Label efficiency: each metric on the pooled out-of-fold predictions of a repeat, "
-                "mean ± SD over repeats, against the share of each fold's training subjects whose "
-                "labels were used (dotted: chance)."
+                f"Label efficiency: each metric on the {scored} of a repeat, mean ± SD over "
+                "repeats, against the share of the training subjects whose labels were used "
+                "(dotted: chance)."
             ),
         ),
     ]
@@ -218,11 +231,12 @@ def _fingerprint_part(document: dict) -> list[str]:
     parts = [
         "<h3>Subject fingerprinting</h3>",
         text(
-            f"Each run is split into halves ({finger['segments']}). {finger['metric']} "
+            f"Design: {html.escape(str(finger.get('design', 'halves')))}, "
+            f"{html.escape(str(finger['segments']))}. {finger['metric']} "
             f"({first['n_subjects']} subjects, chance {first['chance']:.3f}). "
-            "Static FC: the upper triangle of each half's correlation matrix, as Finn et al. "
-            "(2015). dFC-GNN: the mean subject embedding of evenly spread crops of the half. "
-            "Centred: the mean profile over all halves removed first (no identity used)."
+            "Static FC: the upper triangle of each segment's correlation matrix, as Finn et al. "
+            "(2015). dFC-GNN: the mean subject embedding of evenly spread crops of the segment. "
+            "Centred: the mean profile over all segments removed first (no identity used)."
         ),
         table(
             rows,
@@ -244,7 +258,7 @@ def _fingerprint_part(document: dict) -> list[str]:
             parts.append(
                 figure(
                     _similarity_figure(matrices, finger["profiles"], subjects),
-                    caption="Similarity (Pearson r) of every second half to every first half, raw "
+                    caption="Similarity (Pearson r) of every second segment to every first segment, raw "
                     "and centred; a subject is identified when its diagonal entry is the largest "
                     "of its row.",
                     dpi=80,
@@ -257,7 +271,7 @@ def _fingerprint_part(document: dict) -> list[str]:
             parts.append(
                 figure(
                     _fc_figure(fcs, examples["subjects"]),
-                    caption="Static FC (Pearson r) of the two halves of one subject per site: "
+                    caption="Static FC (Pearson r) of the two segments of one subject per site: "
                     "the profiles Finn's identification compares.",
                     dpi=70,
                 )

@@ -8,6 +8,17 @@ def _dfc_gnn_common():
     return {k: DFC_GNN[k] for k in ("model", "data") if k in DFC_GNN}
 
 
+def dfc_gnn_holdout():
+    """The family's held-out test subjects, as pretraining and every task draw them: by
+    default stratified by the labels of the classification tasks (docs/dfc_gnn.md)."""
+    holdout = dict(DFC_GNN.get("holdout", {}))
+    if holdout.get("stratify") is None:
+        tasks = DFC_GNN.get("finetune", {}).get("tasks", {}).values()
+        labels = {t["label"] for t in tasks if t.get("task", "classification") == "classification"}
+        holdout["stratify"] = sorted(labels)
+    return {"holdout": holdout, "transductive": bool(DFC_GNN.get("transductive", False))}
+
+
 def dfc_gnn_graphs(wildcards):
     if wildcards.dataset not in config.get("dynamic_fc", {}).get("datasets", []):
         raise ConfigError(
@@ -18,7 +29,7 @@ def dfc_gnn_graphs(wildcards):
 
 
 def dfc_gnn_pretrain_params():
-    values = {**_dfc_gnn_common(), **DFC_GNN.get("pretrain", {})}
+    values = {**_dfc_gnn_common(), **DFC_GNN.get("pretrain", {}), **dfc_gnn_holdout()}
     return json.dumps(values, sort_keys=True)
 
 
@@ -73,7 +84,7 @@ def dfc_gnn_finetune_params(wildcards):
     values = {k: v for k, v in section.items() if k != "tasks"}
     if "data" in DFC_GNN:
         values["data"] = DFC_GNN["data"]
-    values.update(name=wildcards.dfc_task, **task)
+    values.update(name=wildcards.dfc_task, **task, **dfc_gnn_holdout())
     return json.dumps(values, sort_keys=True)
 
 
