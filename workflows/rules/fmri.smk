@@ -1,4 +1,6 @@
 # fMRI: static functional connectivity per run, and its group summary per dataset.
+# One job per run, or (static_fc.batch_size > 0) one job per batch of runs: see
+# docs/cohort_batches.md.
 
 rule static_fc:
     """Static functional connectivity of one run (n_regions x n_regions .npy)."""
@@ -7,7 +9,7 @@ rule static_fc:
     output:
         f"{RESULTS}/fmri/{{dataset}}/static_fc/{{run}}_connectivity.npy",
     params:
-        cfg=stage_params("static_fc"),
+        cfg=static_fc_params(),
     log:
         f"{RESULTS}/logs/static_fc/{{dataset}}/{{run}}.log",
     benchmark:
@@ -20,6 +22,34 @@ rule static_fc:
     shell:
         "python -m pipelines.static_fc --timeseries {input:q} --output {output:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule static_fc_batch:
+    """Static FC of a batch of runs in one process: a folder of <run>_connectivity.npy,
+    each with the record the per-run rule writes (static_fc.batch_size > 0)."""
+    input:
+        static_fc_batch_timeseries,
+    output:
+        directory(f"{RESULTS}/fmri/{{dataset}}/static_fc/batch-{{batch}}"),
+    wildcard_constraints:
+        batch="[0-9]+",
+    params:
+        cfg=static_fc_params(),
+    log:
+        f"{RESULTS}/logs/static_fc_batch/{{dataset}}/batch-{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/static_fc_batch/{{dataset}}/batch-{{batch}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        # A resource, not a param: where the runs are computed does not change them.
+        dask_scheduler=dask_scheduler,
+    shell:
+        "python -m pipelines.static_fc_batch --timeseries {input:q} --output {output:q} "
+        "--scheduler={resources.dask_scheduler:q} --params {params.cfg:q} --log {log:q} "
+        "--no-progress"
 
 
 rule group_fc:

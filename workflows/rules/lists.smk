@@ -14,4 +14,4 @@ rule path_list:
         group="|".join(sorted({g for _, g in PATH_LIST_INPUTS})),
     localrule: True
     run:
-        write_path_list(list(input), output[0], log[0])
+        write_path_list(path_list_members(wildcards, input), output[0], log[0])

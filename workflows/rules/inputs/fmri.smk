@@ -1,10 +1,62 @@
 # Input, params and target functions of the rules in ../fmri.smk.
 
 
+def static_fc_params():
+    """The static FC stages' parameters (kind, fisher_z): the same for a run alone or in a
+    batch, so changing the batch size changes which jobs exist, not what a run gives."""
+    return stage_params("static_fc", drop=("datasets", "batch_size"))
+
+
+def static_fc_batch_size():
+    """static_fc.batch_size: 0 (the default) runs one job per run."""
+    return config.get("static_fc", {}).get("batch_size", 0)
+
+
+_STATIC_FC_BATCHES = {}
+
+
+def static_fc_batches(dataset):
+    """Batch number -> run keys of a dataset (see neuroai.fmri.cohort.assign_batches)."""
+    if dataset not in _STATIC_FC_BATCHES:
+        from neuroai.fmri.cohort import assign_batches
+
+        _STATIC_FC_BATCHES[dataset] = assign_batches(RUNS[dataset], static_fc_batch_size())
+    return _STATIC_FC_BATCHES[dataset]
+
+
+def _static_fc_batch_folder(dataset, batch):
+    return f"{RESULTS}/fmri/{dataset}/static_fc/batch-{batch}"
+
+
 def static_fc_outputs(dataset):
-    return [
-        f"{RESULTS}/fmri/{dataset}/static_fc/{run}_connectivity.npy" for run in RUNS[dataset]
-    ]
+    """What group_fc and dfc_gnn_finetune depend on: every run's file, or (in
+    batches) every batch's folder."""
+    if static_fc_batch_size():
+        return [_static_fc_batch_folder(dataset, k) for k in static_fc_batches(dataset)]
+    return static_fc_files(dataset)
+
+
+def static_fc_files(dataset):
+    """Every run's <run>_connectivity.npy, in the order of the runs (what list files name)."""
+    folder = f"{RESULTS}/fmri/{dataset}/static_fc"
+    if not static_fc_batch_size():
+        return [f"{folder}/{run}_connectivity.npy" for run in RUNS[dataset]]
+    batch_of = {run: k for k, runs in static_fc_batches(dataset).items() for run in runs}
+    return [f"{folder}/batch-{batch_of[run]}/{run}_connectivity.npy" for run in RUNS[dataset]]
+
+
+def static_fc_batch_timeseries(wildcards):
+    """The region time series of the runs of one batch."""
+    batches = static_fc_batches(wildcards.dataset) if static_fc_batch_size() else {}
+    batch = int(wildcards.batch)
+    if batch not in batches:
+        raise ConfigError(
+            f"Batch {batch} of the static FC of {wildcards.dataset!r} has no run "
+            f"(static_fc.batch_size is {static_fc_batch_size()}; batches with runs: "
+            f"{', '.join(map(str, batches)) or 'none'})."
+        )
+    runs = RUNS[wildcards.dataset]
+    return [runs[run] for run in batches[batch]]
 
 
 def group_fc_inputs(wildcards):

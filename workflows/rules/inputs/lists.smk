@@ -19,6 +19,14 @@ PATH_LIST_INPUTS = {
 }
 
 
+#: (rule, input group) -> the paths its list file names, where they are not the inputs
+#: themselves: batched static FC depends on batch folders and lists the runs' files in them.
+PATH_LIST_MEMBERS = {
+    ("group_fc", "fc"): static_fc_files,
+    ("dfc_gnn_finetune", "static_fc"): static_fc_files,
+}
+
+
 def path_list(rule_name, group):
     """The list file of one input group of a cohort rule (a path with {dataset} left open)."""
     if (rule_name, group) not in PATH_LIST_INPUTS:
@@ -29,6 +37,12 @@ def path_list(rule_name, group):
 def path_list_paths(wildcards):
     inputs = PATH_LIST_INPUTS[(wildcards.rule_name, wildcards.group)]
     return inputs(SimpleNamespace(dataset=wildcards.dataset))[wildcards.group]
+
+
+def path_list_members(wildcards, input):
+    """What the list file names: the inputs, or the files inside them (PATH_LIST_MEMBERS)."""
+    members = PATH_LIST_MEMBERS.get((wildcards.rule_name, wildcards.group))
+    return members(wildcards.dataset) if members else list(input)
 
 
 def write_path_list(paths, output, log):
