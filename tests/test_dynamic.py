@@ -109,7 +109,52 @@ def test_tangent_equals_nilearn():
     with pytest.raises(DataError, match="at least 2 runs"):
         GroupConnectivity("tangent").fit_transform(runs[:1])
     with pytest.raises(ConfigError, match="Did you mean 'tangent'"):
-        GroupConnectivity("tangnet")
+        GroupConnectivity("tangnet").fit(runs)
+
+
+def test_group_connectivity_is_a_scikit_learn_transformer():
+    """clone, get/set_params, Pipeline, the default of ConnectivityMeasure, and the
+    applicable subset of sklearn's estimator checks.
+
+    The full ``check_estimator`` does not apply: its checks feed 2D arrays of
+    samples x features, while the input here is a list of (time x regions) runs,
+    as for nilearn's ConnectivityMeasure (which nilearn also exempts).
+    """
+    import inspect
+
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_set_params,
+    )
+
+    assert (
+        inspect.signature(GroupConnectivity).parameters["kind"].default
+        == inspect.signature(ConnectivityMeasure).parameters["kind"].default
+    )
+    for check in (
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_get_params_invariance,
+        check_set_params,
+    ):
+        check("GroupConnectivity", GroupConnectivity("tangent"))
+    runs = [correlated_timeseries(40 + 3 * i, R, seed=i) for i in range(4)]
+    measure = GroupConnectivity().set_params(kind="correlation")
+    copy = clone(measure)
+    assert copy.get_params() == {"kind": "correlation"} and not hasattr(copy, "mean_")
+    with pytest.raises(NotFittedError):
+        copy.transform(runs)
+    lower = np.tril_indices(R, k=-1)  # nilearn.connectome.sym_matrix_to_vec order
+    pipe = make_pipeline(copy, FunctionTransformer(lambda m: m[:, lower[0], lower[1]]))
+    theirs = ConnectivityMeasure(kind="correlation", vectorize=True, discard_diagonal=True)
+    np.testing.assert_allclose(pipe.fit_transform(runs), theirs.fit_transform(runs), atol=1e-12)
+    assert copy.n_features_in_ == R
 
 
 def test_group_kinds_equal_nilearn_means():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neuroai.errors import ConfigError
+from neuroai.errors import ConfigError, DataError
 from neuroai.evaluation import (
     bootstrap_ci,
     fixed_split,
@@ -175,3 +175,36 @@ def test_summaries_and_paired_comparisons_of_a_per_case_table():
     )
     mean = next(c for c in comparisons if c["group"] == "mean")
     assert mean["estimate"] == pytest.approx(0.05, abs=0.02) and mean["ci_low"] > 0
+
+
+def test_one_auroc_equals_scikit_learn_with_ties_and_routes_every_caller():
+    """The rank form against roc_auc_score (binary with heavy ties, (n, 2), labels {1, 2},
+    one-vs-rest), and every metric table calls it (the weighted form agrees at unit weights)."""
+    from sklearn.metrics import roc_auc_score
+
+    from neuroai.evaluation import auroc
+    from neuroai.evaluation.windows import weighted_auroc
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 53)
+    s = np.round(rng.normal(size=53) + y, 1)  # rounded: many tied scores
+    assert len(np.unique(s)) < 40
+    assert abs(auroc(y, s) - roc_auc_score(y, s)) <= 1e-12
+    two = np.column_stack([1 - s, s])
+    assert abs(auroc(y, two) - roc_auc_score(y, s)) <= 1e-12
+    assert abs(auroc(y + 1, s) - roc_auc_score(y + 1, s)) <= 1e-12
+    assert abs(weighted_auroc(y.astype(float), s, np.ones((1, 53)))[0] - auroc(y, s)) <= 1e-12
+    k = rng.integers(0, 3, 61)
+    probs = rng.dirichlet(np.ones(3), 61)
+    probs[:, 0] = np.round(probs[:, 0], 1)
+    probs /= probs.sum(1, keepdims=True)
+    assert abs(auroc(k, probs) - roc_auc_score(k, probs, multi_class="ovr")) <= 1e-12
+    with pytest.raises(DataError, match="one class only"):
+        auroc(np.zeros(5), np.arange(5.0))
+    from neuroai.evaluation import label_efficiency, metrics, subject_level
+
+    assert metrics.CLASSIFICATION["auroc"] is auroc
+    for module in (metrics, subject_level, label_efficiency):
+        assert module.auroc is auroc
+    assert np.isnan(subject_level._auroc(np.ones(4), np.arange(4.0)))
+    assert subject_level._auroc(y, s) == auroc(y, s)

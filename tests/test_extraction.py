@@ -1,5 +1,6 @@
 """Streaming parcellation against nilearn's maskers (the oracle)."""
 
+import inspect
 import logging
 import warnings
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from nilearn.maskers import NiftiLabelsMasker, NiftiMapsMasker, NiftiSpheresMasker
 
-from neuroai.errors import DataError
-from neuroai.fmri import Atlas, RegionExtractor, extract_timeseries
+from neuroai.errors import ConfigError, DataError
+from neuroai.fmri import Atlas, AtlasMasker, extract_timeseries
 from neuroai.testing import bold_image, label_atlas, prob_atlas
 from neuroai.testing.bold import AFFINE
 
@@ -147,8 +148,110 @@ def test_real_data_equals_masker():
     assert np.abs(ours.astype(np.float32) - theirs.astype(np.float32)).max() <= 1e-5
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        # The issue's case: standardize alone (our old default also detrended: 4.3 z apart).
+        {"standardize": "zscore_sample"},
+        {"detrend": True},
+        {
+            "standardize": "zscore_sample",
+            "detrend": True,
+            "t_r": 2.5,
+            "low_pass": 0.1,
+            "high_pass": 0.01,
+        },
+        {"standardize": "psc", "t_r": 2.5, "high_pass": 0.02, "standardize_confounds": False},
+    ],
+    ids=["standardize", "detrend", "bandpass", "psc"],
+)
+def test_real_data_cleaning_equals_masker_with_the_same_options(options):
+    """Same keywords, same defaults, same answer as NiftiLabelsMasker on the neuropycon run."""
+    pytest.importorskip("neuropycon_data")
+    from neuroai.datasets.bold_demos import neuropycon_files
+
+    files = neuropycon_files()
+    atlas = Atlas.from_labels(files["atlas"], background_label=-1)
+    theirs = nilearn(
+        NiftiLabelsMasker(str(files["atlas"]), background_label=-1, **options), str(files["bold"])
+    )
+    ours = extract_timeseries(files["bold"], atlas, **options)
+    assert ours.shape == theirs.shape == (88, 184)
+    assert np.abs(ours - theirs).max() <= 1e-5
+    masker = AtlasMasker(atlas, **options)
+    np.testing.assert_array_equal(masker.fit_transform(files["bold"]), ours)
+
+
+def _defaults(callable_):
+    return {
+        name: p.default
+        for name, p in inspect.signature(callable_).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def test_shared_keywords_have_nilearns_defaults():
+    """Every keyword we share with nilearn's counterpart has nilearn's default."""
+    from nilearn import signal
+
+    from neuroai.fmri import clean
+
+    masker = _defaults(NiftiLabelsMasker)
+    for ours in (_defaults(extract_timeseries), _defaults(AtlasMasker)):
+        shared = set(ours) & set(masker)
+        assert {"standardize", "detrend", "standardize_confounds", "t_r", "mask_img"} <= shared
+        assert {k: ours[k] for k in shared} == {k: masker[k] for k in shared}
+    theirs, ours = _defaults(signal.clean), _defaults(clean)
+    shared = set(ours) & set(theirs)
+    assert {"detrend", "standardize", "standardize_confounds", "filter", "extrapolate"} <= shared
+    # The one documented exception: nilearn guesses t_r=2.5 s, we refuse to filter without a TR.
+    assert theirs.pop("t_r") == 2.5 and ours.pop("t_r") is None
+    assert {k: ours[k] for k in shared - {"t_r"}} == {k: theirs[k] for k in shared - {"t_r"}}
+
+
+def test_atlas_masker_is_a_scikit_learn_transformer(img64, labels):
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_set_params,
+    )
+
+    masker = AtlasMasker(labels, detrend=True, standardize="zscore_sample")
+    for check in (
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_get_params_invariance,
+        check_set_params,
+    ):
+        check("AtlasMasker", masker)
+    copy = clone(masker)
+    params = masker.get_params()
+    assert copy.get_params(deep=False).keys() == params.keys() and not hasattr(copy, "reducer_")
+    assert all(copy.get_params()[k] == v for k, v in params.items() if k != "atlas")
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipe = make_pipeline(masker, FunctionTransformer(lambda ts: ts[::2]))
+    expected = nilearn(NiftiLabelsMasker(labels, detrend=True, standardize="zscore_sample"), img64)
+    np.testing.assert_allclose(pipe.fit_transform(img64), expected[::2], atol=1e-10)
+    assert masker.n_features_out_ == 5
+    with pytest.raises(ConfigError, match="Did you mean 'zscore_sample'"):
+        AtlasMasker(labels, standardize="zscore_smple").fit(img64)
+    with pytest.raises(ConfigError, match="needs an atlas"):
+        AtlasMasker().fit(img64)
+
+
+def test_region_extractor_is_a_deprecated_alias():
+    import neuroai.fmri
+
+    with pytest.warns(FutureWarning, match="renamed AtlasMasker"):
+        assert neuroai.fmri.RegionExtractor is AtlasMasker
+
+
 def test_qc_pass_gives_global_signal_dvars_and_carpet(img64, labels):
-    extractor = RegionExtractor(labels, qc=True, n_carpet_voxels=50, chunk_mb=0.001).fit(img64)
+    extractor = AtlasMasker(labels, qc=True, n_carpet_voxels=50, chunk_mb=0.001).fit(img64)
     detail = extractor.transform_detail(img64)
     flat = np.asanyarray(img64.dataobj).reshape(-1, 43, order="F")[extractor.brain_voxels_]
     np.testing.assert_allclose(detail.global_signal, flat.mean(axis=0))

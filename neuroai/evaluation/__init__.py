@@ -1,5 +1,6 @@
 """Evaluation: splits, metrics with bootstrap confidence intervals, metrics.json."""
 
+from neuroai.evaluation.auroc import auroc
 from neuroai.evaluation.bootstrap import bootstrap_ci, bootstrap_metric, paired_bootstrap
 from neuroai.evaluation.fingerprint import (
     identification,
@@ -32,6 +33,7 @@ from neuroai.evaluation.subject_level import (
 __all__ = [
     "CasePrediction",
     "Split",
+    "auroc",
     "average_by_subject",
     "bootstrap_ci",
     "bootstrap_metric",

@@ -29,6 +29,7 @@ import pandas as pd
 
 from neuroai._logging import get_logger
 from neuroai.errors import ConfigError, DataError, check_option
+from neuroai.evaluation.auroc import auroc
 from neuroai.evaluation.bootstrap import bootstrap_metric
 from neuroai.evaluation.metrics import CLASSIFICATION, REGRESSION, prediction_metrics
 from neuroai.evaluation.splits import make_splits
@@ -238,26 +239,6 @@ def label_efficiency_curves(
     return pd.DataFrame(rows)
 
 
-def binary_auroc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """AUROC of a binary task by the Mann-Whitney statistic (ties count one half).
-
-    Equals :func:`sklearn.metrics.roc_auc_score` and is about a hundred times faster,
-    which matters inside a bootstrap loop. ``y_score`` is ``(n,)`` or ``(n, 2)``
-    (the positive class's column is used). Raises ``ValueError`` with one class only.
-    """
-    from scipy.stats import rankdata
-
-    y = np.asarray(y_true).astype(int)
-    s = np.asarray(y_score, dtype=float)
-    s = s[:, 1] if s.ndim == 2 else s
-    n_pos = int((y == 1).sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("AUROC is undefined with one class only.")
-    ranks = rankdata(s)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def balanced_accuracy(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """Mean recall over the classes present, from probabilities ``(n, K)`` (argmax)."""
     y = np.asarray(y_true).astype(int)
@@ -285,7 +266,7 @@ def full_label_metrics(
     names = list(metrics or (CLASSIFICATION if task == "classification" else REGRESSION))
     fast = {}
     if task == "classification" and y_score.ndim == 2 and y_score.shape[1] == 2:
-        fast = {"auroc": binary_auroc, "balanced_accuracy": balanced_accuracy}
+        fast = {"auroc": auroc, "balanced_accuracy": balanced_accuracy}
     result = {}
     for name in names:
         if name in fast:

@@ -14,15 +14,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from neuroai.errors import DataError, check_option
+from neuroai.evaluation.auroc import auroc
 from neuroai.evaluation.bootstrap import bootstrap_ci, bootstrap_metric
-
-
-def _auroc(y, s):
-    from sklearn.metrics import roc_auc_score
-
-    if s.ndim == 2 and s.shape[1] == 2:
-        s = s[:, 1]
-    return roc_auc_score(y, s, multi_class="ovr") if s.ndim == 2 else roc_auc_score(y, s)
 
 
 def _auprc(y, s):
@@ -71,7 +64,7 @@ def _pearson(y, p):
 
 
 CLASSIFICATION: dict[str, Callable] = {
-    "auroc": _auroc,
+    "auroc": auroc,
     "auprc": _auprc,
     "balanced_accuracy": _balanced_accuracy,
     "accuracy": _accuracy,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from neuroai.errors import DataError
+from neuroai.evaluation.auroc import auroc
 from neuroai.evaluation.bootstrap import bootstrap_metric
 
 
@@ -59,15 +60,11 @@ def _accuracy(y, s):
 
 
 def _auroc(y, s):
-    """Mann-Whitney form of the AUROC (ties count half); NaN with one class only."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(y) > 0.5
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    """:func:`~neuroai.evaluation.auroc.auroc`; NaN with one class only."""
+    try:
+        return auroc(np.asarray(y) > 0.5, s)
+    except DataError:
         return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _f1(y, s):

@@ -23,7 +23,7 @@ from neuroai.fmri.connectivity import (
     tangent_connectivity,
 )
 from neuroai.fmri.dynamic import connectivity_variability, dynamic_connectivity, window_starts
-from neuroai.fmri.extraction import Extraction, RegionExtractor, extract_timeseries
+from neuroai.fmri.extraction import AtlasMasker, Extraction, extract_timeseries
 from neuroai.fmri.graph_dataset import GraphArrays, write_graph_dataset
 from neuroai.fmri.graphs import WindowGraphs, node_features, sparsify, window_graphs
 from neuroai.fmri.qc import framewise_displacement
@@ -31,6 +31,7 @@ from neuroai.fmri.run_timeseries import RunTimeseries, run_timeseries
 
 __all__ = [
     "Atlas",
+    "AtlasMasker",
     "CohortResult",
     "Extraction",
     "GROUP_KINDS",
@@ -38,7 +39,6 @@ __all__ = [
     "GraphWindowDataset",
     "GroupConnectivity",
     "KINDS",
-    "RegionExtractor",
     "RunTimeseries",
     "WindowGraphs",
     "clean",
@@ -71,4 +71,8 @@ def __getattr__(name: str):
         from neuroai.fmri import graph_dataset
 
         return graph_dataset.GraphWindowDataset
+    if name == "RegionExtractor":  # deprecated alias of AtlasMasker (warns)
+        from neuroai.fmri import extraction
+
+        return extraction.__getattr__(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

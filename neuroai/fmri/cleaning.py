@@ -76,7 +76,8 @@ def scale_signals(signals: np.ndarray, kind: str | None = "zscore_sample") -> np
         return out / std
     mean = out.mean(axis=0)
     flat = np.abs(mean) < _EPS
-    out = (out - mean) / np.abs(mean) * 100
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (out - mean) / np.abs(mean) * 100
     if flat.any():
         logger.warning(
             "Percent signal change is undefined for %d signals with zero mean; set to 0.",
@@ -232,11 +233,13 @@ def clean(
     sample_mask : ndarray | None
         Volumes to keep: indices, or a boolean mask of length n_timepoints.
     t_r : float | None
-        Repetition time in seconds (needed for filtering).
+        Repetition time in seconds (needed for filtering). The one default that
+        differs from ``nilearn.signal.clean`` (2.5 s there): filtering without
+        a TR is refused (:class:`ConfigError`) rather than run at a guessed TR.
     detrend : bool
         Remove linear trends (signals and confounds).
-    standardize : {"zscore_sample", "psc", None}
-        Final scaling of each signal.
+    standardize : {"zscore_sample", "psc", None, False}
+        Final scaling of each signal (``False`` is ``None``, as in nilearn).
     standardize_confounds : bool
         z-score confounds before the regression.
     filter : {"butterworth", "cosine", False}
@@ -260,7 +263,8 @@ def clean(
         Shapes that do not match, non-finite values, invalid sample mask.
     """
     check_option("filter", filter, FILTERS)
-    check_option("standardize", standardize, STANDARDIZE)
+    check_option("standardize", standardize, (False, *STANDARDIZE))
+    standardize = standardize or None  # nilearn's False means None
     x = np.asarray(signals)
     if x.ndim == 1:
         x = x[:, None]

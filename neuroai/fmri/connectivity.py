@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from neuroai.errors import DataError, check_option
 
@@ -176,13 +178,18 @@ def geometric_mean(covariances: np.ndarray, *, max_iter: int = 30, tol: float = 
     return mean
 
 
-class GroupConnectivity:
+class GroupConnectivity(TransformerMixin, BaseEstimator):
     """Connectivity of a group of runs, including the tangent space.
+
+    A scikit-learn transformer (``clone``, ``Pipeline``, ``get_params``), shaped
+    and defaulted like nilearn's ``ConnectivityMeasure``: the input is a list of
+    runs, each (n_timepoints, n_regions), or a 3D array of them.
 
     Parameters
     ----------
-    kind : {"correlation", "partial correlation", "covariance", "precision", "tangent"}
-        The measure; equals nilearn's ``ConnectivityMeasure(kind=kind)``.
+    kind : {"covariance", "correlation", "partial correlation", "precision", "tangent"}
+        The measure; equals nilearn's ``ConnectivityMeasure(kind=kind)`` and has
+        its default (``"covariance"``).
 
     Attributes
     ----------
@@ -190,10 +197,11 @@ class GroupConnectivity:
         Geometric mean covariance (tangent) or arithmetic mean connectivity.
     whitening_ : ndarray, shape (n_regions, n_regions) | None
         ``mean_ ** -1/2`` (tangent only).
+    n_features_in_ : int
+        Number of regions seen by :meth:`fit`.
     """
 
-    def __init__(self, kind: str = "tangent") -> None:
-        check_option("kind", kind, GROUP_KINDS)
+    def __init__(self, kind: str = "covariance") -> None:
         self.kind = kind
 
     @staticmethod
@@ -217,8 +225,12 @@ class GroupConnectivity:
             return np.stack([_ledoit_wolf(r) for r in runs])
         return np.stack([connectivity(r, self.kind) for r in runs])
 
-    def fit(self, runs) -> GroupConnectivity:
-        """Estimate the group reference from runs of shape (n_timepoints, n_regions)."""
+    def fit(self, runs, y=None) -> GroupConnectivity:
+        """Estimate the group reference from runs of shape (n_timepoints, n_regions).
+
+        ``y`` is ignored (scikit-learn's signature).
+        """
+        check_option("kind", self.kind, GROUP_KINDS)
         runs = self._stack(runs)
         matrices = self._matrices(runs)
         if self.kind == "tangent":
@@ -228,12 +240,12 @@ class GroupConnectivity:
             mean = matrices.mean(axis=0)
             self.mean_ = 0.5 * (mean + mean.T)
             self.whitening_ = None
+        self.n_features_in_ = runs[0].shape[1]
         return self
 
     def transform(self, runs) -> np.ndarray:
         """Connectivity of each run, shape (n_runs, n_regions, n_regions)."""
-        if not hasattr(self, "mean_"):
-            raise DataError("Call fit (or fit_transform) before transform.")
+        check_is_fitted(self, "mean_")
         runs = self._stack(runs)
         if runs[0].shape[1] != self.mean_.shape[0]:
             raise DataError(
@@ -245,7 +257,7 @@ class GroupConnectivity:
             return matrices
         return _spd_map(np.log, self.whitening_ @ matrices @ self.whitening_)
 
-    def fit_transform(self, runs) -> np.ndarray:
+    def fit_transform(self, runs, y=None) -> np.ndarray:
         """Fit the reference on ``runs`` and transform them.
 
         Raises
@@ -254,6 +266,7 @@ class GroupConnectivity:
             For the tangent kind with a single run: its tangent vector would be
             0 by construction (deviations from the group mean need a group).
         """
+        check_option("kind", self.kind, GROUP_KINDS)
         runs = self._stack(runs)
         if self.kind == "tangent" and len(runs) < 2:
             raise DataError(

@@ -10,7 +10,7 @@ memory is the chunk plus the (n_timepoints x n_regions) result, whatever the
 length of the run; compressed ``.nii.gz`` files are decompressed once, front to
 back.
 
-:class:`RegionExtractor` is the estimator behind it: ``fit`` places the atlas on
+:class:`AtlasMasker` is the scikit-learn estimator behind it: ``fit`` places the atlas on
 the image grid once (resampling it with a logged warning if needed) and
 ``transform_detail`` also returns, from the same single pass, the quality
 measures the report shows: the global signal and DVARS inside the brain, and a
@@ -30,25 +30,14 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from neuroai._logging import get_logger
-from neuroai.errors import DataError, check_option
+from neuroai.errors import ConfigError, DataError, check_option
 from neuroai.fmri.atlas import AFFINE_TOL, Atlas, Reducer, _load_image
+from neuroai.fmri.cleaning import FILTERS, STANDARDIZE
 
 logger = get_logger(__name__)
-
-CLEAN_OPTIONS = (
-    "confounds",
-    "sample_mask",
-    "t_r",
-    "detrend",
-    "standardize",
-    "standardize_confounds",
-    "filter",
-    "low_pass",
-    "high_pass",
-    "extrapolate",
-)
 
 
 @dataclass
@@ -159,17 +148,54 @@ def _mask_on_grid(mask_img, image, name: str) -> np.ndarray:
     return keep
 
 
-class RegionExtractor:
+#: Region-signal cleaning keywords of :class:`AtlasMasker` and
+#: :func:`extract_timeseries`, with ``NiftiLabelsMasker``'s defaults (nilearn 0.14).
+MASKER_CLEAN_DEFAULTS = {
+    "standardize": False,
+    "standardize_confounds": True,
+    "detrend": False,
+    "low_pass": None,
+    "high_pass": None,
+    "t_r": None,
+}
+
+
+class AtlasMasker(TransformerMixin, BaseEstimator):
     """Parcellate 4D images with an atlas, streaming chunks of volumes.
+
+    The scikit-learn estimator behind :func:`extract_timeseries`, shaped like
+    nilearn's ``NiftiLabelsMasker``: parameters here, the atlas placed on the
+    image grid by :meth:`fit`, region signals (cleaned as the masker cleans
+    them) from :meth:`transform`. The cleaning keywords have the masker's
+    names and defaults, so ``AtlasMasker(atlas, **kw).fit_transform(img)``
+    equals ``NiftiLabelsMasker(atlas, **kw).fit_transform(img)``.
 
     Parameters
     ----------
     atlas : Atlas, path-like or nibabel image
         An :class:`~neuroai.fmri.atlas.Atlas`; a path or image is read as a
-        label atlas (3D) or as probabilistic maps (4D).
+        label atlas (3D) or as probabilistic maps (4D). Required by :meth:`fit`
+        (``None`` only so that the estimator is default-constructible).
     mask_img : path-like, nibabel image or None
         Brain mask on (or resampled to) the image grid; atlas voxels outside
         it are not used.
+    standardize : {False, None, "zscore_sample", "psc"}
+        Final scaling of each region signal (nilearn's default: ``False``).
+    standardize_confounds : bool
+        z-score confounds before regressing them out.
+    detrend : bool
+        Remove linear trends (nilearn's masker default: ``False``; note that
+        :func:`neuroai.fmri.clean`, like ``nilearn.signal.clean``, defaults to
+        ``True``).
+    low_pass, high_pass : float or None
+        Butterworth cutoffs in Hz (need ``t_r``).
+    t_r : float or None
+        Repetition time in seconds.
+    filter : {"butterworth", "cosine", False}
+        Temporal filter (nilearn passes it through ``clean_args``).
+    extrapolate : bool
+        With a Butterworth filter and a sample mask, extrapolate censored edge
+        volumes (``nilearn.signal.clean``'s keyword).
     resample : {"warn", "error"}
         An atlas on another grid is resampled with a logged warning, or refused.
     chunk_mb : float
@@ -184,34 +210,65 @@ class RegionExtractor:
 
     Attributes
     ----------
+    atlas_ : Atlas
+        The atlas read from ``atlas``.
     reducer_ : Reducer
         The atlas on the grid of the last fitted image.
     grid_ : tuple
         ``(shape, affine)`` of that grid.
+    mask_ : ndarray of bool, shape (x, y, z) | None
+        The brain mask on that grid.
+    n_features_out_ : int
+        Number of regions (columns of :meth:`transform`).
     """
 
     def __init__(
         self,
-        atlas,
+        atlas=None,
         *,
         mask_img=None,
+        standardize=False,
+        standardize_confounds: bool = True,
+        detrend: bool = False,
+        low_pass: float | None = None,
+        high_pass: float | None = None,
+        t_r: float | None = None,
+        filter: str | bool = "butterworth",  # noqa: A002 - nilearn's name
+        extrapolate: bool = False,
         resample: str = "warn",
         chunk_mb: float = 64.0,
         non_finite: str = "error",
         qc: bool = False,
         n_carpet_voxels: int = 400,
     ) -> None:
-        check_option("resample", resample, ("warn", "error"))
-        check_option("non_finite", non_finite, ("error", "zero"))
-        if not chunk_mb > 0:
-            raise DataError(f"chunk_mb must be positive, got {chunk_mb!r}.")
         self.atlas = atlas
         self.mask_img = mask_img
+        self.standardize = standardize
+        self.standardize_confounds = standardize_confounds
+        self.detrend = detrend
+        self.low_pass = low_pass
+        self.high_pass = high_pass
+        self.t_r = t_r
+        self.filter = filter
+        self.extrapolate = extrapolate
         self.resample = resample
         self.chunk_mb = chunk_mb
         self.non_finite = non_finite
         self.qc = qc
         self.n_carpet_voxels = n_carpet_voxels
+
+    def _validate_params(self) -> None:  # noqa: D401 - sklearn hook name
+        if self.atlas is None:
+            raise ConfigError(
+                "AtlasMasker needs an atlas (a label image, probabilistic maps or an Atlas); "
+                "got atlas=None."
+            )
+        check_option("resample", self.resample, ("warn", "error"))
+        check_option("non_finite", self.non_finite, ("error", "zero"))
+        check_option("standardize", self.standardize, (False, *STANDARDIZE))
+        check_option("filter", self.filter, FILTERS)
+        if not (isinstance(self.chunk_mb, (int, float)) and self.chunk_mb > 0):
+            raise ConfigError(f"chunk_mb must be a positive number of MiB, got {self.chunk_mb!r}.")
 
     def _atlas(self) -> Atlas:
         if isinstance(self.atlas, Atlas):
@@ -221,8 +278,17 @@ class RegionExtractor:
             return Atlas.from_maps(self.atlas)
         return Atlas.from_labels(self.atlas)
 
-    def fit(self, img) -> RegionExtractor:
-        """Place the atlas (and mask) on the grid of ``img``; reads no volume."""
+    def fit(self, img, y=None) -> AtlasMasker:
+        """Place the atlas (and mask) on the grid of ``img``; reads no volume.
+
+        Parameters
+        ----------
+        img : path-like or nibabel image
+            A 4D run on the grid the atlas is placed on.
+        y : None
+            Ignored (scikit-learn's signature).
+        """
+        self._validate_params()
         image, name = load_bold(img)
         mask = _mask_on_grid(self.mask_img, image, name) if self.mask_img is not None else None
         self.atlas_ = self._atlas()
@@ -231,6 +297,7 @@ class RegionExtractor:
         )
         self.grid_ = (tuple(image.shape[:3]), np.asarray(image.affine))
         self.mask_ = mask
+        self.n_features_out_ = self.reducer_.n_regions
         self._qc_voxels(image.shape[:3])
         return self
 
@@ -262,23 +329,35 @@ class RegionExtractor:
         self.carpet_voxels_ = brain[pick]
         self.carpet_regions_ = region[pick]
 
-    def transform(self, img, **clean_options) -> np.ndarray:
-        """Region time series of ``img``, shape (n_timepoints, n_regions).
+    def transform(self, img, confounds=None, sample_mask=None) -> np.ndarray:
+        """Region time series of ``img``, cleaned as nilearn's maskers clean them.
 
-        ``clean_options`` (see :func:`neuroai.fmri.clean`) clean the region
-        signals after extraction, as nilearn's maskers do.
+        Parameters
+        ----------
+        img : path-like or nibabel image
+            4D run.
+        confounds : ndarray, shape (n_timepoints, n_confounds) | None
+            Regressors to project out.
+        sample_mask : ndarray | None
+            Volumes to keep (indices or boolean mask).
+
+        Returns
+        -------
+        ndarray, shape (n_kept, n_regions)
         """
-        return self.transform_detail(img, **clean_options).timeseries
+        return self.transform_detail(img, confounds=confounds, sample_mask=sample_mask).timeseries
 
-    def transform_detail(self, img, **clean_options) -> Extraction:
-        """Like :meth:`transform`, with the quality measures of the same pass."""
-        unknown = sorted(set(clean_options) - set(CLEAN_OPTIONS))
-        if unknown:
-            from neuroai.errors import ConfigError, did_you_mean
+    def fit_transform(self, img, y=None, confounds=None, sample_mask=None) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform` (one streaming pass)."""
+        return self.fit(img).transform(img, confounds=confounds, sample_mask=sample_mask)
 
-            raise ConfigError(
-                f"Unknown extraction option {unknown[0]!r}.{did_you_mean(unknown[0], CLEAN_OPTIONS)}"
-            )
+    def transform_detail(self, img, confounds=None, sample_mask=None) -> Extraction:
+        """Like :meth:`transform`, with the quality measures of the same pass.
+
+        The QC measures (global signal, DVARS, carpet) are always those of the
+        uncleaned image.
+        """
+        self._validate_params()
         image, name = load_bold(img)
         if (
             not hasattr(self, "reducer_")
@@ -287,17 +366,40 @@ class RegionExtractor:
         ):
             self.fit(image)
         result = self._stream(image, name)
-        if clean_options:
+        options = self._clean_options(confounds, sample_mask)
+        if options is not None:
             from neuroai.fmri.cleaning import clean
 
             empty = [result.regions.index(r) for r in result.empty_regions]
-            cleaned = clean(result.timeseries, **clean_options)
+            cleaned = clean(result.timeseries, **options)
             cleaned[:, empty] = 0.0
             result.timeseries = cleaned
         return result
 
-    def fit_transform(self, img, **clean_options) -> np.ndarray:
-        return self.fit(img).transform(img, **clean_options)
+    def _clean_options(self, confounds, sample_mask) -> dict | None:
+        """Options of :func:`clean`, or ``None`` when they would change nothing."""
+        standardize = self.standardize or None
+        if (
+            not self.detrend
+            and standardize is None
+            and confounds is None
+            and sample_mask is None
+            and self.low_pass is None
+            and self.high_pass is None
+        ):
+            return None
+        return {
+            "confounds": confounds,
+            "sample_mask": sample_mask,
+            "t_r": self.t_r,
+            "detrend": self.detrend,
+            "standardize": standardize,
+            "standardize_confounds": self.standardize_confounds,
+            "filter": self.filter,
+            "low_pass": self.low_pass,
+            "high_pass": self.high_pass,
+            "extrapolate": self.extrapolate,
+        }
 
     def _stream(self, image, name: str) -> Extraction:
         reducer: Reducer = self.reducer_
@@ -368,8 +470,31 @@ class RegionExtractor:
         return values
 
 
-def extract_timeseries(img, atlas, **options) -> np.ndarray:
+def extract_timeseries(
+    img,
+    atlas,
+    *,
+    confounds=None,
+    sample_mask=None,
+    mask_img=None,
+    standardize=False,
+    standardize_confounds: bool = True,
+    detrend: bool = False,
+    low_pass: float | None = None,
+    high_pass: float | None = None,
+    t_r: float | None = None,
+    filter: str | bool = "butterworth",  # noqa: A002 - nilearn's name
+    extrapolate: bool = False,
+    resample: str = "warn",
+    chunk_mb: float = 64.0,
+    non_finite: str = "error",
+) -> np.ndarray:
     """Region time series of a 4D image, streamed in chunks of volumes.
+
+    Every keyword that ``NiftiLabelsMasker`` also has carries the masker's
+    default (``standardize=False``, ``detrend=False`` ...), so
+    ``extract_timeseries(img, atlas, **kw)`` equals
+    ``NiftiLabelsMasker(atlas, **kw).fit_transform(img)`` for the same ``kw``.
 
     Parameters
     ----------
@@ -379,16 +504,15 @@ def extract_timeseries(img, atlas, **options) -> np.ndarray:
         Label image (3D), probabilistic maps (4D), or an
         :class:`~neuroai.fmri.atlas.Atlas` (for example spheres from
         :meth:`Atlas.from_coordinates`).
-    **options
-        ``mask_img``, ``resample``, ``chunk_mb``, ``non_finite`` (see
-        :class:`RegionExtractor`), and the cleaning options of
-        :func:`neuroai.fmri.clean` (``confounds``, ``sample_mask``, ``t_r``,
-        ``detrend``, ``standardize``, ``low_pass``, ``high_pass`` ...), applied
-        to the region signals after extraction as nilearn's maskers do.
+    confounds, sample_mask
+        As in the maskers' ``transform`` (see :func:`neuroai.fmri.clean`).
+    mask_img, standardize, standardize_confounds, detrend, low_pass, high_pass, t_r,
+    filter, extrapolate, resample, chunk_mb, non_finite
+        See :class:`AtlasMasker`.
 
     Returns
     -------
-    ndarray, shape (n_timepoints, n_regions)
+    ndarray, shape (n_kept, n_regions)
         float64. Without cleaning options it equals ``NiftiLabelsMasker`` /
         ``NiftiMapsMasker`` / ``NiftiSpheresMasker`` ``.fit_transform(img)``.
 
@@ -396,11 +520,37 @@ def extract_timeseries(img, atlas, **options) -> np.ndarray:
     --------
     >>> ts = extract_timeseries("sub-01_task-rest_bold.nii.gz", "atlas.nii.gz")  # doctest: +SKIP
     """
-    extractor_keys = ("mask_img", "resample", "chunk_mb", "non_finite")
-    extractor = RegionExtractor(
-        atlas, **{k: options.pop(k) for k in extractor_keys if k in options}
+    masker = AtlasMasker(
+        atlas,
+        mask_img=mask_img,
+        standardize=standardize,
+        standardize_confounds=standardize_confounds,
+        detrend=detrend,
+        low_pass=low_pass,
+        high_pass=high_pass,
+        t_r=t_r,
+        filter=filter,
+        extrapolate=extrapolate,
+        resample=resample,
+        chunk_mb=chunk_mb,
+        non_finite=non_finite,
     )
-    return extractor.fit(img).transform(img, **options)
+    return masker.fit(img).transform(img, confounds=confounds, sample_mask=sample_mask)
+
+
+def __getattr__(name: str):
+    if name == "RegionExtractor":
+        import warnings
+
+        warnings.warn(
+            "neuroai.fmri.RegionExtractor was renamed AtlasMasker (it clashed with "
+            "nilearn.regions.RegionExtractor, which does something else); cleaning options "
+            "are now AtlasMasker parameters. The old name will be removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return AtlasMasker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def image_tr(img) -> float | None:

@@ -5,7 +5,7 @@
   on a sphere of 50 mm radius. fMRIPrep writes it as ``framewise_displacement``;
   :func:`framewise_displacement` computes it from motion parameters otherwise.
 - DVARS: root mean square over brain voxels of the volume-to-volume change,
-  computed from the image by :class:`~neuroai.fmri.extraction.RegionExtractor`;
+  computed from the image by :class:`~neuroai.fmri.extraction.AtlasMasker`;
   it is the motion-sensitive trace used where no motion parameters exist (raw
   BIDS runs), and is reported in percent of the mean brain signal.
 - Carpet plot (Power 2017): sampled brain voxels (rows, ordered by region)

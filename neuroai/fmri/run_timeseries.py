@@ -3,7 +3,7 @@
 :func:`run_timeseries` chains, for one :class:`~neuroai.io.bids.BoldRun`: the
 repetition time (JSON sidecar), the confounds (fMRIPrep table, by strategy, or
 for raw BIDS the global signal measured in the image), one streaming pass of
-:class:`~neuroai.fmri.extraction.RegionExtractor` (region signals, global signal,
+:class:`~neuroai.fmri.extraction.AtlasMasker` (region signals, global signal,
 DVARS, carpet), and :func:`~neuroai.fmri.cleaning.clean`. Each stage's options
 are plain keyword arguments, so the Snakemake stage, the cohort API and a
 notebook call the same function.
@@ -21,7 +21,7 @@ from neuroai.errors import ConfigError, DataError
 from neuroai.fmri.atlas import Atlas
 from neuroai.fmri.cleaning import clean
 from neuroai.fmri.confounds import _SUFFIXES, check_strategy, load_confounds
-from neuroai.fmri.extraction import RegionExtractor, image_tr
+from neuroai.fmri.extraction import AtlasMasker, image_tr
 from neuroai.fmri.qc import carpet_image, motion_trace
 from neuroai.io.bids import BoldRun, repetition_time
 
@@ -145,7 +145,7 @@ def run_timeseries(
     use_mask : bool
         Restrict the atlas to fMRIPrep's brain mask when the run has one.
     resample, chunk_mb, non_finite
-        See :class:`~neuroai.fmri.extraction.RegionExtractor`.
+        See :class:`~neuroai.fmri.extraction.AtlasMasker`.
     qc : bool
         Also compute DVARS, the global signal and the carpet.
     n_carpet_voxels : int
@@ -178,7 +178,7 @@ def run_timeseries(
         )
     mask = run.mask if (use_mask and run.mask is not None) else None
     needs_gs = run.layout != "fmriprep" and "global_signal" in strategy
-    extractor = RegionExtractor(
+    extractor = AtlasMasker(
         atlas,
         mask_img=mask,
         resample=resample,
