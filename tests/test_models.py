@@ -7,9 +7,12 @@ import torch
 
 from neuroai.errors import ArtifactError, ConfigError
 from neuroai.models import (
+    NeuroModel,
     build_model,
+    check_pretrained,
     create_model,
     describe_models,
+    get_model_entry,
     list_models,
     load_pretrained,
     load_weights_into,
@@ -22,6 +25,7 @@ from neuroai.models.objectives import create_objective, list_objectives
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODELS = list_models()
+FAMILY_CLASSES = [get_model_entry(name).model_class for name in MODELS]
 
 
 #: Every family the library ships, written out here (not read from the registry) so that a
@@ -52,11 +56,26 @@ def test_every_model_builds_runs_embeds_and_round_trips(name, tmp_path):
     folder = save_pretrained(model, tmp_path / name, metadata={"note": "test"})
     document = json.loads((folder / "config.json").read_text())
     assert document["model"] == name and document["note"] == "test"
-    assert set(p.name for p in folder.iterdir()) == {"config.json", "model.safetensors"}
+    assert set(p.name for p in folder.iterdir()) == {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+    }
     again = load_pretrained(folder)
     with torch.no_grad():
         torch.testing.assert_close(again(x), out)
     assert type(again.config) is type(model.config) and again.config == model.config
+    # The HF-style names: the family's class and the base class both reload it, bit for bit.
+    hf_folder = model.save_pretrained(tmp_path / f"{name}-hf")
+    for cls in (type(model), NeuroModel):
+        reloaded = cls.from_pretrained(hf_folder)
+        assert type(reloaded) is type(model)
+        with torch.no_grad():
+            torch.testing.assert_close(reloaded(x), out, rtol=0, atol=0)
+    assert check_pretrained(hf_folder, family=name)["model"] == name
+    other = next(cls for cls in FAMILY_CLASSES if cls.family != name)
+    with pytest.raises(ArtifactError, match=f"holds a '{name}' model, not a '{other.family}'"):
+        other.from_pretrained(hf_folder)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -111,3 +130,62 @@ def test_objectives_wrap_an_encoder():
     }
     with pytest.raises(ConfigError, match="Did you mean 'mask_ratio'"):
         create_objective("masked_volume", encoder, mask_ration=0.5)
+
+
+def test_check_pretrained_refuses_each_bad_folder_by_name(tmp_path):
+    model = create_model("eegformer", preset="demo")
+    folder = model.save_pretrained(tmp_path / "eeg")
+    n_chans = model.config.n_chans
+    with pytest.raises(ArtifactError, match=r"holds a 'eegformer' model.*'dfc_gnn' checkpoint"):
+        check_pretrained(folder, family="dfc_gnn")
+    with pytest.raises(ArtifactError, match=f"n_chans={n_chans}.*feeds it n_chans={n_chans + 3}"):
+        check_pretrained(folder, family="eegformer", expect={"n_chans": n_chans + 3})
+    # Weights of another size than the config says: a wider model's weights under this config.
+    wider = create_model("eegformer", preset="demo", d_model=model.config.d_model * 2)
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    (mismatched / "config.json").write_text((folder / "config.json").read_text())
+    wider_folder = wider.save_pretrained(tmp_path / "wider")
+    (mismatched / "model.safetensors").write_bytes(
+        (wider_folder / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(ArtifactError, match="do not match the 'eegformer' model its config.json"):
+        check_pretrained(mismatched, family="eegformer")
+    # A truncated (corrupt) weights file, then a missing one.
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    with pytest.raises(ArtifactError, match="not a readable safetensors file"):
+        check_pretrained(folder, family="eegformer")
+    weights.unlink()
+    with pytest.raises(ArtifactError, match="weights file is missing"):
+        check_pretrained(folder, family="eegformer")
+    with pytest.raises(ArtifactError, match="does not exist"):
+        check_pretrained(tmp_path / "nowhere", family="eegformer")
+
+
+def test_model_card_states_family_size_training_metrics_and_checksum(tmp_path):
+    import hashlib
+
+    model = create_model("dfc_gnn", preset="demo")
+    metadata = {
+        "preset": "demo",
+        "dataset": "results/fmri/demo_regions/graphs",
+        "data_cards": ["data_cards/demo_regions.yaml"],
+        "splits": "../splits.tsv",
+        "objective": {"name": "masked_dfc", "settings": {}},
+        "step": 37,
+        "training": {"max_steps": 40, "batch_size": 8},
+        "metrics": {"auroc": {"value": 0.8125, "ci_low": 0.61, "ci_high": 0.95}},
+    }
+    folder = model.save_pretrained(tmp_path / "m", metadata=metadata)
+    card = (folder / "README.md").read_text()
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert f"SHA-256: `{digest}`" in card
+    assert "# dfc_gnn model" in card and "- Preset: demo" in card
+    assert f"- Parameters: {model.parameter_count():,}" in card
+    assert "- Dataset: `results/fmri/demo_regions/graphs`" in card
+    assert "- Data card: `data_cards/demo_regions.yaml`" in card
+    assert "[../splits.tsv](../splits.tsv)" in card
+    assert "- Objective: masked_dfc" in card and "- Steps: 37 of at most 40" in card
+    assert "- auroc: 0.8125 [0.61, 0.95]" in card
+    assert "## Intended use" in card and "## Limitations" in card

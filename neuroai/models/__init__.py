@@ -9,7 +9,9 @@ self-supervised objectives, which wrap an encoder, in ``objectives/``. See
 """
 
 from neuroai.models.base import INPUTS, TARGET, NeuroModel
+from neuroai.models.card import model_card, write_model_card
 from neuroai.models.checkpoint import (
+    check_pretrained,
     load_pretrained,
     load_weights_into,
     read_pretrained_config,
@@ -32,14 +34,17 @@ __all__ = [
     "ModelConfig",
     "NeuroModel",
     "build_model",
+    "check_pretrained",
     "create_model",
     "describe_models",
     "get_model_entry",
     "list_models",
     "load_pretrained",
     "load_weights_into",
+    "model_card",
     "model_config",
     "read_pretrained_config",
     "register_model",
     "save_pretrained",
+    "write_model_card",
 ]

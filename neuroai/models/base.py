@@ -29,7 +29,9 @@ the supervision (class indices, label volumes). ``INPUTS`` and ``TARGET`` name t
 
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -95,3 +97,45 @@ class NeuroModel(nn.Module):
     def parameter_count(self, *, trainable_only: bool = False) -> int:
         """Number of parameters (trainable ones only when asked)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | os.PathLike, *, map_location: str | torch.device = "cpu"
+    ) -> NeuroModel:
+        """Rebuild a model from a pretrained folder (``config.json`` + ``model.safetensors``).
+
+        ``EEGFormer.from_pretrained(folder)`` refuses a folder of another family;
+        ``NeuroModel.from_pretrained(folder)`` accepts any registered family (it is
+        :func:`neuroai.models.load_pretrained`).
+
+        Parameters
+        ----------
+        folder : path-like
+            A folder written by :meth:`save_pretrained` or by a training stage.
+        map_location : str | torch.device
+            Device the weights are loaded onto.
+
+        Returns
+        -------
+        NeuroModel
+            The model in eval mode.
+        """
+        from neuroai.errors import ArtifactError
+        from neuroai.models.checkpoint import load_pretrained, read_pretrained_config
+
+        if cls.family:
+            found = read_pretrained_config(folder).get("model")
+            if found != cls.family:
+                raise ArtifactError(
+                    f"{folder} holds a {found!r} model, not a {cls.family!r} one: load it with "
+                    f"neuroai.models.load_pretrained or the {found!r} class."
+                )
+        return load_pretrained(folder, map_location=map_location)
+
+    def save_pretrained(
+        self, folder: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None
+    ) -> os.PathLike:
+        """Write this model as a pretrained folder, atomically (see :func:`save_pretrained`)."""
+        from neuroai.models.checkpoint import save_pretrained
+
+        return save_pretrained(self, folder, metadata=metadata)

@@ -6,6 +6,7 @@ of a training stage) is a folder::
     <folder>/
       config.json        format, model name, the config dataclass as JSON, metadata
       model.safetensors  the state dict (no pickle)
+      README.md          the model card (neuroai.models.card), written from config.json
 
 :func:`load_pretrained` rebuilds the model from the folder alone through the
 registry: it reads ``config.json``, builds the family's config dataclass, creates the
@@ -27,6 +28,7 @@ from neuroai._logging import get_logger
 from neuroai.errors import ArtifactError, ConfigError
 from neuroai.io.atomic import atomic_path
 from neuroai.models.base import NeuroModel
+from neuroai.models.card import write_model_card
 
 logger = get_logger(__name__)
 
@@ -78,6 +80,7 @@ def write_pretrained(
         **dict(metadata or {}),
     }
     (folder / CONFIG_NAME).write_text(json.dumps(document, indent=2, default=str) + "\n")
+    write_model_card(folder, json.loads(json.dumps(document, default=str)))
     return folder
 
 
@@ -236,3 +239,88 @@ def load_weights_into(
         len(missing),
     )
     return {"loaded": loaded, "skipped_shape": skipped, "missing": missing}
+
+
+def check_pretrained(
+    path: str | os.PathLike,
+    *,
+    family: str | None = None,
+    expect: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check a pretrained folder without loading its weights: family, config, weights, shapes.
+
+    The workflow calls this when it parses the config, so that a folder given as
+    ``<family>.pretrained`` is refused before any job runs.
+
+    Parameters
+    ----------
+    path : path-like
+        The folder.
+    family : str | None
+        The registry name the folder must hold (``"eegformer"``).
+    expect : mapping | None
+        Config values the folder's model must have (``{"n_chans": 19}``: the input
+        size the workflow will feed it).
+
+    Returns
+    -------
+    dict
+        The ``config.json`` document.
+
+    Raises
+    ------
+    ArtifactError
+        Naming the folder and the mismatch: another family, another input size, a
+        missing or unreadable weights file, or weights whose names or shapes do not
+        match the model its config builds.
+    """
+    from safetensors import safe_open
+
+    from neuroai.models.registry import build_model
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ArtifactError(f"Pretrained folder {folder} does not exist (or is not a folder).")
+    document = read_pretrained_config(folder)
+    found = document.get("model")
+    if family is not None and found != family:
+        raise ArtifactError(
+            f"{folder} holds a {found!r} model, but it is given as the {family!r} checkpoint: "
+            f"point {family}.pretrained at a folder written for {family!r}."
+        )
+    config = dict(document.get("config") or {})
+    for key, wanted in (expect or {}).items():
+        if key in config and config[key] != wanted:
+            raise ArtifactError(
+                f"{folder}: the model was built for {key}={config[key]!r}, but this workflow "
+                f"feeds it {key}={wanted!r}."
+            )
+    try:
+        with torch.device("meta"):
+            model = build_model(found, config)
+    except ConfigError as exc:
+        raise ArtifactError(
+            f"{folder}/{CONFIG_NAME} does not build a {found!r} model: {exc}"
+        ) from exc
+    weights = folder / document.get("weights", WEIGHTS_NAME)
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for a corrupt header
+        raise ArtifactError(f"{weights} is not a readable safetensors file ({exc}).") from exc
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = [k for k in expected if k in shapes and shapes[k] != expected[k]]
+    if missing or unexpected or wrong:
+        detail = [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {unexpected[:3]}" if unexpected else "",
+        ]
+        detail += [f"{k} is {shapes[k]}, its config needs {expected[k]}" for k in wrong[:3]]
+        raise ArtifactError(
+            f"The weights in {folder} do not match the {found!r} model its config.json builds: "
+            + "; ".join(d for d in detail if d)
+            + "."
+        )
+    return document

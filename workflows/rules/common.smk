@@ -241,6 +241,34 @@ def dask_scheduler(wildcards):
 REPORT_SECTIONS = {}
 
 
+def given_pretrained(family, expect_keys=()):
+    """The folder of ``<family>.pretrained`` (checked now, before any job), or None.
+
+    A family given a pretrained folder skips its own pretraining: its downstream rules
+    take the folder instead. The folder must hold a ``family`` model whose weights
+    match its config, and whose input-size fields (``expect_keys``) equal those the
+    config's ``<family>.model.options`` sets.
+    """
+    folder = config.get(family, {}).get("pretrained")
+    if not folder:
+        return None
+    if folder not in _CHECKED_PRETRAINED:
+        from neuroai.errors import ArtifactError
+        from neuroai.models import check_pretrained
+
+        options = config.get(family, {}).get("model", {}).get("options", {})
+        expect = {key: options[key] for key in expect_keys if key in options}
+        try:
+            check_pretrained(folder, family=family, expect=expect)
+        except ArtifactError as exc:
+            raise ConfigError(f"{family}.pretrained: {exc}") from exc
+        _CHECKED_PRETRAINED.add(folder)
+    return str(folder)
+
+
+_CHECKED_PRETRAINED = set()
+
+
 include: "inputs/demo.smk"
 include: "inputs/fmri.smk"
 include: "inputs/eeg.smk"
@@ -255,4 +283,5 @@ include: "inputs/lists.smk"
 
 # After the includes: the inputs files define what _index_runs calls for some layouts.
 RUNS = {name: _index_runs(name) for name in config.get("static_fc", {}).get("datasets", [])}
+
 

@@ -3,6 +3,8 @@
 EEGFORMER = config.get("eegformer", {})
 EEGFORMER_TASKS = list(EEGFORMER.get("tasks", {}))
 EEGFORMER_CORPORA = ("compound", "normal")
+#: ``eegformer.pretrained``: a folder that replaces the compound pretraining (checked now).
+EEGFORMER_PRETRAINED = given_pretrained("eegformer", ("n_chans", "n_times", "sfreq"))
 
 
 def _eegformer_stores(datasets, what):
@@ -39,6 +41,9 @@ def eegformer_pretrain_params(wildcards):
 
 
 def eegformer_model(corpus):
+    """The pretrained folder of ``corpus``; the given ``eegformer.pretrained`` for compound."""
+    if corpus == "compound" and EEGFORMER_PRETRAINED:
+        return EEGFORMER_PRETRAINED
     return f"{RESULTS}/eegformer/pretrain/{corpus}/model"
 
 
@@ -112,7 +117,8 @@ def eegformer_report_inputs():
     folder = f"{RESULTS}/eegformer"
     paths = []
     if EEGFORMER.get("datasets"):
-        paths.append(f"{folder}/pretrain/compound/history.tsv")
+        if not EEGFORMER_PRETRAINED:
+            paths.append(f"{folder}/pretrain/compound/history.tsv")
         for task in EEGFORMER_TASKS:
             paths += [f"{folder}/{task}/{name}" for name in ("metrics.json", "recordings.tsv", "history.tsv")]
         if EEGFORMER.get("interpretation", {}).get("datasets"):
