@@ -231,8 +231,7 @@ def _fingerprint_part(document: dict) -> list[str]:
     parts = [
         "<h3>Subject fingerprinting</h3>",
         text(
-            f"Design: {html.escape(str(finger.get('design', 'halves')))}, "
-            f"{html.escape(str(finger['segments']))}. {finger['metric']} "
+            f"Design: {finger.get('design', 'halves')}, {finger['segments']}. {finger['metric']} "
             f"({first['n_subjects']} subjects, chance {first['chance']:.3f}). "
             "Static FC: the upper triangle of each segment's correlation matrix, as Finn et al. "
             "(2015). dFC-GNN: the mean subject embedding of evenly spread crops of the segment. "
