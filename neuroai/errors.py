@@ -2,6 +2,22 @@
 
 Every error says what is wrong, where (the file, the parameter, the key) and
 what would be right, so that a user can fix the input without reading the code.
+
+One rule decides the class, everywhere, whichever module raises:
+
+- :class:`ConfigError`: a parameter or configuration value the user chose is wrong
+  (an unknown option, a window of 0, a negative worker count, a filter that does
+  not apply to the layout, a config key naming a column that does not exist). The
+  fix is to change the call or the config file.
+- :class:`DataError`: the contents of a file or array are wrong (a missing or
+  malformed header, a 3D image where a 4D run is needed, NaNs, a series shorter
+  than one window, one class only, an array of the wrong shape for the model).
+  The fix is to change or leave out the data.
+- :class:`ArtifactError` (and its :class:`ProvenanceError`): an artifact neuroai
+  writes is missing, incomplete, or was made differently than asked.
+
+:class:`ConfigError` and :class:`DataError` are both :class:`ValueError` (and
+:class:`NeuroaiError`), so ``except ValueError`` catches either.
 """
 
 from __future__ import annotations
@@ -15,11 +31,11 @@ class NeuroaiError(Exception):
 
 
 class ConfigError(NeuroaiError, ValueError):
-    """A workflow or stage configuration is invalid."""
+    """A parameter or configuration value the user chose is invalid."""
 
 
 class DataError(NeuroaiError, ValueError):
-    """Input data are malformed: wrong shape, NaNs, missing metadata, corrupt file."""
+    """The contents of a file or array are wrong: shape, NaNs, missing metadata, corruption."""
 
 
 class ArtifactError(NeuroaiError):

@@ -224,8 +224,18 @@ def run(
     save_table(curves_output, curves_table, stage=STAGE, params=params, inputs=inputs)
 
     model = load_pretrained(pretrained)
-    transductive = bool(model.pretrained_info.get("transductive", True))
     record = model.pretrained_info.get("split") or {}
+    warnings = []
+    if "transductive" in model.pretrained_info:
+        transductive = bool(model.pretrained_info["transductive"])
+    else:  # an encoder from elsewhere (dfc_gnn.pretrained): the fine-tuning's design
+        transductive = any(t["protocol"].get("transductive", False) for t in tasks.values())
+    if "pretrain_subjects" not in record:
+        warnings.append(
+            f"{pretrained} records no pretraining split: whether its encoder saw the test "
+            "subjects is unknown, so the held-out metrics may be optimistic."
+        )
+        logger.warning(warnings[-1])
     document: dict[str, Any] = {
         "task": "dfc_gnn",
         "dataset": dataset_name or Path(graphs).parent.name,
@@ -249,6 +259,7 @@ def run(
         "sparsity": meta.get("sparsity", {}),
         "tasks": tasks,
         "artifacts": {"curves": str(curves_output), "history": str(history) if history else None},
+        "warnings": warnings,
     }
     if history:
         frame = load_table(history, stage="dfc_gnn_pretrain")

@@ -391,6 +391,10 @@ def run(
         "transductive": bool(transductive),
         "n_test_subjects": len(tested),
         "test_subjects_pretrained_on": len(seen),
+        # False for an encoder from elsewhere that records no split: its overlap with
+        # the test subjects is unknown (dfc_gnn_evaluate repeats this in metrics.json).
+        "pretraining_split_recorded": "pretrain_subjects"
+        in (pretrained_model.pretrained_info.get("split") or {}),
     }
     save_table(
         predictions_output,

@@ -4,8 +4,9 @@ Reads dataset.json, checks every training and validation case (declared labels,
 matching shapes and affines, voxel spacing), splits the cases (shared with the
 evaluation stage), trains with the neuroai engine (resuming from the run folder's last
 checkpoint when the same run was interrupted) and writes the best model as a
-pretrained folder (model.safetensors + config.json, with provenance) and the learning
-history as a table.
+pretrained folder (model.safetensors + config.json, with provenance), the learning
+history as a table, and ``splits.tsv`` (the split of every case; a Decathlon case has no
+subject identity, so its case id stands for the subject).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def run(
     data: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
+    splits_output: str | Path | None = None,
 ) -> Path | None:
-    """Train one variant and write its best weights and learning history.
+    """Train one variant and write its best weights, learning history and splits.
 
     Parameters
     ----------
@@ -61,6 +63,11 @@ def run(
         ``n_val``, ``seed`` (see :func:`neuroai.evaluation.splits.decathlon_split`).
     run_dir : path-like | None
         The run folder (checkpoints, logs); ``<model_output>/../run`` by default.
+    splits_output : path-like | None
+        ``splits.tsv`` to write: ``dataset`` (the task's name), ``subject`` (the case id:
+        Decathlon cases name no subject, so each case is taken as its own subject),
+        ``split`` (``train``, ``val``, ``test``); one row per labelled case.
+        ``<model_output>/../splits.tsv`` by default.
 
     Returns
     -------
@@ -70,7 +77,7 @@ def run(
     # Imported here so that `--help` answers without loading torch, MONAI and Lightning.
     import pandas as pd
 
-    from neuroai.evaluation.splits import decathlon_split
+    from neuroai.evaluation.splits import decathlon_split, splits_table
     from neuroai.io import check_case, read_decathlon, save_table, write_artifact
     from neuroai.models import build_model, model_config
     from neuroai.training import (
@@ -170,6 +177,15 @@ def run(
     history = pd.DataFrame(result.history)
     history.insert(0, "variant", variant)
     save_table(history_output, history, stage=STAGE, params=params, inputs=[dataset])
+    save_table(
+        splits_output or Path(model_output).parent / "splits.tsv",
+        splits_table(
+            {"train": chosen.train, "val": chosen.val, "test": chosen.test}, dataset=task.name
+        ),
+        stage=STAGE,
+        params=params,
+        inputs=[dataset],
+    )
     logger.info(
         "Best %s %.4f at step %d; wrote %s",
         train_config.monitor,
@@ -187,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-output", required=True, help="learning history .tsv")
     parser.add_argument("--variant", default="dsd", help="dsd, deep_supervision or plain")
     parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
+    parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
     args = parser.parse_args(argv)
     execute(
         args,
@@ -196,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         args.history_output,
         variant=args.variant,
         run_dir=args.run_dir,
+        splits_output=args.splits_output,
     )
 
 

@@ -7,7 +7,8 @@ training subject (shorter runs padded and masked); validation uses every non-ove
 window. AdamW (weight decay 0.01) with a cosine schedule after a linear warm-up by
 default. The split is the one the pretraining and evaluation stages share. Writes the
 selected model as a pretrained folder (its config.json records the task, the class
-coding or the target scaling) and the learning history. ``training.select`` picks the
+coding or the target scaling), the learning history and ``splits.tsv`` (the subjects
+of train, val and test). ``training.select`` picks the
 weights: ``best`` (default), those of the lowest validation loss; ``last``, those of the
 last step, as the TABLeT paper tests (its released ``train.py`` tests once, after the
 last epoch).
@@ -115,8 +116,9 @@ def run(
     data: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
+    splits_output: str | Path | None = None,
 ) -> Path | None:
-    """Fine-tune one variant on one task; write the best model and the history.
+    """Fine-tune one variant on one task; write the selected model, the history, the splits.
 
     Parameters
     ----------
@@ -140,6 +142,9 @@ def run(
         the paper's protocol).
     run_dir : path-like | None
         Run folder; ``<model_output>/../run`` by default.
+    splits_output : path-like | None
+        ``splits.tsv`` to write: ``dataset``, ``subject``, ``recording``, ``split``
+        (``train``, ``val``, ``test``); ``<model_output>/../splits.tsv`` by default.
     """
     import pandas as pd
 
@@ -155,7 +160,7 @@ def run(
         seed_everything,
         split_token_cohort,
     )
-    from pipelines.tablet_pretrain import tablet_config
+    from pipelines.tablet_pretrain import cohort_splits, tablet_config
 
     task, model, data, split = (
         dict(task or {}),
@@ -290,6 +295,13 @@ def run(
     history.insert(0, "variant", variant)
     history.insert(0, "task", task.get("name", column))
     save_table(history_output, history, stage=STAGE, params=params, inputs=inputs)
+    save_table(
+        splits_output or Path(model_output).parent / "splits.tsv",
+        cohort_splits(index, table, chosen),
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
+    )
     logger.info(
         "Best %s %.4f at step %d; wrote the %s weights (step %d) to %s",
         train_config.monitor,
@@ -310,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-output", required=True, help="learning history .tsv")
     parser.add_argument("--variant", default="scratch", help="variant name (recorded)")
     parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
+    parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
     args = parser.parse_args(argv)
     execute(
         args,
@@ -320,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         pretrained=args.pretrained,
         variant=args.variant,
         run_dir=args.run_dir,
+        splits_output=args.splits_output,
     )
 
 

@@ -6,7 +6,8 @@ test subjects (the split the fine-tuning and evaluation stages share), and train
 encoder with the masked_tokens objective (half of the real tokens hidden behind a learned
 mask token, a linear decoder, MSE on normalised tokens, masked tokens only) on one random
 window per subject per epoch. Writes the best encoder as a pretrained folder, the
-learning history, and a summary with example reconstructions of a validation window.
+learning history, a summary with example reconstructions of a validation window, and
+``splits.tsv`` (which subjects it pretrained and validated on, which it left out).
 """
 
 from __future__ import annotations
@@ -33,11 +34,35 @@ def tablet_config(model: dict[str, Any], **fixed: Any):
     return model_config("tablet", model.get("preset", "demo"), **options)
 
 
+def cohort_splits(index: str | Path, table, chosen, names=("train", "val", "test")):
+    """The ``splits.tsv`` rows of one token cohort: ``dataset`` (the folder of its index),
+    ``subject``, ``recording`` (the token store's file name), ``split``.
+
+    ``names`` renames train / val / test (pretraining calls its training part ``pretrain``).
+    """
+    from neuroai.evaluation import splits_table
+
+    stores = {
+        pid: Path(path).name
+        for pid, path in zip(table["participant_id"], table["tokens"], strict=True)
+    }
+    parts = ("train", "val", "test")
+    return splits_table(
+        {name: getattr(chosen, part) for name, part in zip(names, parts, strict=True)},
+        recordings=stores,
+        dataset=Path(index).parent.name,
+    )
+
+
 def cohort(indexes: list[str | Path], split: dict[str, Any]) -> dict[str, Any]:
-    """Token stores and TRs of the train / val subjects of every index (test left out)."""
+    """Token stores and TRs of the train / val subjects of every index (test left out),
+    and the ``splits.tsv`` rows of all of them (``splits``)."""
+    import pandas as pd
+
     from neuroai.training import read_token_index, split_token_cohort
 
     parts: dict[str, Any] = {"train": [], "val": [], "train_tr": [], "val_tr": [], "test": []}
+    frames = []
     for index in indexes:
         table = read_token_index(index)
         chosen = split_token_cohort(table, **split)
@@ -47,6 +72,8 @@ def cohort(indexes: list[str | Path], split: dict[str, Any]) -> dict[str, Any]:
             parts[part] += list(rows.loc[ids, "tokens"])
             parts[f"{part}_tr"] += [float(t) for t in rows.loc[ids, "tr"]]
         parts["test"] += list(chosen.test)
+        frames.append(cohort_splits(index, table, chosen, names=("pretrain", "val", "test")))
+    parts["splits"] = pd.concat(frames, ignore_index=True)
     return parts
 
 
@@ -62,8 +89,9 @@ def run(
     data: dict[str, Any] | None = None,
     split: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
+    splits_output: str | Path | None = None,
 ) -> Path | None:
-    """Pretrain and write the encoder, its history, a summary and reconstructions.
+    """Pretrain and write the encoder, its history, a summary, reconstructions and splits.
 
     Parameters
     ----------
@@ -89,6 +117,10 @@ def run(
         :func:`~neuroai.training.split_token_cohort` parameters.
     run_dir : path-like | None
         Run folder (checkpoints, logs); ``<model_output>/../run`` by default.
+    splits_output : path-like | None
+        ``splits.tsv`` to write: ``dataset``, ``subject``, ``recording``, ``split``
+        (``pretrain``, ``val``, ``test``: every subject of every index);
+        ``<model_output>/../splits.tsv`` by default.
     """
     import numpy as np
     import pandas as pd
@@ -161,6 +193,13 @@ def run(
     history = pd.DataFrame(result.history)
     history.insert(0, "positional", config.positional)
     save_table(history_output, history, stage=STAGE, params=params, inputs=inputs)
+    save_table(
+        splits_output or Path(model_output).parent / "splits.tsv",
+        parts["splits"],
+        stage=STAGE,
+        params=params,
+        inputs=inputs,
+    )
 
     # Reconstructions of the validation windows by the objective's last weights (the
     # decoder and mask token are not exported).
@@ -230,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary-output", required=True, help="summary .json")
     parser.add_argument("--reconstructions-output", required=True, help="example .npy")
     parser.add_argument("--run-dir", default=None, help="run folder (checkpoints, logs)")
+    parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
     args = parser.parse_args(argv)
     execute(
         args,
@@ -240,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         args.summary_output,
         args.reconstructions_output,
         run_dir=args.run_dir,
+        splits_output=args.splits_output,
     )
 
 

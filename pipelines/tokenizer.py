@@ -273,14 +273,14 @@ def run_check(weights_dir: str | Path, output: str | Path, *, frame_size: int = 
     frame_size : int
         Frame voxels per side the tokens will be made of.
     """
-    from neuroai.tokenizers.autoencoder import load_autoencoder, model_config
+    from neuroai.tokenizers.autoencoder import autoencoder_config, load_autoencoder
     from neuroai.tokenizers.tokenizer import VolumeTokenizer
 
     model = load_autoencoder(weights_dir)
     tokenizer = VolumeTokenizer(model, frame_size=frame_size, device="cpu")
     summary = {
         "weights_dir": str(weights_dir),
-        "config": model_config(model),
+        "config": autoencoder_config(model),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "layout": tokenizer.layout(),
     }

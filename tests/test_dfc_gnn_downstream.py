@@ -284,4 +284,5 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
     sections = render_dfc_gnn([out / "metrics.json"])
     html = "".join(part for section in sections for part in section.parts)
     assert "Label efficiency" in html or "label efficiency" in html
+    assert "Fidelity: dFC-GNN against STAGIN" in html and "<td>edges kept</td>" in html
     assert "data:image/" in html or "<svg" in html

@@ -271,6 +271,7 @@ def test_pretraining_never_reads_a_test_subject_of_any_task(tmp_path, tiny, monk
             "transductive": False,
             "n_test_subjects": len(tested),
             "test_subjects_pretrained_on": 0,
+            "pretraining_split_recorded": True,
         }
     # Both tasks test the same held-out subjects (age is known for everyone).
     assert set(read_splits(out / "site" / "splits.tsv").query("split == 'test'")["subject"]) == set(

@@ -9,7 +9,7 @@ from nilearn.image import resample_img
 
 from neuroai.errors import DataError
 from neuroai.io import read_provenance
-from neuroai.testing.volumes import bold_image, lattice_affine, write_bold_run
+from neuroai.testing.volumes import lattice_affine, lattice_bold_image, write_bold_run
 from neuroai.tokenizers.frames import (
     load_frames,
     mni_grid,
@@ -17,7 +17,7 @@ from neuroai.tokenizers.frames import (
     plan_placement,
     write_frames,
 )
-from neuroai.tokenizers.runs import index_bold_runs, open_bold
+from neuroai.tokenizers.runs import bold_files_by_subject, open_bold
 
 SIZE = 24  # a small cubic grid on the same lattice as the 96^3 one
 
@@ -58,7 +58,7 @@ def test_grid_holds_the_mni_brain_on_the_even_millimetre_lattice():
 )
 def test_runs_on_the_lattice_are_padded_or_cropped_exactly(affine):
     shape = (7, 8, 9, 3) if affine[0, 3] != -40.0 else (31, 33, 29, 3)
-    image = bold_image(shape, affine=affine, seed=1)
+    image = lattice_bold_image(shape, affine=affine, seed=1)
     placement = plan_placement(image.affine, image.shape, size=SIZE)
     assert placement.method == "pad_crop"
     placed = place_frames(np.asarray(image.dataobj), image.affine, placement, size=SIZE)
@@ -71,7 +71,7 @@ def test_runs_on_the_lattice_are_padded_or_cropped_exactly(affine):
 def test_runs_off_the_lattice_are_resampled_with_nilearn():
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     affine[:3, 3] = (-10.0, -35.0, -12.0)
-    image = bold_image((7, 8, 9, 2), affine=affine, seed=2)
+    image = lattice_bold_image((7, 8, 9, 2), affine=affine, seed=2)
     placement = plan_placement(image.affine, image.shape, size=SIZE, interpolation="linear")
     assert placement.method == "resample" and placement.interpolation == "linear"
     placed = place_frames(np.asarray(image.dataobj), image.affine, placement, size=SIZE)
@@ -85,7 +85,7 @@ def test_a_run_outside_the_grid_is_refused():
 
 
 def test_write_frames_scales_streams_and_records(tmp_path):
-    image = bold_image((7, 8, 9, 11), seed=3)
+    image = lattice_bold_image((7, 8, 9, 11), seed=3)
     data = np.asarray(image.dataobj)
     data[0, 0, 0, :] = -50.0  # negative values are clamped at 0
     run = write_bold_run(
@@ -131,7 +131,7 @@ def three_d():
 
 
 def all_zero():
-    image = bold_image((7, 8, 9, 3))
+    image = lattice_bold_image((7, 8, 9, 3))
     return nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine, image.header)
 
 
@@ -171,7 +171,7 @@ def test_bad_runs_fail_clearly_and_write_nothing(tmp_path, problem):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_index_bold_runs_finds_subjects_and_sessions(tmp_path):
+def test_bold_files_by_subject_finds_subjects_and_sessions(tmp_path):
     write_bold_run(
         tmp_path / "sub-01" / "func" / "sub-01_task-rest_bold.nii.gz", shape=(7, 8, 9, 2)
     )
@@ -182,10 +182,10 @@ def test_index_bold_runs_finds_subjects_and_sessions(tmp_path):
     (tmp_path / "sub-02" / "ses-1" / "func" / "sub-02_ses-1_task-rest_bold.json").write_text(
         json.dumps({})
     )
-    runs = index_bold_runs(tmp_path)
+    runs = bold_files_by_subject(tmp_path)
     assert list(runs) == ["01", "02"] and len(runs["02"]) == 1
     with pytest.raises(DataError, match=r"\['03'\]"):
-        index_bold_runs(tmp_path, subjects=["01", "03"])
+        bold_files_by_subject(tmp_path, subjects=["01", "03"])
 
 
 def test_npy_stream_appends_rows_and_checks_the_count(tmp_path):

@@ -90,6 +90,39 @@ def test_train_stage_writes_a_pretrained_folder_with_provenance(trained):
     assert any(not torch.equal(trained_plain[k], trained_dsd[k]) for k in trained_plain)
 
 
+def test_train_stage_writes_splits_that_are_disjoint_and_cover_the_cases(trained):
+    from neuroai.io import read_decathlon
+    from neuroai.training.graph_splits import read_splits
+
+    root, dataset, models, _ = trained
+    task = read_decathlon(dataset)
+    labelled = {c.id for c in task.cases("all") if c.label is not None}
+    for variant, folder in models.items():
+        load_table(folder.parent / "splits.tsv", stage="segmentation_train")  # provenance
+        splits = read_splits(folder.parent / "splits.tsv")
+        assert list(splits.columns) == ["dataset", "subject", "split"]
+        # A Decathlon case names no subject: the case id stands for it, one row per case.
+        assert splits["subject"].is_unique, variant
+        parts = {name: set(rows["subject"]) for name, rows in splits.groupby("split")}
+        assert set(parts) == {"train", "val", "test"}
+        assert not (parts["train"] & parts["val"] or parts["train"] & parts["test"])
+        assert not parts["val"] & parts["test"]
+        assert set(splits["subject"]) == labelled, variant
+        # The file says what the model trained on (its config.json records the split).
+        recorded = load_pretrained(folder).pretrained_info["split"]
+        for name in ("train", "val", "test"):
+            assert parts[name] == set(recorded[name]), (variant, name)
+
+
+def test_splits_table_refuses_a_subject_in_two_splits():
+    from neuroai.evaluation import splits_table
+
+    with pytest.raises(DataError, match="case_1 is in both train and test"):
+        splits_table({"train": ["case_0", "case_1"], "test": ["case_1"]})
+    with pytest.raises(DataError, match="'fit'"):
+        splits_table({"fit": ["case_0"]})
+
+
 def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
     from neuroai.reports.sections import render
     from pipelines import segmentation_evaluate
@@ -146,6 +179,8 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
         "HD95",
         "missed (worst case)",
         "data:image/png;base64",
+        "Fidelity: DSD",
+        "<td>heads shared between stages</td>",
     ):
         assert text in html, text
 

@@ -22,7 +22,7 @@ from neuroai.training import (
     fit,
     pad_window,
     seed_everything,
-    window_starts,
+    tile_starts,
 )
 
 TINY = {"token_dim": 12, "n_tokens": 5, "example_frames": 3}
@@ -168,14 +168,14 @@ def test_masked_token_loss_is_mse_on_normalised_masked_tokens():
 
 
 def test_windows_pad_and_cover_every_frame(stores):
-    assert window_starts(9, 4) == [0, 4, 8] and window_starts(3, 4) == [0]
+    assert tile_starts(9, 4) == [0, 4, 8] and tile_starts(3, 4) == [0]
     tokens = np.arange(3 * 2 * 1, dtype=np.float16).reshape(3, 2, 1)
     x, mask = pad_window(tokens, 1, 4)
     assert x.shape == (4, 2, 1) and mask.tolist() == [True, True, False, False]
     np.testing.assert_array_equal(x[:2], tokens[1:])
     np.testing.assert_array_equal(x[2:], np.zeros((2, 2, 1), dtype=np.float16))
     every = TokenWindows(stores, window=4, mode="all", targets=[0, 1, 0, 1, 0, 1])
-    assert len(every) == sum(len(window_starts(n, 4)) for n in every.n_frames)
+    assert len(every) == sum(len(tile_starts(n, 4)) for n in every.n_frames)
     assert [every.subject(i) for i in range(2)] == ["sub-00", "sub-00"]
     covered = sum(int(every[i]["frame_mask"].sum()) for i in range(len(every)))
     assert covered == sum(every.n_frames)

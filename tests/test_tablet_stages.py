@@ -111,6 +111,32 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
             split=SPLIT,
         )
         folders.append(out / "model")
+    # Splits are artifacts: pretraining read no test subject of any downstream task.
+    from neuroai.training.graph_splits import read_splits
+
+    def patients(table, parts):
+        rows = table[table["split"].isin(parts)]
+        return set(zip(rows["dataset"], rows["subject"], strict=True))
+
+    for encoder in (pre, pre / "none"):
+        pre_splits = read_splits(encoder / "splits.tsv")
+        assert list(pre_splits.columns) == ["dataset", "subject", "recording", "split"]
+        assert len(pre_splits) == 9 and pre_splits["subject"].is_unique
+        assert set(pre_splits["dataset"]) == {index.parent.name}
+        assert patients(pre_splits, ["test"]) == {
+            (index.parent.name, s) for s in summary["test_left_out"]
+        }
+        seen = patients(pre_splits, ["pretrain", "val"])
+        assert len(seen) == summary["n_train"] + summary["n_val"]
+        for folder in folders:
+            task_splits = read_splits(folder.parent / "splits.tsv")
+            assert set(task_splits["split"]) == {"train", "val", "test"}
+            tested = patients(task_splits, ["test"])
+            assert len(tested) == 3 and not seen & tested, folder
+            recorded = load_pretrained(folder).pretrained_info["tablet"]["split"]
+            for part in ("train", "val", "test"):
+                listed = task_splits.loc[task_splits["split"] == part, "subject"]
+                assert set(listed) == set(recorded[part]), (folder, part)
     model = load_pretrained(folders[0])
     info = model.pretrained_info["tablet"]
     n_pos = sum(int(i[-2:]) % 3 != 0 for i in info["split"]["train"])  # hcp: i % 3 != 0
@@ -168,6 +194,7 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
     text = "".join(part for section in sections for part in section.parts)
     assert "TABLeT" in text and "pretrained-rope" in text and "positional none" in text
     assert "Positional information: masked token pretraining" in text
+    assert "Fidelity: TABLeT" in text and "<td>positions</td>" in text
 
 
 def test_workflow_plans_the_tablet_jobs_under_srun_on_slurm(tmp_path):

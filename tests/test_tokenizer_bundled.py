@@ -10,10 +10,10 @@ from neuroai.io.provenance import file_digest, read_provenance
 from neuroai.testing.volumes import torch_threads
 from neuroai.tokenizers import autoencoder, qc
 from neuroai.tokenizers.autoencoder import (
+    autoencoder_config,
     build_autoencoder,
     bundled_autoencoder_dir,
     load_autoencoder,
-    model_config,
     preset_config,
 )
 
@@ -64,7 +64,7 @@ def test_bundled_autoencoder_is_the_recorded_photograph_training():
     history = json.loads((folder / "training.json").read_text())["history"]
     assert len(history) == 12000 // 50 and all(np.isfinite(h["loss"]) for h in history)
     model = load_autoencoder(folder)
-    assert model_config(model) == model_config(build_autoencoder(preset_config("demo")))
+    assert autoencoder_config(model) == autoencoder_config(build_autoencoder(preset_config("demo")))
 
 
 def test_bundled_distortion_map_is_the_one_its_weights_give():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroai.errors import DataError
+from neuroai.errors import ConfigError, DataError
 from neuroai.testing.volumes import tiny_autoencoder_config, torch_threads, write_bold_run
 from neuroai.tokenizers.autoencoder import build_autoencoder
 from neuroai.tokenizers.natural_images import PHOTOGRAPHS, PhotoCrops, photograph_paths
@@ -93,7 +93,7 @@ def test_time_limit_stops_training_early_and_says_so():
     assert [h["step"] for h in report["history"]] == [1]
     full = fit_autoencoder(model, crops, steps=3, batch_size=2, time_limit=600.0)
     assert not full["stopped_early"] and full["steps"] == 3
-    with pytest.raises(DataError, match="time_limit"):
+    with pytest.raises(ConfigError, match="time_limit"):
         fit_autoencoder(model, crops, steps=3, time_limit=0)
 
 
@@ -129,9 +129,9 @@ def test_training_with_loader_workers():
         def sample(self, batch_size):
             return torch.zeros(batch_size, 3, 32, 32)
 
-    with pytest.raises(DataError, match="reseed"):
+    with pytest.raises(ConfigError, match="reseed"):
         fit_autoencoder(model, NoReseed(), steps=2, loader_workers=2)
-    with pytest.raises(DataError, match="loader_workers"):
+    with pytest.raises(ConfigError, match="loader_workers"):
         fit_autoencoder(model, crops, steps=2, loader_workers=-1)
 
 

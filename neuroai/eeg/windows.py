@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuroai._windows import window_starts
 from neuroai.eeg.tuh import BACKGROUND
 
 REJECT_REASONS = ("flat", "saturated", "bad_annotation")
@@ -79,13 +80,6 @@ class Windows:
         counts = {"total": int(kept.size), "kept": int(kept.sum()), "rejected": int((~kept).sum())}
         counts.update({reason: int(mask.sum()) for reason, mask in self.reasons.items()})
         return counts
-
-
-def window_starts(n_times: int, length: int, stride: int) -> np.ndarray:
-    """First samples of the windows that fit in ``n_times`` samples, shape (n_windows,)."""
-    if n_times < length:
-        return np.zeros(0, dtype=np.int64)
-    return np.arange(0, n_times - length + 1, stride, dtype=np.int64)
 
 
 def constant_spans(
@@ -171,7 +165,12 @@ def find_windows(
         overlap (from :func:`constant_spans` and bad annotations).
     """
     spans = spans or {}
-    starts = window_starts(data_uv.shape[1], length, stride)
+    n_times = data_uv.shape[1]
+    starts = (
+        window_starts(n_times, length, stride)
+        if n_times >= length
+        else np.zeros(0, dtype=np.int64)  # a recording shorter than a window has none
+    )
     flat = np.zeros(starts.shape, dtype=bool)
     saturated = np.zeros(starts.shape, dtype=bool)
     for i, start in enumerate(starts):

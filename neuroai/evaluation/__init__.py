@@ -22,6 +22,7 @@ from neuroai.evaluation.splits import (
     fixed_split,
     kfold_splits,
     make_splits,
+    splits_table,
     stratified_splits,
 )
 from neuroai.evaluation.subject_level import (
@@ -53,6 +54,7 @@ __all__ = [
     "profile_similarity",
     "scan_halves",
     "segmentation_metrics",
+    "splits_table",
     "stratified_splits",
     "summarize_cases",
     "subject_metrics",

@@ -10,7 +10,7 @@ training part, ``n_val`` items are drawn (seeded) for validation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,3 +264,61 @@ def decathlon_split(
     if not 0 <= fold < len(folds):
         raise ConfigError(f"fold must be between 0 and {len(folds) - 1}, got {fold}.")
     return folds[fold]
+
+
+#: Values of the ``split`` column of a ``splits.tsv``.
+SPLIT_NAMES = ("pretrain", "train", "val", "test")
+
+
+def splits_table(
+    parts: Mapping[str, Sequence[str]],
+    *,
+    recordings: Mapping[str, str] | None = None,
+    **columns: str,
+):
+    """The ``splits.tsv`` record of a trained model: the split of each subject it used.
+
+    Every training stage writes one beside its model (EEGFormer and dFC-GNN build theirs
+    from their own stores' runs; this is the form for one item per subject, such as a
+    TABLeT token store or a Decathlon case).
+
+    Parameters
+    ----------
+    parts : mapping
+        Split name (:data:`SPLIT_NAMES`) -> subject identifiers, e.g. ``Split.train``.
+    recordings : mapping | None
+        Subject -> its recording (file name); adds a ``recording`` column.
+    **columns : str
+        Constant columns placed first (``dataset="demo_volumes"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[*columns], subject, [recording], split``; one row per subject, in the order of
+        ``parts`` and then of each list.
+
+    Raises
+    ------
+    DataError
+        For a split name not in :data:`SPLIT_NAMES`, or a subject in two splits.
+    """
+    import pandas as pd
+
+    unknown = sorted(set(parts) - set(SPLIT_NAMES))
+    if unknown:
+        raise DataError(f"splits_table: splits {unknown} are not among {list(SPLIT_NAMES)}.")
+    split_of: dict[str, str] = {}
+    for name, subjects in parts.items():
+        for subject in map(str, subjects):
+            if split_of.setdefault(subject, name) != name:
+                raise DataError(
+                    f"splits_table: subject {subject} is in both {split_of[subject]} and {name}."
+                )
+    rows = []
+    for subject, name in split_of.items():
+        row = {**columns, "subject": subject}
+        if recordings is not None:
+            row["recording"] = recordings[subject]
+        rows.append({**row, "split": name})
+    names = [*columns, "subject", *(["recording"] if recordings is not None else []), "split"]
+    return pd.DataFrame(rows, columns=names)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from neuroai.errors import DataError
+from neuroai.errors import DataError, check_option
 from neuroai.evaluation.auroc import auroc
 from neuroai.evaluation.bootstrap import bootstrap_metric
 
@@ -132,9 +132,8 @@ def subject_metrics(
     dict
         Metric name to ``estimate``, ``ci_low``, ``ci_high``, ``se``, ``n``, ``n_skipped``.
     """
-    table = {"classification": BINARY, "regression": REGRESSION}.get(task)
-    if table is None:
-        raise DataError(f"task must be 'classification' or 'regression', got {task!r}.")
+    check_option("task", task, ("classification", "regression"))
+    table = {"classification": BINARY, "regression": REGRESSION}[task]
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred))
     if len(y_true) != len(y_pred):

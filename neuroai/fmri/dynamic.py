@@ -29,6 +29,7 @@ import importlib.util
 import numpy as np
 
 from neuroai._logging import get_logger
+from neuroai._windows import window_starts
 from neuroai.errors import ConfigError, DataError, check_option
 from neuroai.fmri.connectivity import KINDS
 
@@ -45,29 +46,6 @@ HAS_NUMBA = importlib.util.find_spec("numba") is not None
 #: Outputs with fewer entries than this use the numpy path: for them, importing numba
 #: and loading the compiled kernel costs more than it saves.
 KERNEL_MIN_ENTRIES = 2**24
-
-
-def window_starts(n_timepoints: int, window: int, step: int) -> np.ndarray:
-    """First time point of each window, shape (n_windows,).
-
-    Raises
-    ------
-    DataError
-        When the run is shorter than one window.
-    ConfigError
-        When ``window < 2`` or ``step < 1``.
-    """
-    if not isinstance(window, (int, np.integer)) or window < 2:
-        raise ConfigError(f"The window must be an integer of at least 2 TRs, got {window!r}.")
-    if not isinstance(step, (int, np.integer)) or step < 1:
-        raise ConfigError(f"The step must be a positive integer number of TRs, got {step!r}.")
-    if n_timepoints < window:
-        raise DataError(
-            f"The run has {n_timepoints} time points, fewer than one window of {window}: "
-            "dynamic connectivity needs runs at least as long as the window. Use a shorter "
-            "window or leave this run out."
-        )
-    return np.arange(0, n_timepoints - window + 1, step)
 
 
 def _prepare(ts: np.ndarray) -> np.ndarray:

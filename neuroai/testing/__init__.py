@@ -23,11 +23,9 @@ from neuroai.testing.graphs import graph_dataset
 from neuroai.testing.patch_store import tiny_patch_store
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 from neuroai.testing.token_store import write_token_store
-
-# volumes.bold_image (4D shape in one tuple, lattice affine) serves the volume-token tests;
-# the package-level bold_image is the fMRI one (bold.py).
 from neuroai.testing.volumes import (
     lattice_affine,
+    lattice_bold_image,
     tiny_autoencoder_config,
     torch_threads,
     write_bold_run,
@@ -49,6 +47,7 @@ __all__ = [
     "hippocampus_like_dataset",
     "label_atlas",
     "lattice_affine",
+    "lattice_bold_image",
     "prob_atlas",
     "region_timeseries_dataset",
     "report_text",

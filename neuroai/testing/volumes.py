@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ def lattice_affine(
     return affine
 
 
-def bold_image(
+def lattice_bold_image(
     shape: tuple[int, int, int, int] = (7, 8, 9, 11),
     *,
     affine: np.ndarray | None = None,
@@ -29,7 +30,11 @@ def bold_image(
     seed: int = 0,
     offset: float = 100.0,
 ):
-    """A 4D NIfTI of smooth positive signal plus noise, with sform/qform set.
+    """A 4D NIfTI on the 2 mm lattice, smooth positive signal plus noise, sform/qform set.
+
+    For the volume-token tests (one 4D ``shape``, MNI sform and qform codes).
+    :func:`neuroai.testing.bold_image` is the fMRI one (3D ``shape`` plus
+    ``n_volumes``, BOLD-like sources and offset).
 
     Parameters
     ----------
@@ -62,12 +67,12 @@ def bold_image(
 def write_bold_run(
     path: str | os.PathLike, image=None, *, sidecar: dict[str, Any] | None = None, **kwargs: Any
 ) -> Path:
-    """Write :func:`bold_image` (or ``image``) to ``path`` with an optional JSON sidecar."""
+    """Write :func:`lattice_bold_image` (or ``image``) to ``path`` with an optional JSON sidecar."""
     import nibabel as nib
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(bold_image(**kwargs) if image is None else image, path)
+    nib.save(lattice_bold_image(**kwargs) if image is None else image, path)
     if sidecar is not None:
         stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
         path.with_name(stem + ".json").write_text(json.dumps(sidecar), encoding="utf-8")
@@ -116,3 +121,15 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def __getattr__(name: str):
+    if name == "bold_image":
+        warnings.warn(
+            "neuroai.testing.volumes.bold_image was renamed lattice_bold_image; "
+            "neuroai.testing.bold_image is the fMRI one. The old name will be removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return lattice_bold_image
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

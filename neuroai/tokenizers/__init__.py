@@ -22,8 +22,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "BoldRun": "runs",
-    "index_bold_runs": "runs",
+    "OpenedBold": "runs",
+    "bold_files_by_subject": "runs",
     "open_bold": "runs",
     "Placement": "frames",
     "load_frames": "frames",
@@ -53,12 +53,15 @@ _EXPORTS = {
     "merge_axes": "fusion",
 }
 
+#: Old names that still work, with a FutureWarning (from the module's ``__getattr__``).
+_RENAMED = {"BoldRun": "runs", "index_bold_runs": "runs"}
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    if name in _EXPORTS or name in _RENAMED:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS.get(name) or _RENAMED[name]}")
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -37,6 +37,7 @@ import copy
 import inspect
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -173,8 +174,12 @@ def build_autoencoder(config: Mapping[str, Any], *, source: str = "the configura
     return model
 
 
-def model_config(model) -> dict[str, Any]:
-    """The configuration of a built ``AutoencoderDC`` (JSON-ready)."""
+def autoencoder_config(model) -> dict[str, Any]:
+    """The configuration of a built ``AutoencoderDC`` (JSON-ready).
+
+    Not :func:`neuroai.models.model_config`, which builds a registered model's
+    configuration from its name and preset.
+    """
     config = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
     return json.loads(json.dumps(config))
 
@@ -194,7 +199,7 @@ def save_autoencoder(model, folder: str | os.PathLike) -> Path:
     config = {
         "_class_name": "AutoencoderDC",
         "_diffusers_version": version("diffusers"),
-        **model_config(model),
+        **autoencoder_config(model),
     }
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -331,3 +336,16 @@ def bundled_autoencoder_dir() -> Path:
             "or train the tokenizer instead (tokenizer.source: train)."
         )
     return BUNDLED_DIR
+
+
+def __getattr__(name: str):
+    if name == "model_config":
+        warnings.warn(
+            "neuroai.tokenizers.autoencoder.model_config was renamed autoencoder_config; "
+            "neuroai.models.model_config is a different function. The old name will be "
+            "removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return autoencoder_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from neuroai._logging import get_logger, progress
-from neuroai.errors import DataError, check_option
+from neuroai.errors import ConfigError, DataError, check_option
 from neuroai.tokenizers._private import NpyStream
-from neuroai.tokenizers.runs import BoldRun, open_bold
+from neuroai.tokenizers.runs import OpenedBold, open_bold
 
 logger = get_logger(__name__)
 
@@ -259,13 +259,13 @@ def place_frames(
 
 @dataclass(frozen=True)
 class _Plan:
-    runs: list[BoldRun]
+    runs: list[OpenedBold]
     placements: list[Placement]
     counts: list[int]
 
 
 def _plan(
-    runs: Sequence[str | os.PathLike | BoldRun],
+    runs: Sequence[str | os.PathLike | OpenedBold],
     *,
     max_frames: int | None,
     size: int,
@@ -273,7 +273,7 @@ def _plan(
 ) -> _Plan:
     if not runs:
         raise DataError("No BOLD runs given: a subject needs at least one 4D run.")
-    opened = [r if isinstance(r, BoldRun) else open_bold(r) for r in runs]
+    opened = [r if isinstance(r, OpenedBold) else open_bold(r) for r in runs]
     trs = {round(r.tr, 6) for r in opened}
     if len(trs) > 1:
         listing = ", ".join(f"{r.path.name}: {r.tr} s" for r in opened)
@@ -282,7 +282,7 @@ def _plan(
             "store holds frames of one TR. Give the runs to separate datasets or resample them."
         )
     if max_frames is not None and max_frames < 1:
-        raise DataError(f"max_frames must be at least 1 or None, got {max_frames}.")
+        raise ConfigError(f"max_frames must be at least 1 or None, got {max_frames}.")
     counts, left = [], max_frames
     for run in opened:
         n = run.n_frames if left is None else min(run.n_frames, left)
@@ -319,7 +319,7 @@ def _chunks(
 
 
 def write_frames(
-    runs: Sequence[str | os.PathLike | BoldRun],
+    runs: Sequence[str | os.PathLike | OpenedBold],
     output: str | os.PathLike,
     *,
     max_frames: int | None = None,
@@ -334,7 +334,7 @@ def write_frames(
 
     Parameters
     ----------
-    runs : sequence of path-like or BoldRun
+    runs : sequence of path-like or OpenedBold
         The subject's 4D runs, in the order their frames are stored.
     output : path-like
         Destination ``.npy``; holds (n_frames, size, size, size) float16.
@@ -370,7 +370,7 @@ def write_frames(
     from neuroai.io.store import write_artifact
 
     if chunk_frames < 1:
-        raise DataError(f"chunk_frames must be at least 1, got {chunk_frames}.")
+        raise ConfigError(f"chunk_frames must be at least 1, got {chunk_frames}.")
     plan = _plan(runs, max_frames=max_frames, size=size, interpolation=interpolation)
     n_frames = sum(plan.counts)
     stats = {"maximum": 0.0, "n_zero_frames": 0, "n_nonfinite": 0}

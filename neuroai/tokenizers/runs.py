@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,12 @@ BOLD_SUFFIXES = ("_bold.nii.gz", "_bold.nii")
 
 
 @dataclass(frozen=True)
-class BoldRun:
-    """One 4D BOLD run, opened lazily.
+class OpenedBold:
+    """One 4D BOLD image, opened lazily and checked (what :func:`open_bold` returns).
+
+    Not :class:`neuroai.io.BoldRun`, which is a run *found* in a BIDS or fMRIPrep
+    dataset (its entities, sidecars, confounds); this is the image itself, with
+    its affine and repetition time checked.
 
     Attributes
     ----------
@@ -120,7 +125,7 @@ def _repetition_time(path: Path, image) -> tuple[float, str]:
     return tr, "header"
 
 
-def open_bold(path: str | os.PathLike) -> BoldRun:
+def open_bold(path: str | os.PathLike) -> OpenedBold:
     """Open a 4D BOLD run lazily and check it.
 
     Parameters
@@ -130,7 +135,7 @@ def open_bold(path: str | os.PathLike) -> BoldRun:
 
     Returns
     -------
-    BoldRun
+    OpenedBold
 
     Raises
     ------
@@ -161,7 +166,7 @@ def open_bold(path: str | os.PathLike) -> BoldRun:
         raise DataError(f"{path} has shape {shape}: it holds no frames.")
     affine = _check_affine(path, image)
     tr, tr_source = _repetition_time(path, image)
-    return BoldRun(path=path, image=image, affine=affine, tr=tr, tr_source=tr_source)
+    return OpenedBold(path=path, image=image, affine=affine, tr=tr, tr_source=tr_source)
 
 
 def _run_name(path: Path) -> str | None:
@@ -171,12 +176,15 @@ def _run_name(path: Path) -> str | None:
     return None
 
 
-def index_bold_runs(
+def bold_files_by_subject(
     root: str | os.PathLike, *, subjects: Sequence[str] | None = None
 ) -> dict[str, list[Path]]:
-    """Find the 4D BOLD runs of a BIDS(-derivatives) dataset, per subject.
+    """Find the 4D BOLD files of a BIDS(-derivatives) dataset, per subject.
 
-    Looks for ``sub-<label>/[ses-<label>/]func/sub-<label>_*_bold.nii[.gz]``.
+    Looks for ``sub-<label>/[ses-<label>/]func/sub-<label>_*_bold.nii[.gz]``, whatever
+    their other entities (``desc``, ``space``). For runs with their entities,
+    sidecars and confounds, and filters by session, task, run and space, use
+    :func:`neuroai.io.index_bold_runs`.
 
     Parameters
     ----------
@@ -209,3 +217,19 @@ def index_bold_runs(
             "sub-<label>/[ses-<label>/]func/sub-<label>_..._bold.nii[.gz]."
         )
     return runs
+
+
+_RENAMED = {"BoldRun": "OpenedBold", "index_bold_runs": "bold_files_by_subject"}
+
+
+def __getattr__(name: str):
+    if name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(
+            f"neuroai.tokenizers.runs.{name} was renamed {new}: neuroai.io.{name} is "
+            f"a different thing with the same name. The old name will be removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from neuroai._logging import get_logger, progress
-from neuroai.errors import DataError
+from neuroai.errors import ConfigError, DataError
 from neuroai.tokenizers._private import check_positive, resolve_device, seeded_generator
 
 logger = get_logger(__name__)
@@ -101,14 +101,14 @@ def fit_autoencoder(
     check_positive("steps", steps)
     check_positive("batch_size", batch_size)
     if loader_workers < 0 or int(loader_workers) != loader_workers:
-        raise DataError(f"loader_workers must be an integer >= 0, got {loader_workers}.")
+        raise ConfigError(f"loader_workers must be an integer >= 0, got {loader_workers}.")
     if loader_workers and not callable(getattr(sampler, "reseed", None)):
-        raise DataError(
+        raise ConfigError(
             f"loader_workers={loader_workers} needs a sampler with a reseed(seed) method "
             f"(PhotoCrops, FrameSlices); {type(sampler).__name__} has none: use loader_workers=0."
         )
     if time_limit is not None and not time_limit > 0:
-        raise DataError(
+        raise ConfigError(
             f"time_limit must be a positive number of seconds or None, got {time_limit}."
         )
     torch.manual_seed(seed)

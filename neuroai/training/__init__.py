@@ -32,7 +32,7 @@ from neuroai.training.token_data import (
     pad_window,
     read_token_index,
     split_token_cohort,
-    window_starts,
+    tile_starts,
 )
 from neuroai.training.trainer import FitResult, build_trainer, fit
 
@@ -74,5 +74,13 @@ __all__ = [
     "resolve_precision",
     "seed_everything",
     "split_token_cohort",
-    "window_starts",
+    "tile_starts",
 ]
+
+
+def __getattr__(name: str):
+    if name == "window_starts":  # renamed; token_data's __getattr__ warns
+        from neuroai.training import token_data
+
+        return token_data.window_starts
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,7 @@ Items are dicts: ``inputs`` ``(window, K, F)`` float32, ``frame_mask`` ``(window
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,11 +31,38 @@ from neuroai.training.datamodules import EngineDataModule
 MODES = ("random", "all")
 
 
-def window_starts(n_frames: int, window: int) -> list[int]:
-    """First frames of the non-overlapping windows covering ``n_frames`` (tail included)."""
-    if n_frames < 1 or window < 1:
-        raise DataError(f"Cannot cut {n_frames} frames into windows of {window}.")
+def tile_starts(n_frames: int, window: int) -> list[int]:
+    """First frames of the non-overlapping windows that tile ``n_frames``, tail included.
+
+    Unlike :func:`neuroai.fmri.window_starts` (sliding windows that fit, the tail
+    left out), the last tile may be shorter than ``window``; :func:`pad_window`
+    pads it.
+
+    Raises
+    ------
+    ConfigError
+        When ``window < 1``.
+    DataError
+        When the store has no frame.
+    """
+    if window < 1:
+        raise ConfigError(f"The window must be at least 1 frame, got {window!r}.")
+    if n_frames < 1:
+        raise DataError(f"Cannot cut {n_frames} frames into windows of {window}: no frame.")
     return list(range(0, n_frames, window))
+
+
+def __getattr__(name: str):
+    if name == "window_starts":
+        warnings.warn(
+            "neuroai.training.token_data.window_starts was renamed tile_starts (it tiles, "
+            "tail included; neuroai.fmri.window_starts places sliding windows). The old "
+            "name will be removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return tile_starts
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pad_window(tokens: np.ndarray, start: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +144,7 @@ class TokenWindows(Dataset):
             self.index = [(i, None) for i in range(len(self.paths))]
         else:
             self.index = [
-                (i, s) for i, n in enumerate(self.n_frames) for s in window_starts(n, self.window)
+                (i, s) for i, n in enumerate(self.n_frames) for s in tile_starts(n, self.window)
             ]
         self._arrays: dict[int, np.ndarray] = {}
 

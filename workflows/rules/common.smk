@@ -241,27 +241,30 @@ def dask_scheduler(wildcards):
 REPORT_SECTIONS = {}
 
 
-def given_pretrained(family, expect_keys=()):
-    """The folder of ``<family>.pretrained`` (checked now, before any job), or None.
+def given_pretrained(family, expect_keys=(), expect=None, section=None):
+    """The folder of ``<section>.pretrained`` (checked now, before any job), or None.
 
     A family given a pretrained folder skips its own pretraining: its downstream rules
     take the folder instead. The folder must hold a ``family`` model whose weights
-    match its config, and whose input-size fields (``expect_keys``) equal those the
-    config's ``<family>.model.options`` sets.
+    match its config, whose input-size fields (``expect_keys``) equal those the
+    config's ``<section>.model.options`` sets, and whose fields in ``expect`` (a
+    mapping the caller derives from other config keys) equal those values. ``section``
+    is the config section when it is not named after the family (segmentation: dsd).
     """
-    folder = config.get(family, {}).get("pretrained")
+    section = section or family
+    folder = config.get(section, {}).get("pretrained")
     if not folder:
         return None
     if folder not in _CHECKED_PRETRAINED:
         from neuroai.errors import ArtifactError
         from neuroai.models import check_pretrained
 
-        options = config.get(family, {}).get("model", {}).get("options", {})
-        expect = {key: options[key] for key in expect_keys if key in options}
+        options = config.get(section, {}).get("model", {}).get("options", {})
+        wanted = {key: options[key] for key in expect_keys if key in options}
         try:
-            check_pretrained(folder, family=family, expect=expect)
+            check_pretrained(folder, family=family, expect={**wanted, **(expect or {})})
         except ArtifactError as exc:
-            raise ConfigError(f"{family}.pretrained: {exc}") from exc
+            raise ConfigError(f"{section}.pretrained: {exc}") from exc
         _CHECKED_PRETRAINED.add(folder)
     return str(folder)
 

@@ -84,6 +84,7 @@ rule dfc_gnn_evaluate:
         fc=f"{RESULTS}/dfc_gnn/{{dataset}}/fc_halves.npy",
     params:
         cfg=dfc_gnn_evaluate_params(),
+        history=dfc_gnn_history_arg,
     log:
         f"{RESULTS}/logs/dfc_gnn_evaluate/{{dataset}}.log",
     benchmark:
@@ -97,7 +98,7 @@ rule dfc_gnn_evaluate:
         **GPU,
     shell:
         "python -m pipelines.dfc_gnn_evaluate --graphs {input.graphs:q} "
-        "--pretrained {input.pretrained:q} --history {input.history:q} "
+        "--pretrained {input.pretrained:q} {params.history} "
         "--predictions {input.predictions:q} --timeseries @{input.timeseries_list:q} "
         "--metrics-output {output.metrics:q} --curves-output {output.curves:q} "
         "--similarity-output {output.similarity:q} --fc-output {output.fc:q} "

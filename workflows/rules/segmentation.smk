@@ -34,6 +34,7 @@ rule segmentation_train:
     output:
         model=directory(f"{RESULTS}/segmentation/{{dataset}}/{{variant}}/model"),
         history=f"{RESULTS}/segmentation/{{dataset}}/{{variant}}/history.tsv",
+        splits=f"{RESULTS}/segmentation/{{dataset}}/{{variant}}/splits.tsv",
     params:
         cfg=segmentation_train_params,
         run_dir=f"{RESULTS}/segmentation/{{dataset}}/{{variant}}/run",
@@ -51,7 +52,8 @@ rule segmentation_train:
     shell:
         "{resources.launch} python -m pipelines.segmentation_train --dataset {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
-        "--variant {wildcards.variant} --run-dir {params.run_dir:q} --threads {threads} "
+        "--variant {wildcards.variant} --splits-output {output.splits:q} "
+        "--run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 

@@ -12,6 +12,7 @@ rule tablet_pretrain:
         history=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/history.tsv",
         summary=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/summary.json",
         reconstructions=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/reconstructions.npy",
+        splits=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/splits.tsv",
     params:
         cfg=tablet_pretrain_params,
         run_dir=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/run",
@@ -32,8 +33,8 @@ rule tablet_pretrain:
         "{resources.launch} python -m pipelines.tablet_pretrain --index {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--summary-output {output.summary:q} --reconstructions-output {output.reconstructions:q} "
-        "--run-dir {params.run_dir:q} --threads {threads} --params {params.cfg:q} "
-        "--log {log:q} --no-progress"
+        "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
 rule tablet_finetune:
@@ -43,6 +44,7 @@ rule tablet_finetune:
     output:
         model=directory(f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/model"),
         history=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/history.tsv",
+        splits=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/splits.tsv",
     params:
         cfg=tablet_finetune_params,
         pretrained=tablet_pretrained_arg,
@@ -63,7 +65,8 @@ rule tablet_finetune:
     shell:
         "{resources.launch} python -m pipelines.tablet_finetune --index {input.index:q} "
         "{params.pretrained} --model-output {output.model:q} --history-output {output.history:q} "
-        "--variant {wildcards.variant} --run-dir {params.run_dir:q} --threads {threads} "
+        "--variant {wildcards.variant} --splits-output {output.splits:q} "
+        "--run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 

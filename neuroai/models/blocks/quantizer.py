@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuroai.errors import ConfigError
+from neuroai.errors import ConfigError, DataError
 
 
 @dataclass
@@ -219,7 +219,10 @@ class VectorQuantizer(nn.Module):
     def _forward(self, z: torch.Tensor) -> Quantized:
         shape = z.shape
         if shape[-1] != self.dim:
-            raise ConfigError(f"VectorQuantizer expects vectors of {self.dim}, got {shape[-1]}.")
+            raise DataError(
+                f"VectorQuantizer expects vectors of {self.dim}, got {shape[-1]} "
+                f"(input shape {tuple(shape)})."
+            )
         flat = z.reshape(-1, self.dim).float()
         if self.training and not bool(self.initialized):
             with torch.no_grad():

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from neuroai.io import load_array, load_json, load_table
 from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports.sections._fidelity import fidelity_table
 from neuroai.reports.sections._format import interval
 from neuroai.reports.sections._format import number as _num
 
@@ -334,6 +335,7 @@ def render_dfc_gnn(paths: Sequence[Path]) -> list[Section]:
                     cls="note",
                 )
             )
+        section.add(*fidelity_table("dfc_gnn"))
         section.add(text(f"Source: {html.escape(str(path))}", cls="note"))
         sections.append(section)
     return sections

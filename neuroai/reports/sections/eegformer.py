@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from neuroai.io import load_json, load_table
 from neuroai.reports.classification import confusion_figure, learning_curves, roc_pr_figure
 from neuroai.reports.html import Section, figure, pre, table, text
+from neuroai.reports.sections._fidelity import fidelity_table
 from neuroai.reports.sections._format import interval
 from neuroai.reports.sections._format import number as _num
 
@@ -461,4 +462,5 @@ def render_eegformer(paths: Sequence[Path]) -> list[Section]:
         _anomaly(section, *anomaly)
     if codes is not None:
         _interpretation(section, *codes)
+    section.add(*fidelity_table("eegformer"))
     return [section]

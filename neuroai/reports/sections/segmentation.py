@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from neuroai.io import check_artifact, load_json, load_table
 from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports.sections._fidelity import fidelity_table
 from neuroai.reports.sections._format import interval
 from neuroai.reports.sections._format import number as _num
 
@@ -297,6 +298,7 @@ def render_segmentation(paths: Sequence[Path]) -> list[Section]:
         examples = _examples(document)
         if examples:
             section.add("<h3>Example slices</h3>", *examples)
+        section.add(*fidelity_table("segmentation"))
         section.add(text(f"Source: {html.escape(str(path))}", cls="note"))
         sections.append(section)
     return sections

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from neuroai.io import load_json, load_table, read_provenance
 from neuroai.reports.html import Section, figure, table, text
+from neuroai.reports.sections._fidelity import fidelity_table
 from neuroai.reports.sections._format import interval
 from neuroai.reports.sections._format import number as _num
 
@@ -274,4 +275,5 @@ def render_tablet(paths: Sequence[Path]) -> list[Section]:
             ),
             _pretraining_ablation(summaries),
         )
+    section.add(*fidelity_table("tablet"))
     return [section]

@@ -2,6 +2,15 @@
 import shlex
 
 DFC_GNN = config.get("dfc_gnn", {})
+#: ``dfc_gnn.pretrained``: an encoder folder that replaces every dataset's pretraining
+#: (checked now). The graph dataset sets the node count and features, so only sizes the
+#: config's model.options names are compared here; the stages check the rest.
+DFC_GNN_PRETRAINED = given_pretrained("dfc_gnn", ("n_regions", "in_features", "n_identity"))
+
+
+def dfc_gnn_model(wildcards):
+    """The pretrained encoder of a dataset: the given ``dfc_gnn.pretrained``, else its own."""
+    return DFC_GNN_PRETRAINED or f"{RESULTS}/dfc_gnn/{wildcards.dataset}/pretrained/model"
 
 
 def _dfc_gnn_common():
@@ -51,7 +60,7 @@ def dfc_gnn_finetune_inputs(wildcards):
     dfc_gnn_task(wildcards)
     inputs = {
         "graphs": dfc_gnn_graphs(wildcards),
-        "pretrained": f"{RESULTS}/dfc_gnn/{wildcards.dataset}/pretrained/model",
+        "pretrained": dfc_gnn_model(wildcards),
     }
     if "static_fc" in _dfc_gnn_methods():
         if wildcards.dataset not in RUNS:
@@ -91,16 +100,22 @@ def dfc_gnn_finetune_params(wildcards):
 def dfc_gnn_evaluate_inputs(wildcards):
     folder = f"{RESULTS}/dfc_gnn/{wildcards.dataset}"
     tasks = DFC_GNN.get("finetune", {}).get("tasks", {})
-    return {
+    inputs = {
         "graphs": dfc_gnn_graphs(wildcards),
-        "pretrained": f"{folder}/pretrained/model",
-        "history": f"{folder}/pretrained/history.tsv",
+        "pretrained": dfc_gnn_model(wildcards),
         "predictions": [f"{folder}/tasks/{task}/predictions.tsv" for task in tasks],
         **dfc_gnn_timeseries_inputs(wildcards),
         "timeseries_list": path_list("dfc_gnn_evaluate", "timeseries").format(
             dataset=wildcards.dataset
         ),
     }
+    if not DFC_GNN_PRETRAINED:  # a given encoder's pretraining history is not ours to read
+        inputs["history"] = f"{folder}/pretrained/history.tsv"
+    return inputs
+
+
+def dfc_gnn_history_arg(wildcards, input):
+    return f"--history {shlex.quote(str(input.history))}" if "history" in input.keys() else ""
 
 
 def dfc_gnn_timeseries_inputs(wildcards):

@@ -1,6 +1,11 @@
 # Input, params and report functions of the rules in ../segmentation.smk and ../inference.smk.
 
 SEGMENTATION = config.get("segmentation", {})
+#: ``segmentation.pretrained``: a trained DSD folder evaluated (and named ``segmentation``
+#: under embed/predict.models) instead of training the variants (checked now).
+SEGMENTATION_PRETRAINED = given_pretrained(
+    "dsd", ("in_channels", "out_channels"), section="segmentation"
+)
 
 
 def decathlon_json(dataset):
@@ -26,6 +31,10 @@ def segmentation_dataset(wildcards):
 
 
 def segmentation_variants():
+    """Names of the evaluated models: the variants trained here, or ``pretrained`` alone
+    when ``segmentation.pretrained`` gives the model (no variant is trained)."""
+    if SEGMENTATION_PRETRAINED:
+        return ["pretrained"]
     return list(SEGMENTATION.get("variants", []))
 
 
@@ -36,6 +45,12 @@ def segmentation_train_params(wildcards):
 
 def segmentation_evaluate_inputs(wildcards):
     folder = f"{RESULTS}/segmentation/{wildcards.dataset}"
+    if SEGMENTATION_PRETRAINED:
+        return {
+            "dataset": decathlon_json(wildcards.dataset),
+            "models": [SEGMENTATION_PRETRAINED],
+            "histories": [],
+        }
     return {
         "dataset": decathlon_json(wildcards.dataset),
         "models": [f"{folder}/{v}/model" for v in segmentation_variants()],
@@ -59,7 +74,15 @@ REPORT_SECTIONS["segmentation"] = segmentation_report_inputs
 
 
 def model_folder(location):
-    """A pretrained folder: an existing folder, or a model this workflow trains (under results/)."""
+    """A pretrained folder: an existing folder, ``segmentation`` (the given
+    ``segmentation.pretrained``), or a model this workflow trains (under results/)."""
+    if location == "segmentation":
+        if not SEGMENTATION_PRETRAINED:
+            raise ConfigError(
+                "A model location 'segmentation' names segmentation.pretrained, which is not "
+                "set: give that folder, or a trained variant such as 'segmentation/<dataset>/dsd'."
+            )
+        return SEGMENTATION_PRETRAINED
     path = Path(location)
     if path.is_absolute() or (path / "config.json").exists():
         return str(path)

