@@ -168,22 +168,53 @@ def cross_validated_predictions(
                             f"Method {name!r} returned {scores.shape[0]} scores for {test.size} "
                             "test subjects."
                         )
-                    for row, index in enumerate(test):
-                        entry = {
-                            "repeat": repeat,
-                            "fold": split.fold,
-                            "fraction": fraction,
-                            "method": name,
-                            "id": ids[index],
-                            "n_train": int(subset.size),
-                            "y_true": labels[index].item(),
-                        }
-                        if task == "classification":
-                            entry.update({f"p_{c}": float(p) for c, p in enumerate(scores[row])})
-                        else:
-                            entry["y_pred"] = float(np.ravel(scores[row])[0])
-                        rows.append(entry)
+                    rows += prediction_rows(
+                        scores,
+                        test,
+                        ids=ids,
+                        labels=labels,
+                        task=task,
+                        repeat=repeat,
+                        fold=split.fold,
+                        fraction=fraction,
+                        method=name,
+                        n_train=int(subset.size),
+                    )
     return pd.DataFrame(rows)
+
+
+def prediction_rows(
+    scores: np.ndarray,
+    test: np.ndarray,
+    *,
+    ids: Sequence[str],
+    labels: np.ndarray,
+    task: str,
+    repeat: int,
+    fold: int,
+    fraction: float,
+    method: str,
+    n_train: int,
+) -> list[dict]:
+    """One prediction-table row per test item (the columns of
+    :func:`cross_validated_predictions`): its identity, label and ``p_k`` or ``y_pred``."""
+    rows = []
+    for row, index in enumerate(test):
+        entry = {
+            "repeat": repeat,
+            "fold": fold,
+            "fraction": fraction,
+            "method": method,
+            "id": ids[index],
+            "n_train": n_train,
+            "y_true": labels[index].item(),
+        }
+        if task == "classification":
+            entry.update({f"p_{c}": float(p) for c, p in enumerate(scores[row])})
+        else:
+            entry["y_pred"] = float(np.ravel(scores[row])[0])
+        rows.append(entry)
+    return rows
 
 
 def scores_of(table: pd.DataFrame, task: str) -> np.ndarray:

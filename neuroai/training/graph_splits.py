@@ -260,7 +260,7 @@ def holdout_predictions(
     DataFrame
         The columns of cross-validated predictions, with ``fold`` 0 throughout.
     """
-    from neuroai.evaluation.label_efficiency import label_subset
+    from neuroai.evaluation.label_efficiency import label_subset, prediction_rows
 
     train = np.asarray(train, dtype=int)
     test = np.asarray(test, dtype=int)
@@ -287,19 +287,16 @@ def holdout_predictions(
                         f"Method {name!r} returned {scores.shape[0]} scores for {test.size} "
                         "test items."
                     )
-                for row, index in enumerate(test):
-                    entry = {
-                        "repeat": repeat,
-                        "fold": 0,
-                        "fraction": fraction,
-                        "method": name,
-                        "id": ids[index],
-                        "n_train": int(subset.size),
-                        "y_true": labels[index].item(),
-                    }
-                    if task == "classification":
-                        entry.update({f"p_{c}": float(p) for c, p in enumerate(scores[row])})
-                    else:
-                        entry["y_pred"] = float(np.ravel(scores[row])[0])
-                    rows.append(entry)
+                rows += prediction_rows(
+                    scores,
+                    test,
+                    ids=ids,
+                    labels=labels,
+                    task=task,
+                    repeat=repeat,
+                    fold=0,
+                    fraction=fraction,
+                    method=name,
+                    n_train=int(subset.size),
+                )
     return pd.DataFrame(rows)
