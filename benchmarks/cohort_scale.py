@@ -4,13 +4,13 @@ Five measurements, each at a cohort size N and at 10 N in the same run:
 
 1. **Group FC peak memory.** ``N`` stored connectivity matrices (``--regions`` regions,
    float64, each with its provenance record, as the static FC stage writes them) are
-   summarised by the ``group_fc`` stage (``pipelines.group_fc.run``: two streamed passes
+   summarised by the ``group_fc`` stage (``neuroai.pipelines.group_fc.run``: two streamed passes
    over memory maps) and, as the baseline, by the former way (every matrix loaded and
    stacked, then the same statistics). Each runs in a fresh process, which reports its own
    peak resident memory (``ru_maxrss``); the ratio of 10 N to N is the growth.
 2. **Graph dataset peak memory.** ``N`` runs of region time series (60 x 20) get their
    dynamic FC (window 20, step 10: 5 windows) from the dynamic_fc stage; the graph_dataset
-   stage (``pipelines.graph_dataset.run``, written run by run) builds the cohort's graph
+   stage (``neuroai.pipelines.graph_dataset.run``, written run by run) builds the cohort's graph
    dataset in a fresh process that reports its peak resident memory.
 3. **EEG corpus under a file limit.** ``--recordings`` one-recording patch stores are
    concatenated (``neuroai.eeg.concatenate_stores``, what the EEG cohort stage does) in a
@@ -56,7 +56,7 @@ from pathlib import Path
 paths = sorted(Path(sys.argv[2]).glob("*_connectivity.npy"))
 start = time.perf_counter()
 if sys.argv[1] == "stream":
-    from pipelines import group_fc
+    from neuroai.pipelines import group_fc
     group_fc.run(paths, Path(sys.argv[3]) / "mean.npy", Path(sys.argv[3]) / "summary.json",
                  dataset="bench", participants=None, group_by=None)
 else:
@@ -78,7 +78,7 @@ import json
 pairs = json.loads((root / "pairs.json").read_text())
 dfcs, tsvs = [p[0] for p in pairs], [p[1] for p in pairs]
 start = time.perf_counter()
-from pipelines import graph_dataset
+from neuroai.pipelines import graph_dataset
 graph_dataset.run(dfcs, tsvs, out / "graphs", out / "summary.json", out / "variability.npy",
                   dataset="bench")
 seconds = time.perf_counter() - start
@@ -113,8 +113,8 @@ def _child(script: str, *args) -> dict:
 
 
 def graph_dataset_memory(work: Path, n_runs: int) -> dict:
+    from neuroai.pipelines import dynamic_fc
     from neuroai.testing import region_timeseries_dataset
-    from pipelines import dynamic_fc
 
     root = work / f"graphs_{n_runs}"
     runs = region_timeseries_dataset(
@@ -224,8 +224,8 @@ def dry_run(work: Path, n_subjects: int, batch_size: int = 0) -> dict:
     done = subprocess.run([*command, "-n", "-p"], capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
     lines = done.stdout.splitlines()
-    shells = [x for x in lines if "python -m pipelines." in x]
-    report = next(x for x in shells if "python -m pipelines.report " in x)
+    shells = [x for x in lines if "python -m neuroai.pipelines." in x]
+    report = next(x for x in shells if "python -m neuroai.pipelines.report " in x)
     total = re.search(r"^total\s+(\d+)$", done.stdout, re.M)
     return {
         "subjects": n_subjects,

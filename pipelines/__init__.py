@@ -2,6 +2,6 @@
 
 Each module exposes ``run(...)``, the per-stage Python API that the Snakemake
 rule calls (usable without Snakemake), and ``main()``, so that
-``python -m pipelines.<stage> --help`` works. Stages are thin: they read their
+``python -m neuroai.pipelines.<stage> --help`` works. Stages are thin: they read their
 inputs, call the library, write outputs with provenance, and log.
 """

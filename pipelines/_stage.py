@@ -135,7 +135,7 @@ def execute(
 
         torch.set_num_threads(args.threads)
     module = func.__module__
-    if module == "__main__":  # python -m pipelines.<stage>
+    if module == "__main__":  # python -m neuroai.pipelines.<stage>
         module = Path(sys.argv[0]).stem
     logger = get_logger(f"stage.{module.rsplit('.', 1)[-1]}")
     try:

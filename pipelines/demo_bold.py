@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from neuroai.datasets.bold_demos import build_bold_demo
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 
 def run(out_dir: str | Path, *, builder: str) -> Path:
@@ -33,7 +33,7 @@ def run(out_dir: str | Path, *, builder: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.demo_bold")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.demo_bold")
     parser.add_argument("--out-dir", required=True, help="root of the dataset to write")
     args = parser.parse_args(argv)
     execute(args, run, args.out_dir)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from neuroai.datasets import neurolib_regions as demo
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 
 def run(
@@ -51,7 +51,7 @@ def run_participants(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.demo_regions")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.demo_regions")
     parser.add_argument("--out-dir", required=True, help="root of the dataset to write")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--subject", help="subject label to write (e.g. hcp101309)")

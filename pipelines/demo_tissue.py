@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from neuroai.datasets.mni152_tissue import build_mni152_tissue
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 
 def run(out_dir: str | Path, *, n_train: int = 22, n_test: int = 5, seed: int = 0) -> Path:
@@ -30,7 +30,7 @@ def run(out_dir: str | Path, *, n_train: int = 22, n_test: int = 5, seed: int = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.demo_tissue")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.demo_tissue")
     parser.add_argument("--out-dir", required=True, help="task folder to write")
     args = parser.parse_args(argv)
     execute(args, run, args.out_dir)

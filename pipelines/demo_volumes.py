@@ -12,7 +12,7 @@ from pathlib import Path
 
 from neuroai.datasets import neurolib_volumes as cohort
 from neuroai.datasets.neurolib_regions import select_subjects
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 
 def run(
@@ -70,7 +70,7 @@ def run_participants(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.demo_volumes")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.demo_volumes")
     parser.add_argument("--out-dir", required=True, help="root of the cohort to write")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--subject", help="subject label to paint (e.g. hcp101309)")

@@ -30,7 +30,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import DataError
-from pipelines._stage import PathList, execute, stage_parser
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.dfc_gnn_evaluate")
 STAGE = "dfc_gnn_evaluate"
@@ -387,7 +387,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.dfc_gnn_evaluate", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.dfc_gnn_evaluate", threads=True)
     parser.add_argument("--graphs", required=True, help="graph dataset folder (neuroai.graphs/1)")
     parser.add_argument("--pretrained", required=True, help="pretrained encoder folder")
     parser.add_argument(

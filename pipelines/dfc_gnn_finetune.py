@@ -38,7 +38,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, DataError
-from pipelines._stage import PathList, execute, stage_parser
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.dfc_gnn_finetune")
 STAGE = "dfc_gnn_finetune"
@@ -458,7 +458,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.dfc_gnn_finetune", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.dfc_gnn_finetune", threads=True)
     parser.add_argument("--graphs", required=True, help="graph dataset folder (neuroai.graphs/1)")
     parser.add_argument("--pretrained", required=True, help="pretrained encoder folder")
     parser.add_argument(

@@ -25,7 +25,7 @@ from typing import Any
 
 from neuroai import get_logger
 from neuroai.errors import DataError
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.dfc_gnn_pretrain")
 STAGE = "dfc_gnn_pretrain"
@@ -218,7 +218,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.dfc_gnn_pretrain", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.dfc_gnn_pretrain", threads=True)
     parser.add_argument("--graphs", required=True, help="graph dataset folder (neuroai.graphs/1)")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")

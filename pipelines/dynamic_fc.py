@@ -17,7 +17,7 @@ from neuroai.errors import check_option
 from neuroai.fmri.connectivity import zero_variance_regions
 from neuroai.fmri.dynamic import dynamic_connectivity, window_starts
 from neuroai.io import read_region_timeseries, save_array
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.dynamic_fc")
 
@@ -101,7 +101,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.dynamic_fc")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.dynamic_fc")
     parser.add_argument("--timeseries", required=True, help="*_timeseries.tsv of one run")
     parser.add_argument("--output", required=True, help="destination .npy")
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from neuroai.datasets import eeg_demo
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 
 def run(
@@ -52,7 +52,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eeg_demo")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eeg_demo")
     parser.add_argument("--out-dir", required=True, help="dataset folder to write")
     args = parser.parse_args(argv)
     execute(args, run, args.out_dir)

@@ -18,7 +18,7 @@ os.environ.setdefault("MNE_USE_NUMBA", "false")
 
 from neuroai.eeg.params import EEGParams
 from neuroai.eeg.recording import RecordingMeta, save_recording
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 _D = EEGParams()
 
@@ -79,7 +79,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eeg_recording")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eeg_recording")
     parser.add_argument("--recording", required=True, help="the EEG file")
     parser.add_argument("--store", required=True, help="destination patch-store folder")
     parser.add_argument("--qc", required=True, help="destination QC summary (.json)")

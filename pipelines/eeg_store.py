@@ -18,7 +18,7 @@ from neuroai.eeg.layouts import index_eeg_recordings
 from neuroai.eeg.params import EEGParams
 from neuroai.errors import DataError
 from neuroai.io import check_artifact, provenance_path
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 _D = EEGParams()
 
@@ -108,7 +108,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eeg_store")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eeg_store")
     parser.add_argument("--root", required=True, help="the dataset folder")
     parser.add_argument(
         "--recordings-dir", required=True, help="folder of <key>_patches and <key>_qc.json"

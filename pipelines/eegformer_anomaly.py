@@ -19,7 +19,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, DataError
-from pipelines._stage import execute, stage_device, stage_parser
+from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_anomaly")
 STAGE = "eegformer_anomaly"
@@ -186,7 +186,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_anomaly", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_anomaly", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--pretrained", required=True, help="EEGFormer pretrained on normal EEG")
     parser.add_argument("--scores-output", required=True, help="window scores .tsv")

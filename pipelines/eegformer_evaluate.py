@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroai import get_logger
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.eegformer_evaluate")
 STAGE = "eegformer_evaluate"
@@ -223,7 +223,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_evaluate")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_evaluate")
     parser.add_argument("--predictions", required=True, help="window predictions .tsv")
     parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
     parser.add_argument("--recordings-output", required=True, help="recording predictions .tsv")

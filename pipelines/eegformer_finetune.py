@@ -29,7 +29,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, check_option
-from pipelines._stage import execute, stage_device, stage_parser
+from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_finetune")
 STAGE = "eegformer_finetune"
@@ -359,7 +359,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_finetune", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_finetune", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--pretrained", required=True, help="pretrained EEGFormer folder")
     parser.add_argument("--task", required=True, help="abnormal, artifacts, slowing, seizure ...")

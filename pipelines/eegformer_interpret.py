@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from neuroai import get_logger
-from pipelines._stage import execute, stage_device, stage_parser
+from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_interpret")
 STAGE = "eegformer_interpret"
@@ -211,7 +211,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_interpret", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_interpret", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--pretrained", required=True, help="pretrained EEGFormer folder")
     parser.add_argument("--output", required=True, help="codes.json to write")

@@ -23,7 +23,7 @@ from typing import Any
 
 from neuroai import get_logger
 from neuroai.errors import DataError
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.eegformer_pretrain")
 STAGE = "eegformer_pretrain"
@@ -215,7 +215,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.eegformer_pretrain", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_pretrain", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")

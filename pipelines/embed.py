@@ -16,7 +16,7 @@ import numpy as np
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
 from neuroai.io import save_array, save_table
-from pipelines._stage import execute, stage_device, stage_parser
+from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.embed")
 STAGE = "embed"
@@ -108,7 +108,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.embed", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.embed", threads=True)
     parser.add_argument("--model", required=True, help="pretrained model folder")
     parser.add_argument("--index-output", required=True, help="index .tsv to write")
     parser.add_argument("--inputs", nargs="*", default=None, help="input files (NIfTI or .npy)")

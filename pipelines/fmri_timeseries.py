@@ -21,7 +21,7 @@ from neuroai.fmri.qc import summarize_trace
 from neuroai.fmri.run_timeseries import run_timeseries
 from neuroai.io import index_bold_runs, save_array, save_json, write_region_timeseries
 from neuroai.io.bids import parse_name
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.fmri_timeseries")
 
@@ -218,7 +218,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.fmri_timeseries")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.fmri_timeseries")
     parser.add_argument("--root", required=True, help="dataset folder (BIDS or fMRIPrep)")
     parser.add_argument("--run-key", required=True, help="run key, e.g. sub-01_task-rest_run-1")
     parser.add_argument("--output", required=True, help="destination *_timeseries.tsv")

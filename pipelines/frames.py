@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from neuroai.pipelines._stage import execute, stage_parser
 from neuroai.tokenizers.frames import write_frames
-from pipelines._stage import execute, stage_parser
 
 
 def run(
@@ -59,7 +59,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.frames")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.frames")
     parser.add_argument("--runs", nargs="+", required=True, help="the subject's *_bold.nii[.gz]")
     parser.add_argument("--output", required=True, help="destination .npy")
     args = parser.parse_args(argv)

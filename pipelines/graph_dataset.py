@@ -22,8 +22,8 @@ from neuroai.fmri.graph_dataset import write_graph_dataset
 from neuroai.fmri.graphs import window_graphs
 from neuroai.io import load_array, read_provenance, read_region_timeseries, save_array, save_json
 from neuroai.io.bids import participants_table
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 from neuroai.running import RunningMoments
-from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.graph_dataset")
 SUFFIX = "_dfc.npy"
@@ -222,7 +222,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.graph_dataset")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.graph_dataset")
     parser.add_argument(
         "--dynamic-fc",
         nargs="+",

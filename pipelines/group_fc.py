@@ -15,7 +15,7 @@ from neuroai import get_logger
 from neuroai.errors import DataError
 from neuroai.fmri.group import summarize_connectivity
 from neuroai.io import ArrayArtifacts, save_array, save_json
-from pipelines._stage import PathList, execute, stage_parser
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.group_fc")
 SUFFIX = "_connectivity.npy"
@@ -84,7 +84,7 @@ def load_kind(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.group_fc")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.group_fc")
     parser.add_argument(
         "--connectivity",
         nargs="+",

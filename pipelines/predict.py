@@ -17,7 +17,7 @@ import numpy as np
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
 from neuroai.io import save_array, save_table, write_artifact
-from pipelines._stage import execute, stage_device, stage_parser
+from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.predict")
 STAGE = "predict"
@@ -59,7 +59,7 @@ def run(
         Index table (``id``, ``path``, ``prediction``, ``n_items``, and for
         classifiers ``predicted_class`` from the mean output over windows).
     inputs, dataset, split, batch_size, device
-        As in :func:`pipelines.embed.run`.
+        As in :func:`neuroai.pipelines.embed.run`.
     """
     import nibabel as nib
 
@@ -121,7 +121,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.predict", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.predict", threads=True)
     parser.add_argument("--model", required=True, help="pretrained model folder")
     parser.add_argument("--index-output", required=True, help="index .tsv to write")
     parser.add_argument("--inputs", nargs="*", default=None, help="input files (NIfTI or .npy)")

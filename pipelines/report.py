@@ -17,8 +17,8 @@ import yaml
 
 from neuroai import get_logger
 from neuroai.datasets import load_card
+from neuroai.pipelines._stage import execute, stage_parser
 from neuroai.reports.run_report import build_run_report
-from pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.report")
 
@@ -70,7 +70,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.report")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.report")
     parser.add_argument("--output", required=True, help="destination folder (index.html inside)")
     args = parser.parse_args(argv)
     execute(args, run, args.output)

@@ -19,7 +19,7 @@ import numpy as np
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError
 from neuroai.io import read_decathlon, save_json, save_table, write_artifact
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.segmentation_evaluate")
 STAGE = "segmentation_evaluate"
@@ -256,7 +256,9 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.segmentation_evaluate", threads=True)
+    parser = stage_parser(
+        __doc__, "python -m neuroai.pipelines.segmentation_evaluate", threads=True
+    )
     parser.add_argument("--dataset", required=True, help="dataset.json of the task")
     parser.add_argument("--models", nargs="+", required=True, help="pretrained model folders")
     parser.add_argument("--names", nargs="+", default=None, help="a name per model")

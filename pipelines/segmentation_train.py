@@ -18,7 +18,7 @@ from typing import Any
 
 from neuroai import get_logger
 from neuroai.errors import check_option
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.segmentation_train")
 STAGE = "segmentation_train"
@@ -197,7 +197,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.segmentation_train", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.segmentation_train", threads=True)
     parser.add_argument("--dataset", required=True, help="dataset.json of a Decathlon task folder")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")

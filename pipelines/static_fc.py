@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from neuroai import get_logger
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.static_fc")
 
@@ -75,7 +75,7 @@ def save_run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.static_fc")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.static_fc")
     parser.add_argument("--timeseries", required=True, help="*_timeseries.tsv of one run")
     parser.add_argument("--output", required=True, help="destination .npy")
     args = parser.parse_args(argv)

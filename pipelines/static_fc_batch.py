@@ -1,7 +1,7 @@
 """Static functional connectivity of a batch of runs, in one process.
 
 Writes a folder holding, for every run, the <run>_connectivity.npy and provenance
-record that the per-run stage (pipelines.static_fc) writes, byte for byte the same
+record that the per-run stage (neuroai.pipelines.static_fc) writes, byte for byte the same
 array. The folder appears whole or not at all: it is written as a hidden temporary
 folder and renamed when every run is written, so a failed batch leaves nothing that
 looks complete. Runs are computed one after the other here, or on a Dask scheduler
@@ -17,7 +17,7 @@ from contextlib import closing
 from pathlib import Path
 
 from neuroai import get_logger
-from pipelines._stage import PathList, execute, stage_parser
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.static_fc_batch")
 SUFFIX = "_connectivity.npy"
@@ -43,7 +43,7 @@ def run(
         n_regions, float64) with its ``.prov.json`` record for every run, and gets a
         record of its own beside it (``<output>.prov.json``, listing the runs).
     kind, fisher_z
-        See :func:`pipelines.static_fc.run`.
+        See :func:`neuroai.pipelines.static_fc.run`.
     scheduler : str | None
         Where the runs are computed: a Dask scheduler address (``tcp://host:8786``);
         ``None`` or ``""``: the address in ``DASK_SCHEDULER_ADDRESS`` if set, else this
@@ -64,7 +64,7 @@ def run(
     from neuroai.fmri.cohort import map_runs, region_static_fc
     from neuroai.io import write_artifact
     from neuroai.io.regions import run_key
-    from pipelines.static_fc import save_run
+    from neuroai.pipelines.static_fc import save_run
 
     paths = {}
     for path in timeseries:
@@ -105,7 +105,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.static_fc_batch")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.static_fc_batch")
     parser.add_argument(
         "--timeseries",
         nargs="+",

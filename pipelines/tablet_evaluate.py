@@ -19,7 +19,7 @@ from pathlib import Path
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tablet_evaluate")
 STAGE = "tablet_evaluate"
@@ -249,7 +249,7 @@ def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.tablet_evaluate")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.tablet_evaluate")
     parser.add_argument("--index", required=True, help="token-store index.tsv")
     parser.add_argument("--models", nargs="+", required=True, help="fine-tuned model folders")
     parser.add_argument("--metrics-output", required=True, help="metrics.json")

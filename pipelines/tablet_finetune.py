@@ -23,7 +23,7 @@ from typing import Any
 
 from neuroai import get_logger
 from neuroai.errors import ConfigError, DataError, check_option
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tablet_finetune")
 STAGE = "tablet_finetune"
@@ -136,7 +136,7 @@ def run(
     variant : str
         Name of the variant (``pretrained-rope``, ``scratch-none``...), recorded.
     model, training, data, split : dict | None
-        As in :func:`pipelines.tablet_pretrain.run`; ``data`` holds ``window_frames``;
+        As in :func:`neuroai.pipelines.tablet_pretrain.run`; ``data`` holds ``window_frames``;
         ``training`` may hold ``select``: ``"best"`` (default: the weights of the best
         validation score, ``monitor``) or ``"last"`` (the weights after ``max_steps``,
         the paper's protocol).
@@ -150,6 +150,7 @@ def run(
 
     from neuroai.io import save_table, write_artifact
     from neuroai.models import build_model, read_pretrained_config
+    from neuroai.pipelines.tablet_pretrain import cohort_splits, tablet_config
     from neuroai.tokenizers import read_token_store
     from neuroai.training import (
         SupervisedModule,
@@ -160,7 +161,6 @@ def run(
         seed_everything,
         split_token_cohort,
     )
-    from pipelines.tablet_pretrain import cohort_splits, tablet_config
 
     task, model, data, split = (
         dict(task or {}),
@@ -315,7 +315,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.tablet_finetune", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.tablet_finetune", threads=True)
     parser.add_argument("--index", required=True, help="token-store index.tsv")
     parser.add_argument("--pretrained", default=None, help="pretrained encoder folder")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")

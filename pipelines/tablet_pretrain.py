@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroai import get_logger
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tablet_pretrain")
 STAGE = "tablet_pretrain"
@@ -262,7 +262,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.tablet_pretrain", threads=True)
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.tablet_pretrain", threads=True)
     parser.add_argument("--index", nargs="+", required=True, help="token-store index.tsv files")
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")

@@ -21,7 +21,7 @@ from typing import Any
 
 from neuroai import get_logger
 from neuroai.io import save_json, write_artifact
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tokenizer")
 
@@ -294,7 +294,7 @@ def run_check(weights_dir: str | Path, output: str | Path, *, frame_size: int = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.tokenizer")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.tokenizer")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--finetune", metavar="BASE_DIR", help="fine-tune this checkpoint")
     mode.add_argument("--check", metavar="WEIGHTS_DIR", help="validate a folder of weights")

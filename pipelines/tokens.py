@@ -15,7 +15,7 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.io import save_array, save_json
-from pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tokens")
 
@@ -118,7 +118,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.tokens")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.tokens")
     parser.add_argument("--frames", required=True, help="the subject's *_frames.npy")
     parser.add_argument("--tokenizer", required=True, help="autoencoder checkpoint folder")
     parser.add_argument("--tokens-output", required=True, help="destination token store .npy")

@@ -19,8 +19,8 @@ import pandas as pd
 from neuroai import get_logger
 from neuroai.errors import ProvenanceError
 from neuroai.io import load_array, load_json, read_provenance, save_array, save_json, save_table
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 from neuroai.tokenizers.qc import describe
-from pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.tokens_summary")
 TOKENS_SUFFIX = "_tokens.npy"
@@ -158,7 +158,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__, "python -m pipelines.tokens_summary")
+    parser = stage_parser(__doc__, "python -m neuroai.pipelines.tokens_summary")
     parser.add_argument(
         "--qc", nargs="+", action=PathList, required=True, help="@list.txt or per-subject QC .json"
     )

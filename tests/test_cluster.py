@@ -106,7 +106,7 @@ def test_every_gpu_rule_of_the_workflow_takes_its_resources_from_the_layout():
         assert "**GPU," in body, rule
         assert "gpu=" not in body and "mpi=" not in body, rule
         if rule in DISTRIBUTED:
-            assert '"{resources.launch} python -m pipelines.' in body, rule
+            assert '"{resources.launch} python -m neuroai.pipelines.' in body, rule
 
 
 # --- the cluster's answers ------------------------------------------------------------
@@ -346,7 +346,7 @@ def test_the_launch_line_forms_one_ddp_group_under_srun(tmp_path, nodes, per_nod
     }  # fmt: skip
     out = tmp_path / "out"
     command = (
-        f"{gpu_resources(layout)['launch']} {shlex.quote(sys.executable)} -m pipelines.dfc_gnn_pretrain "
+        f"{gpu_resources(layout)['launch']} {shlex.quote(sys.executable)} -m neuroai.pipelines.dfc_gnn_pretrain "
         f"--graphs {graphs} --model-output {out}/model --history-output {out}/history.tsv "
         f"--threads 1 --params {shlex.quote(json.dumps(params))} --log {tmp_path}/pretrain.log"
     )
@@ -399,7 +399,7 @@ def test_a_requeued_ddp_job_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
         out = tmp_path / name
         return (
             f"{gpu_resources(layout)['launch']} {shlex.quote(sys.executable)} -m "
-            f"pipelines.dfc_gnn_pretrain --graphs {graphs} --model-output {out}/model "
+            f"neuroai.pipelines.dfc_gnn_pretrain --graphs {graphs} --model-output {out}/model "
             f"--history-output {out}/history.tsv --run-dir {out}/run --threads 1 "
             f"--params {shlex.quote(json.dumps(params))} --log {out}.log"
         )
@@ -446,8 +446,12 @@ def test_the_workstation_profile_runs_training_as_ddp_over_its_gpus(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
-    pretrain = [x for x in output.splitlines() if "python -m pipelines.tablet_pretrain " in x]
-    evaluate = [x for x in output.splitlines() if "python -m pipelines.tablet_evaluate " in x]
+    pretrain = [
+        x for x in output.splitlines() if "python -m neuroai.pipelines.tablet_pretrain " in x
+    ]
+    evaluate = [
+        x for x in output.splitlines() if "python -m neuroai.pipelines.tablet_evaluate " in x
+    ]
     assert pretrain and all(
         x.split("python -m")[0].endswith("NEUROAI_DEVICES=4 ") for x in pretrain
     )
@@ -505,7 +509,7 @@ def test_the_paper_preset_stage_refuses_to_start_on_a_cpu_machine(tmp_path):
     graphs = graph_dataset(tmp_path / "graphs")
     params = {"model": {"preset": "paper"}, "training": {"max_steps": 1}}
     command = [
-        sys.executable, "-m", "pipelines.dfc_gnn_pretrain", "--graphs", str(graphs),
+        sys.executable, "-m", "neuroai.pipelines.dfc_gnn_pretrain", "--graphs", str(graphs),
         "--model-output", str(tmp_path / "out" / "model"),
         "--history-output", str(tmp_path / "out" / "history.tsv"),
         "--params", json.dumps(params), "--log", str(tmp_path / "log.txt"),

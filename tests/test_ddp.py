@@ -78,7 +78,7 @@ def test_training_on_two_cpu_processes_with_gloo(tmp_path, repo):
     }
     env = ddp_environment(repo)
     command = [
-        sys.executable, "-m", "pipelines.segmentation_train",
+        sys.executable, "-m", "neuroai.pipelines.segmentation_train",
         "--dataset", str(dataset),
         "--model-output", str(tmp_path / "out" / "model"),
         "--history-output", str(tmp_path / "out" / "history.tsv"),
@@ -115,7 +115,7 @@ def test_dfc_gnn_pretraining_on_two_cpu_processes_with_gloo(tmp_path, repo):
     }
     env = ddp_environment(repo)
     command = [
-        sys.executable, "-m", "pipelines.dfc_gnn_pretrain",
+        sys.executable, "-m", "neuroai.pipelines.dfc_gnn_pretrain",
         "--graphs", str(graphs),
         "--model-output", str(tmp_path / "out" / "model"),
         "--history-output", str(tmp_path / "out" / "history.tsv"),

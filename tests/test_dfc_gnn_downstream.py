@@ -155,7 +155,7 @@ def test_curves_score_the_pooled_predictions_of_each_repeat():
 def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
     from neuroai.io import load_json, load_table, read_provenance
     from neuroai.models import load_pretrained
-    from pipelines import dfc_gnn_evaluate, dfc_gnn_finetune, dfc_gnn_pretrain
+    from neuroai.pipelines import dfc_gnn_evaluate, dfc_gnn_finetune, dfc_gnn_pretrain
 
     runs = tmp_path / "runs"
     graphs = graph_dataset(tmp_path / "graphs", run_files=runs)

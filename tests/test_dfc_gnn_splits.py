@@ -199,7 +199,7 @@ def _reads(monkeypatch):
 
 def _family(tmp_path, graphs, runs, monkeypatch, **split):
     """Pretrain, then fine-tune every task of the family; the runs pretraining read."""
-    from pipelines import dfc_gnn_finetune, dfc_gnn_pretrain
+    from neuroai.pipelines import dfc_gnn_finetune, dfc_gnn_pretrain
 
     reads = _reads(monkeypatch)
     out = tmp_path / "out"
@@ -302,7 +302,7 @@ def test_transductive_is_the_named_opt_in_and_is_recorded(tmp_path, tiny, monkey
 
 
 def test_finetuning_refuses_an_encoder_that_read_its_test_subjects(tmp_path, tiny, monkeypatch):
-    from pipelines import dfc_gnn_finetune, dfc_gnn_pretrain
+    from neuroai.pipelines import dfc_gnn_finetune, dfc_gnn_pretrain
 
     graphs, _ = tiny
     model = tmp_path / "pretrained"
@@ -368,7 +368,7 @@ def test_fingerprint_pairs_take_the_design_the_dataset_allows():
 
 def test_evaluation_fingerprints_held_out_subjects_across_sessions(tmp_path, monkeypatch):
     from neuroai.io import load_json
-    from pipelines import dfc_gnn_evaluate, dfc_gnn_pretrain
+    from neuroai.pipelines import dfc_gnn_evaluate, dfc_gnn_pretrain
 
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -287,7 +287,7 @@ def test_stagin_options_are_checked():
 
 def test_the_stages_run_stagins_options_end_to_end(tmp_path, graphs):
     from neuroai.models import load_pretrained
-    from pipelines import dfc_gnn_finetune, dfc_gnn_pretrain
+    from neuroai.pipelines import dfc_gnn_finetune, dfc_gnn_pretrain
 
     options = {k: v for k, v in SMALL_STAGIN.items() if k not in ("hidden", "gin_layers")}
     model = {"preset": "demo", "options": {**options, "hidden": 8, "gin_layers": 2}}

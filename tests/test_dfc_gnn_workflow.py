@@ -91,9 +91,13 @@ def test_a_fine_tuning_parameter_reruns_fine_tuning_and_evaluation_only(work):
     done = snakemake(work, "--configfile", str(work / "changed.yaml"), "-n", "-p")
     assert done.returncode == 0, done.stderr
     # The static-FC baseline's matrices go by list file: the line does not grow with runs.
-    command = next(x for x in done.stdout.splitlines() if "pipelines.dfc_gnn_finetune " in x)
+    command = next(
+        x for x in done.stdout.splitlines() if "neuroai.pipelines.dfc_gnn_finetune " in x
+    )
     assert "--static-fc @" in command and "_connectivity.npy" not in command, command
-    command = next(x for x in done.stdout.splitlines() if "pipelines.dfc_gnn_evaluate " in x)
+    command = next(
+        x for x in done.stdout.splitlines() if "neuroai.pipelines.dfc_gnn_evaluate " in x
+    )
     assert "--timeseries @" in command and "_timeseries.tsv" not in command, command
     counts = job_counts(done.stdout + done.stderr)
     # The report's parameters hold the configuration: they are written again too.

@@ -83,7 +83,7 @@ def test_recording_stage_refuses_bad_input_and_writes_nothing(tmp_path):
 
     edf = tuh_edf(tmp_path / "aaaaaaab_s001_t000.edf", duration_s=6.0)
     edf.write_bytes(edf.read_bytes()[:-3000])
-    command = [sys.executable, "-m", "pipelines.eeg_recording", "--recording", str(edf)]
+    command = [sys.executable, "-m", "neuroai.pipelines.eeg_recording", "--recording", str(edf)]
     command += ["--store", str(tmp_path / "out_patches"), "--qc", str(tmp_path / "out_qc.json")]
     command += ["--params", '{"montage": "10-20_19"}', "--log", str(tmp_path / "log.txt")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)

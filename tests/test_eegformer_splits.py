@@ -149,7 +149,7 @@ def test_bootstrap_resamples_subjects_not_recordings():
 
 @pytest.fixture(scope="module")
 def trained(stores, tmp_path_factory):
-    from pipelines import eegformer_evaluate, eegformer_finetune, eegformer_pretrain
+    from neuroai.pipelines import eegformer_evaluate, eegformer_finetune, eegformer_pretrain
 
     out = tmp_path_factory.mktemp("eegformer_split_stages")
     split = {"n_val": 1, "seed": 3}
@@ -220,7 +220,7 @@ def test_metrics_bootstrap_over_patients(trained):
 
 
 def test_fine_tuning_refuses_a_model_pretrained_on_its_test_subjects(trained, stores, tmp_path):
-    from pipelines import eegformer_finetune, eegformer_pretrain
+    from neuroai.pipelines import eegformer_finetune, eegformer_pretrain
 
     config = json.loads((trained / "pretrain" / "compound" / "model" / "config.json").read_text())
     assert config["transductive"] is False

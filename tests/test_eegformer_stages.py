@@ -26,7 +26,7 @@ MODEL = {"preset": "demo", "options": {"d_model": 16, "codebook_size": 16, "rest
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    from pipelines import (
+    from neuroai.pipelines import (
         eegformer_anomaly,
         eegformer_evaluate,
         eegformer_finetune,
@@ -222,7 +222,7 @@ def test_report_section_renders_every_part(outputs):
 
 
 def test_stage_errors_name_the_problem_and_write_nothing(outputs, tmp_path):
-    from pipelines import eegformer_finetune
+    from neuroai.pipelines import eegformer_finetune
 
     root, stores, out = outputs
     other = tiny_patch_store(tmp_path / "eeg" / "long" / "store", window_samples=600)

@@ -14,8 +14,8 @@ from neuroai.io import (
     read_region_timeseries,
     write_region_timeseries,
 )
+from neuroai.pipelines import demo_bold, dynamic_fc, fmri_timeseries, graph_dataset
 from neuroai.testing import bids_dataset, fmriprep_dataset, label_atlas
-from pipelines import demo_bold, dynamic_fc, fmri_timeseries, graph_dataset
 
 SHAPE = (6, 7, 8)
 

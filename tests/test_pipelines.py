@@ -6,17 +6,19 @@ import sys
 import numpy as np
 import pytest
 
-import pipelines
+import neuroai.pipelines
 from neuroai.io import load_array, read_provenance
 from neuroai.testing import region_timeseries_dataset
 
 STAGES = sorted(
-    name for _, name, _ in pkgutil.iter_modules(pipelines.__path__) if not name.startswith("_")
+    name
+    for _, name, _ in pkgutil.iter_modules(neuroai.pipelines.__path__)
+    if not name.startswith("_")
 )
 
 
 def test_list_options_expand_list_files(tmp_path, capsys):
-    from pipelines._stage import PathList, stage_parser
+    from neuroai.pipelines._stage import PathList, stage_parser
 
     parser = stage_parser(None, "stage")
     parser.add_argument("--inputs", nargs="+", action=PathList, required=True)
@@ -44,7 +46,7 @@ def test_group_fc_takes_more_runs_than_one_command_line_holds(tmp_path):
     listed = tmp_path / "fc.txt"
     listed.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
     command = (
-        f"{sys.executable} -m pipelines.group_fc --connectivity @{listed} "
+        f"{sys.executable} -m neuroai.pipelines.group_fc --connectivity @{listed} "
         f"--mean-output {tmp_path / 'mean.npy'} --summary-output {tmp_path / 'summary.json'} "
         '--params \'{"dataset": "big"}\' --no-progress'
     )
@@ -61,11 +63,11 @@ def test_there_are_stages():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_stage_has_run_main_and_help(stage):
-    module = importlib.import_module(f"pipelines.{stage}")
+    module = importlib.import_module(f"neuroai.pipelines.{stage}")
     assert callable(module.run) and callable(module.main)
     assert module.run.__doc__
     done = subprocess.run(
-        [sys.executable, "-m", f"pipelines.{stage}", "--help"],
+        [sys.executable, "-m", f"neuroai.pipelines.{stage}", "--help"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,7 +77,7 @@ def test_every_stage_has_run_main_and_help(stage):
 
 
 def test_static_fc_stage_cli_and_api_agree(tmp_path):
-    from pipelines import static_fc
+    from neuroai.pipelines import static_fc
 
     runs = region_timeseries_dataset(tmp_path / "ds", subjects=["01"])
     tsv = next(iter(runs.values()))
@@ -85,7 +87,7 @@ def test_static_fc_stage_cli_and_api_agree(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipelines.static_fc",
+            "neuroai.pipelines.static_fc",
             "--timeseries",
             str(tsv),
             "--output",
@@ -115,7 +117,7 @@ def test_unknown_parameter_is_a_clear_error(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipelines.static_fc",
+            "neuroai.pipelines.static_fc",
             "--timeseries",
             str(next(iter(runs.values()))),
             "--output",
@@ -134,7 +136,7 @@ def test_unknown_parameter_is_a_clear_error(tmp_path):
 
 def test_bad_input_fails_without_artifact(tmp_path):
     from neuroai.errors import DataError
-    from pipelines import static_fc
+    from neuroai.pipelines import static_fc
 
     runs = region_timeseries_dataset(tmp_path / "ds", subjects=["01"])
     tsv = next(iter(runs.values()))
@@ -146,8 +148,8 @@ def test_bad_input_fails_without_artifact(tmp_path):
 
 def test_zero_variance_region_is_logged_and_zeroed(tmp_path, caplog):
     from neuroai.io import write_region_timeseries
+    from neuroai.pipelines import static_fc
     from neuroai.testing import correlated_timeseries
-    from pipelines import static_fc
 
     data = correlated_timeseries(40, 5)
     data[:, 2] = 7.0

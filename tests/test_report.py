@@ -202,7 +202,7 @@ def test_a_failing_renderer_leaves_the_previous_report_untouched(tmp_path, monke
 
 
 def test_report_stage_reads_cards_by_dataset_key(tmp_path):
-    from pipelines import report
+    from neuroai.pipelines import report
 
     path = report.run(
         tmp_path / "out",

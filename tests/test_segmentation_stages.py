@@ -36,7 +36,7 @@ VARIANTS = ("plain", "deep_supervision", "dsd")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from pipelines import segmentation_train
+    from neuroai.pipelines import segmentation_train
 
     root = tmp_path_factory.mktemp("seg")
     dataset = hippocampus_like_dataset(root / "Task04", n_train=4, n_test=2, test_labels=True)
@@ -124,8 +124,8 @@ def test_splits_table_refuses_a_subject_in_two_splits():
 
 
 def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
+    from neuroai.pipelines import segmentation_evaluate
     from neuroai.reports.sections import render
-    from pipelines import segmentation_evaluate
 
     root, dataset, models, _ = trained
     histories = [m.parent / "history.tsv" for m in models.values()]
@@ -186,8 +186,8 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
 
 
 def test_embed_and_predict_stages(trained, tmp_path):
+    from neuroai.pipelines import embed, predict
     from neuroai.reports.sections import render
-    from pipelines import embed, predict
 
     root, dataset, models, _ = trained
     index = embed.run(models["dsd"], tmp_path / "emb" / "index.tsv", dataset=dataset, split="test")
@@ -208,7 +208,7 @@ def test_embed_and_predict_stages(trained, tmp_path):
 
 
 def test_train_stage_refuses_undeclared_labels_naming_the_case(tmp_path):
-    from pipelines import segmentation_train
+    from neuroai.pipelines import segmentation_train
 
     dataset = hippocampus_like_dataset(tmp_path / "Task04", n_train=3, n_test=0)
     label_path = tmp_path / "Task04" / "labelsTr" / "hippocampus_002.nii.gz"
@@ -231,7 +231,7 @@ def test_train_stage_refuses_undeclared_labels_naming_the_case(tmp_path):
 
 def test_a_misspelled_training_key_is_named(tmp_path):
     from neuroai.errors import ConfigError
-    from pipelines import segmentation_train
+    from neuroai.pipelines import segmentation_train
 
     dataset = hippocampus_like_dataset(tmp_path / "Task04", n_train=3, n_test=0)
     with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):

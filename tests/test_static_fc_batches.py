@@ -138,7 +138,7 @@ def test_batches_write_the_same_files_as_one_job_per_run(projects):
 
 @pytest.mark.integration
 def test_list_files_name_the_runs_inside_the_batches(projects):
-    from pipelines.dfc_gnn_finetune import _static_fc_by_run
+    from neuroai.pipelines.dfc_gnn_finetune import _static_fc_by_run
 
     batched = projects["batched"]
     files = _run_files(batched)
@@ -228,7 +228,7 @@ def _no_batch_left(folder):
 
 
 def test_a_truncated_run_fails_the_batch_and_leaves_no_folder(tmp_path):
-    from pipelines import static_fc_batch
+    from neuroai.pipelines import static_fc_batch
 
     paths = _truncated_batch(tmp_path)
     out = tmp_path / "fc"
@@ -238,7 +238,7 @@ def test_a_truncated_run_fails_the_batch_and_leaves_no_folder(tmp_path):
 
 
 def test_two_runs_with_one_name_are_refused(tmp_path):
-    from pipelines import static_fc_batch
+    from neuroai.pipelines import static_fc_batch
 
     a = region_timeseries_dataset(tmp_path / "a", subjects=["01"])
     b = region_timeseries_dataset(tmp_path / "b", subjects=["01"])
@@ -328,7 +328,7 @@ def test_the_workflow_on_a_dask_scheduler_gives_the_sequential_files(
 def test_a_truncated_run_on_dask_fails_the_batch_naming_the_file(
     dask_scheduler, tmp_path, monkeypatch
 ):
-    from pipelines import static_fc_batch
+    from neuroai.pipelines import static_fc_batch
 
     paths = _truncated_batch(tmp_path)
     monkeypatch.chdir(tmp_path)  # relative paths, as Snakemake gives them
@@ -367,7 +367,7 @@ def test_config_refuses_a_bad_batch_size_and_scheduler(tmp_path):
 
 def test_an_unreachable_scheduler_is_named_and_leaves_no_folder(tmp_path):
     dask = pytest.importorskip("dask")
-    from pipelines import static_fc_batch
+    from neuroai.pipelines import static_fc_batch
 
     runs = region_timeseries_dataset(tmp_path / "data", subjects=["01"])
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):

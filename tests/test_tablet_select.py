@@ -50,7 +50,7 @@ def index(tmp_path_factory):
 
 
 def _finetune(index, out, select):
-    from pipelines import tablet_finetune
+    from neuroai.pipelines import tablet_finetune
 
     training = TRAINING if select is None else {**TRAINING, "select": select}
     return tablet_finetune.run(
@@ -64,7 +64,7 @@ def _weights(folder):
 
 
 def test_select_keeps_the_best_or_the_last_weights(index, tmp_path):
-    from pipelines import tablet_evaluate
+    from neuroai.pipelines import tablet_evaluate
 
     for select in (None, "last"):
         out = tmp_path / str(select)

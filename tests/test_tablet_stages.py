@@ -59,8 +59,8 @@ def index(tmp_path_factory):
 
 
 def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
+    from neuroai.pipelines import tablet_evaluate, tablet_finetune, tablet_pretrain
     from neuroai.reports.sections import render
-    from pipelines import tablet_evaluate, tablet_finetune, tablet_pretrain
 
     data = {"window_frames": 4, "mask_ratio": 0.5}
     pre = tmp_path / "pretrain"

@@ -139,7 +139,7 @@ def test_bad_maps_name_the_file_and_the_fix(tmp_path):
 
 
 def test_calibrate_writes_the_map_into_a_published_style_folder(tmp_path):
-    from pipelines import tokenizer as stage
+    from neuroai.pipelines import tokenizer as stage
 
     torch.manual_seed(0)
     save_autoencoder(build_autoencoder(tiny_autoencoder_config()), tmp_path / "published")
@@ -153,7 +153,7 @@ def test_calibrate_writes_the_map_into_a_published_style_folder(tmp_path):
 
 
 def test_trained_checkpoint_carries_its_map_under_its_provenance(tmp_path):
-    from pipelines import tokenizer as stage
+    from neuroai.pipelines import tokenizer as stage
 
     torch.manual_seed(0)
     base = tmp_path / "base"

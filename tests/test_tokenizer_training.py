@@ -150,8 +150,8 @@ def test_frame_slices_sample_grey_slices_of_stored_frames(tmp_path):
 
 def test_tokenizer_stage_writes_a_checkpoint_with_provenance(tmp_path):
     from neuroai.io import read_provenance
+    from neuroai.pipelines import tokenizer
     from neuroai.tokenizers.autoencoder import load_autoencoder
-    from pipelines import tokenizer
 
     out = tokenizer.run(
         tmp_path / "ae",

@@ -23,8 +23,8 @@ def _single_thread():
 @pytest.fixture(scope="module")
 def tokenized(tmp_path_factory):
     from neuroai.datasets.bold_demos import build_bold_demo, expected_files
+    from neuroai.pipelines import frames, tokens
     from neuroai.tokenizers.autoencoder import build_autoencoder, save_autoencoder
-    from pipelines import frames, tokens
 
     root = tmp_path_factory.mktemp("tokens")
     build_bold_demo("neuropycon_bold", root / "ds")
@@ -54,7 +54,7 @@ def tokenized(tmp_path_factory):
 
 def summarise(out, **kwargs):
     """tokens_summary over the one subject written into ``out``."""
-    from pipelines import tokens_summary
+    from neuroai.pipelines import tokens_summary
 
     tokens_summary.run(
         [out / "qc" / "sub-test_qc.json"],
@@ -134,7 +134,7 @@ def test_metrics_match_direct_formulas():
 
 
 def test_a_bad_weights_folder_fails_before_anything_is_written(tokenized, tmp_path):
-    from pipelines import tokens
+    from neuroai.pipelines import tokens
 
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "config.json").write_text("{}")
@@ -179,10 +179,10 @@ def test_labels_on_the_grid_and_region_means_match_nilearn(tokenized):
 def test_bundled_autoencoder_on_real_bold_beats_the_same_size_dct(tokenized, tmp_path):
     """The shipped tokenizer, never trained on fMRI, through the stages on the neuropycon run."""
     from neuroai.datasets.bold_demos import expected_files
+    from neuroai.pipelines import tokens
     from neuroai.reports.sections.tokens import _tokenizer_text
     from neuroai.tokenizers.autoencoder import bundled_autoencoder_dir
     from neuroai.tokenizers.frames import load_frames, mni_grid
-    from pipelines import tokens
 
     mask_path = tokenized / "ds" / expected_files("neuropycon_bold")["mask"][0]
     out = tmp_path

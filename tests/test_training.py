@@ -211,7 +211,7 @@ def test_early_stopping_accumulation_and_csv_logs(tmp_path):
 def test_embed_stage_writes_one_embedding_per_window(tmp_path):
     from neuroai.io import load_array, load_table, read_provenance
     from neuroai.models import save_pretrained
-    from pipelines import embed
+    from neuroai.pipelines import embed
 
     model = create_model("dsd", mode="plain", **TINY_UNET)
     folder = save_pretrained(model, tmp_path / "model")
@@ -229,7 +229,7 @@ def test_embed_stage_writes_one_embedding_per_window(tmp_path):
 def test_predict_stage_applies_a_probe_to_windows(tmp_path):
     from neuroai.io import load_array, load_table
     from neuroai.models import save_pretrained
-    from pipelines import predict
+    from neuroai.pipelines import predict
 
     encoder = create_model("dsd", mode="plain", **TINY_UNET)
     folder = save_pretrained(ProbeModel.from_encoder(encoder, n_outputs=3), tmp_path / "probe")

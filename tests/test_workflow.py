@@ -156,7 +156,9 @@ def test_cohort_rules_pass_per_subject_inputs_as_list_files(tiny):
         tiny, "--configfile", str(tiny / "config.yaml"), "-n", "-p", "--forcerun", "group_fc"
     )
     assert done.returncode == 0, done.stderr
-    command = next(x for x in done.stdout.splitlines() if "python -m pipelines.group_fc " in x)
+    command = next(
+        x for x in done.stdout.splitlines() if "python -m neuroai.pipelines.group_fc " in x
+    )
     assert "--connectivity @" in command and "_connectivity.npy" not in command, command
     listed = (tiny / "results/lists/group_fc/fc/tiny.txt").read_text().splitlines()
     fc = sorted((tiny / "results" / "fmri" / "tiny" / "static_fc").glob("*_connectivity.npy"))
@@ -179,9 +181,9 @@ def test_report_command_line_stays_short_for_a_large_cohort(tmp_path):
     counts = job_counts(done.stdout + done.stderr)
     assert counts["static_fc"] == 700 and counts["report_params"] == counts["report"] == 1
     lines = done.stdout.splitlines()
-    command = next(x for x in lines if "python -m pipelines.report " in x)
+    command = next(x for x in lines if "python -m neuroai.pipelines.report " in x)
     assert len(command) < 1000 and "--params @" in command, command[:300]
-    longest = max((x for x in lines if "python -m pipelines." in x), key=len)
+    longest = max((x for x in lines if "python -m neuroai.pipelines." in x), key=len)
     assert len(longest) < 2000, longest[:300]
 
 

@@ -99,7 +99,7 @@ def assert_launched_under_srun(
             k: str(v) for k, v in (settings.get("set-resources") or {}).get(rule, {}).items()
         }
         expected = GpuLayout.from_settings(rule, defaults, overrides).launch_line()
-        lines = [x for x in output.splitlines() if f"python -m pipelines.{rule} " in x]
+        lines = [x for x in output.splitlines() if f"python -m neuroai.pipelines.{rule} " in x]
         if not lines:
             raise AssertionError(f"the dry run printed no shell command of rule {rule}")
         for line in lines:

@@ -317,7 +317,7 @@ def load_autoencoder(folder: str | os.PathLike, *, device: str = "cpu"):
 def bundled_autoencoder_dir() -> Path:
     """The checkpoint folder shipped with neuroai: the ``demo`` preset trained on photographs.
 
-    Made by this package's own tokenizer stage (``python -m pipelines.tokenizer``,
+    Made by this package's own tokenizer stage (``python -m neuroai.pipelines.tokenizer``,
     24,000 steps of 16 crops of 96 pixels of the photographs scikit-image ships,
     no fMRI); the command and the training history are in the README and in the
     folder's ``training.json``, its provenance record beside it

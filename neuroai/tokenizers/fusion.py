@@ -163,7 +163,7 @@ def load_distortion(folder: str | os.PathLike) -> np.ndarray | None:
     except (SafetensorError, KeyError, OSError) as error:
         raise DataError(
             f"{path} is not a readable distortion map ({error}); delete it and re-measure "
-            "with `python -m pipelines.tokenizer --calibrate FOLDER`."
+            "with `python -m neuroai.pipelines.tokenizer --calibrate FOLDER`."
         ) from error
     try:
         axis_weights(distortion)

@@ -101,7 +101,7 @@ class VolumeTokenizer:
                 raise DataError(
                     f"The distortion map is {np.shape(distortion)}, but frames are "
                     f"{self.frame_size}^3: re-measure it at this frame size with "
-                    "`python -m pipelines.tokenizer --calibrate FOLDER --frame-size "
+                    "`python -m neuroai.pipelines.tokenizer --calibrate FOLDER --frame-size "
                     f"{self.frame_size}`."
                 )
             self.weights_ = torch.from_numpy(axis_weights(distortion)).to(self.device_)
@@ -122,7 +122,7 @@ class VolumeTokenizer:
             if kwargs["distortion"] is None:
                 logger.info(
                     "%s has no %s: decoding averages the three axes (measure one with "
-                    "`python -m pipelines.tokenizer --calibrate %s`).",
+                    "`python -m neuroai.pipelines.tokenizer --calibrate %s`).",
                     folder,
                     FUSION_FILE,
                     folder,

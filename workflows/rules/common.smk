@@ -12,7 +12,7 @@ envvars:
     "PATH",
 
 
-# Rules call `python -m pipelines.<stage>`: put the interpreter that runs Snakemake
+# Rules call `python -m neuroai.pipelines.<stage>`: put the interpreter that runs Snakemake
 # first on PATH, so jobs use the same environment even when it is not activated
 # (with --sdm conda, the rule's conda environment comes first instead).
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

@@ -18,7 +18,7 @@ rule demo_regions_run:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_regions --out-dir {params.root:q} --subject {wildcards.subject} "
+        "python -m neuroai.pipelines.demo_regions --out-dir {params.root:q} --subject {wildcards.subject} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -39,5 +39,5 @@ rule demo_regions_participants:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_regions --out-dir {params.root:q} --participants "
+        "python -m neuroai.pipelines.demo_regions --out-dir {params.root:q} --participants "
         "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -34,7 +34,7 @@ rule dfc_gnn_pretrain:
         runtime=240,
         **GPU,
     shell:
-        "{resources.launch} python -m pipelines.dfc_gnn_pretrain --graphs {input:q} "
+        "{resources.launch} python -m neuroai.pipelines.dfc_gnn_pretrain --graphs {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -65,7 +65,7 @@ rule dfc_gnn_finetune:
         runtime=240,
         **GPU,
     shell:
-        "python -m pipelines.dfc_gnn_finetune --graphs {input.graphs:q} "
+        "python -m neuroai.pipelines.dfc_gnn_finetune --graphs {input.graphs:q} "
         "--pretrained {input.pretrained:q} {params.static_fc} "
         "--predictions-output {output.predictions:q} --model-output {output.model:q} "
         "--splits-output {output.splits:q} --work-dir {params.work_dir:q} --threads {threads} "
@@ -97,7 +97,7 @@ rule dfc_gnn_evaluate:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.dfc_gnn_evaluate --graphs {input.graphs:q} "
+        "python -m neuroai.pipelines.dfc_gnn_evaluate --graphs {input.graphs:q} "
         "--pretrained {input.pretrained:q} {params.history} "
         "--predictions {input.predictions:q} --timeseries @{input.timeseries_list:q} "
         "--metrics-output {output.metrics:q} --curves-output {output.curves:q} "

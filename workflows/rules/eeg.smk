@@ -22,7 +22,7 @@ rule eeg_demo:
         mem_mb=2000,
         runtime=20,
     shell:
-        "python -m pipelines.eeg_demo --out-dir {params.root:q} "
+        "python -m neuroai.pipelines.eeg_demo --out-dir {params.root:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -47,7 +47,7 @@ rule eeg_recording:
         mem_mb=2000,
         runtime=20,
     shell:
-        "python -m pipelines.eeg_recording --recording {params.path:q} "
+        "python -m neuroai.pipelines.eeg_recording --recording {params.path:q} "
         "--store {output.store:q} --qc {output.qc:q} --meta {params.meta:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
@@ -76,7 +76,7 @@ rule eeg_store:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m pipelines.eeg_store --root {params.root:q} "
+        "python -m neuroai.pipelines.eeg_store --root {params.root:q} "
         "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
         "--layout {params.layout} {params.index} --store {output.store:q} "
         "--summary {output.summary:q} --examples {output.examples:q} "

@@ -30,7 +30,7 @@ rule eegformer_pretrain:
         runtime=720,
         **GPU,
     shell:
-        "{resources.launch} python -m pipelines.eegformer_pretrain --stores {input:q} "
+        "{resources.launch} python -m neuroai.pipelines.eegformer_pretrain --stores {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -63,7 +63,7 @@ rule eegformer_finetune:
         runtime=240,
         **GPU,
     shell:
-        "{resources.launch} python -m pipelines.eegformer_finetune --stores {input.stores:q} "
+        "{resources.launch} python -m neuroai.pipelines.eegformer_finetune --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --task {wildcards.task} "
         "--models-output {output.models:q} --predictions-output {output.predictions:q} "
         "--history-output {output.history:q} --splits-output {output.splits:q} "
@@ -96,7 +96,7 @@ rule eegformer_evaluate:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pipelines.eegformer_evaluate --predictions {input.predictions:q} "
+        "python -m neuroai.pipelines.eegformer_evaluate --predictions {input.predictions:q} "
         "--models {input.models:q} --history {input.history:q} "
         "--metrics-output {output.metrics:q} --recordings-output {output.recordings:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -124,7 +124,7 @@ rule eegformer_anomaly:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.eegformer_anomaly --stores {input.stores:q} "
+        "python -m neuroai.pipelines.eegformer_anomaly --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --scores-output {output.scores:q} "
         "--metrics-output {output.metrics:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
@@ -151,7 +151,7 @@ rule eegformer_interpret:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.eegformer_interpret --stores {input.stores:q} "
+        "python -m neuroai.pipelines.eegformer_interpret --stores {input.stores:q} "
         "--pretrained {input.pretrained:q} --output {output.summary:q} "
         "--codes-output {output.codes:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -20,7 +20,7 @@ rule static_fc:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipelines.static_fc --timeseries {input:q} --output {output:q} "
+        "python -m neuroai.pipelines.static_fc --timeseries {input:q} --output {output:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -47,7 +47,7 @@ rule static_fc_batch:
         # A resource, not a param: where the runs are computed does not change them.
         dask_scheduler=dask_scheduler,
     shell:
-        "python -m pipelines.static_fc_batch --timeseries {input:q} --output {output:q} "
+        "python -m neuroai.pipelines.static_fc_batch --timeseries {input:q} --output {output:q} "
         "--scheduler={resources.dask_scheduler:q} --params {params.cfg:q} --log {log:q} "
         "--no-progress"
 
@@ -73,7 +73,7 @@ rule group_fc:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipelines.group_fc --connectivity @{input.fc_list:q} "
+        "python -m neuroai.pipelines.group_fc --connectivity @{input.fc_list:q} "
         "--mean-output {output.mean:q} --summary-output {output.summary:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"
 
@@ -104,7 +104,7 @@ rule demo_neuropycon_bold:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_bold --out-dir {params.root:q} "
+        "python -m neuroai.pipelines.demo_bold --out-dir {params.root:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -127,7 +127,7 @@ rule demo_nitime_bold:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_bold --out-dir {params.root:q} "
+        "python -m neuroai.pipelines.demo_bold --out-dir {params.root:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -155,7 +155,7 @@ rule fmri_timeseries:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pipelines.fmri_timeseries --root {params.root:q} --run-key {wildcards.run} "
+        "python -m neuroai.pipelines.fmri_timeseries --root {params.root:q} --run-key {wildcards.run} "
         "--output {output.tsv:q} --qc-output {output.qc:q} --carpet-output {output.carpet:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
@@ -178,7 +178,7 @@ rule dynamic_fc:
         mem_mb=4000,
         runtime=10,
     shell:
-        "python -m pipelines.dynamic_fc --timeseries {input:q} --output {output:q} "
+        "python -m neuroai.pipelines.dynamic_fc --timeseries {input:q} --output {output:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -205,7 +205,7 @@ rule graph_dataset:
         mem_mb=8000,
         runtime=60,
     shell:
-        "python -m pipelines.graph_dataset --dynamic-fc @{input.dfc_list:q} "
+        "python -m neuroai.pipelines.graph_dataset --dynamic-fc @{input.dfc_list:q} "
         "--timeseries @{input.timeseries_list:q} --output {output.graphs:q} "
         "--summary-output {output.summary:q} --variability-output {output.variability:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"

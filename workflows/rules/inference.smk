@@ -22,7 +22,7 @@ rule embed:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.embed --model {input.model:q} --dataset {input.dataset:q} "
+        "python -m neuroai.pipelines.embed --model {input.model:q} --dataset {input.dataset:q} "
         "--index-output {output:q} --threads {threads} --params {params.cfg:q} "
         "--log {log:q} --no-progress"
 
@@ -48,6 +48,6 @@ rule predict:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.predict --model {input.model:q} --dataset {input.dataset:q} "
+        "python -m neuroai.pipelines.predict --model {input.model:q} --dataset {input.dataset:q} "
         "--index-output {output:q} --threads {threads} --params {params.cfg:q} "
         "--log {log:q} --no-progress"

@@ -42,5 +42,5 @@ rule report:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipelines.report --output {output:q} --params @{input.params_file:q} "
+        "python -m neuroai.pipelines.report --output {output:q} --params @{input.params_file:q} "
         "--log {log:q} --no-progress"

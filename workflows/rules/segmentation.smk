@@ -19,7 +19,7 @@ rule demo_tissue:
         mem_mb=2000,
         runtime=20,
     shell:
-        "python -m pipelines.demo_tissue --out-dir {params.root:q} --params {params.cfg:q} "
+        "python -m neuroai.pipelines.demo_tissue --out-dir {params.root:q} --params {params.cfg:q} "
         "--log {log:q} --no-progress"
 
 
@@ -50,7 +50,7 @@ rule segmentation_train:
         runtime=240,
         **GPU,
     shell:
-        "{resources.launch} python -m pipelines.segmentation_train --dataset {input:q} "
+        "{resources.launch} python -m neuroai.pipelines.segmentation_train --dataset {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--variant {wildcards.variant} --splits-output {output.splits:q} "
         "--run-dir {params.run_dir:q} --threads {threads} "
@@ -79,7 +79,7 @@ rule segmentation_evaluate:
         runtime=120,
         **GPU,
     shell:
-        "python -m pipelines.segmentation_evaluate --dataset {input.dataset:q} "
+        "python -m neuroai.pipelines.segmentation_evaluate --dataset {input.dataset:q} "
         "--models {input.models:q} --names {params.names} --histories {input.histories:q} "
         "--metrics-output {output.metrics:q} --per-case-output {output.per_case:q} "
         "--dataset-name {wildcards.dataset} --threads {threads} "

@@ -30,7 +30,7 @@ rule tablet_pretrain:
         runtime=240,
         **GPU,
     shell:
-        "{resources.launch} python -m pipelines.tablet_pretrain --index {input:q} "
+        "{resources.launch} python -m neuroai.pipelines.tablet_pretrain --index {input:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--summary-output {output.summary:q} --reconstructions-output {output.reconstructions:q} "
         "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
@@ -63,7 +63,7 @@ rule tablet_finetune:
         runtime=240,
         **GPU,
     shell:
-        "{resources.launch} python -m pipelines.tablet_finetune --index {input.index:q} "
+        "{resources.launch} python -m neuroai.pipelines.tablet_finetune --index {input.index:q} "
         "{params.pretrained} --model-output {output.model:q} --history-output {output.history:q} "
         "--variant {wildcards.variant} --splits-output {output.splits:q} "
         "--run-dir {params.run_dir:q} --threads {threads} "
@@ -91,6 +91,6 @@ rule tablet_evaluate:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.tablet_evaluate --index {input.index:q} --models {input.models:q} "
+        "python -m neuroai.pipelines.tablet_evaluate --index {input.index:q} --models {input.models:q} "
         "--metrics-output {output.metrics:q} --predictions-output {output.predictions:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -26,7 +26,7 @@ rule demo_volumes_atlas:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_volumes --out-dir {params.root:q} --atlas "
+        "python -m neuroai.pipelines.demo_volumes --out-dir {params.root:q} --atlas "
         "--log {log:q} --no-progress"
 
 
@@ -52,7 +52,7 @@ rule demo_volumes_subject:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_volumes --out-dir {params.root:q} --subject {wildcards.subject} "
+        "python -m neuroai.pipelines.demo_volumes --out-dir {params.root:q} --subject {wildcards.subject} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -75,7 +75,7 @@ rule demo_volumes_participants:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipelines.demo_volumes --out-dir {params.root:q} --participants "
+        "python -m neuroai.pipelines.demo_volumes --out-dir {params.root:q} --participants "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -100,7 +100,7 @@ rule tokenizer_train:
         runtime=120,
         **GPU,
     shell:
-        "python -m pipelines.tokenizer --output {output:q} --params {params.cfg:q} "
+        "python -m neuroai.pipelines.tokenizer --output {output:q} --params {params.cfg:q} "
         "--log {log:q} --no-progress"
 
 
@@ -125,7 +125,7 @@ rule tokenizer_finetune:
         runtime=120,
         **GPU,
     shell:
-        "python -m pipelines.tokenizer --finetune {input.base:q} --frames {input.frames:q} "
+        "python -m neuroai.pipelines.tokenizer --finetune {input.base:q} --frames {input.frames:q} "
         "--output {output:q} --params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -145,7 +145,7 @@ rule tokenizer_check:
         mem_mb=8000,
         runtime=30,
     shell:
-        "python -m pipelines.tokenizer --check {input:q} --output {output:q} "
+        "python -m neuroai.pipelines.tokenizer --check {input:q} --output {output:q} "
         "--log {log:q} --no-progress"
 
 
@@ -167,7 +167,7 @@ rule frames:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pipelines.frames --runs {input:q} --output {output:q} "
+        "python -m neuroai.pipelines.frames --runs {input:q} --output {output:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
@@ -193,7 +193,7 @@ rule tokens:
         runtime=60,
         **GPU,
     shell:
-        "python -m pipelines.tokens --frames {input.frames:q} --tokenizer {input.tokenizer:q} "
+        "python -m neuroai.pipelines.tokens --frames {input.frames:q} --tokenizer {input.tokenizer:q} "
         "--tokens-output {output.tokens:q} --qc-output {output.qc:q} "
         "--examples-output {output.examples:q} {params.atlas} --params {params.cfg:q} "
         "--log {log:q} --no-progress"
@@ -223,7 +223,7 @@ rule tokens_summary:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipelines.tokens_summary --qc @{input.qc_list:q} "
+        "python -m neuroai.pipelines.tokens_summary --qc @{input.qc_list:q} "
         "--tokens @{input.tokens_list:q} --examples @{input.examples_list:q} --summary-output {output.summary:q} "
         "--index-output {output.index:q} --examples-output {output.examples:q} "
         "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"

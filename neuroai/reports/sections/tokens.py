@@ -59,7 +59,7 @@ _MERGE = {
     "weighted by the inverse of the autoencoder's in-plane distortion measured on photographs "
     "(axis_fusion.safetensors in the checkpoint).",
     "mean": "Decoding averages the three axes' reconstructions (the checkpoint has no "
-    "distortion map; `python -m pipelines.tokenizer --calibrate FOLDER` measures one).",
+    "distortion map; `python -m neuroai.pipelines.tokenizer --calibrate FOLDER` measures one).",
 }
 _MERGE_SHORT = {"spectral": "merged frequency by frequency", "mean": "averaged"}
 

@@ -2,7 +2,7 @@
 # Snakemake hands a rule's shell command to bash as one argument, and Linux limits one
 # argument to 128 KiB: about a thousand result paths. Rules that read every subject of a
 # dataset therefore pass each group of per-subject inputs as a list file, one path per line
-# (the stages expand `@file`; see pipelines._stage.PathList), and keep the files themselves
+# (the stages expand `@file`; see neuroai.pipelines._stage.PathList), and keep the files themselves
 # as inputs so that the DAG is unchanged.
 from types import SimpleNamespace
 
