@@ -24,6 +24,12 @@ validate_config(
 )
 
 
+# With `--sdm apptainer`, every rule runs in this image (containers/, docs/install.md).
+if config.get("container"):
+
+    container: config["container"]
+
+
 report: "workflows/report/workflow.rst"
 
 
