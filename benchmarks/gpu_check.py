@@ -44,6 +44,7 @@ family     trained as                              data
 dsd        SupervisedModule (Dice+CE, DSD heads)  Decathlon folder, 91 x 109 x 91 volumes
 eegformer  PretrainModule (VQ-VAE)                patch store, 22 channels x 12 s at 250 Hz
 probe      FineTuneModule (EEGFormer + head)      the same store, normal / abnormal labels
+eegnet     FineTuneModule (EEGNet-8,2 + head)     the same store's time patches, same labels
 dfc_gnn    PretrainModule (masked dFC)            graph dataset, 200 regions, 300 TRs a run
 tablet     PretrainModule (masked tokens)         token stores, 27 x 3072 float16 per frame
 =========  =====================================  ============================================
@@ -234,8 +235,8 @@ def _dsd(data: SyntheticData, config, preset: str):
     return SupervisedModule(model, config), datamodule
 
 
-def _eeg(data: SyntheticData, config, preset: str, *, labels: bool):
-    """EEGFormer and its data module: the last recording validates."""
+def _eeg(data: SyntheticData, config, preset: str, *, labels: bool, family: str = "eegformer"):
+    """EEGFormer (or EEGNet, on time patches) and its data module: the last recording validates."""
     import numpy as np
 
     from neuroai.models import create_model
@@ -248,7 +249,7 @@ def _eeg(data: SyntheticData, config, preset: str, *, labels: bool):
     targets = (table["label"] == "abnormal").to_numpy().astype(np.int64)
     layout = store_layout([store])
     shape = {k: layout[k] for k in ("n_chans", "n_times", "sfreq", "patch_len", "patch_stride")}
-    network = create_model("eegformer", preset=preset, **shape)
+    network = create_model(family, preset=preset, **shape)
     datamodule = EEGWindowDataModule(
         [store],
         rows[~val],
@@ -259,6 +260,7 @@ def _eeg(data: SyntheticData, config, preset: str, *, labels: bool):
         val_batch_size=config.batch_size,
         seed=config.seed,
         num_workers=config.num_workers,
+        part="time" if family == "eegnet" else "spectrum",
     )
     return network, datamodule
 
@@ -278,6 +280,15 @@ def _probe(data: SyntheticData, config, preset: str):
     network, datamodule = _eeg(data, config, preset, labels=True)
     probe = ProbeModel.from_encoder(network, n_outputs=2, freeze=False)  # fine-tuned in full
     return FineTuneModule(probe, config, encoder_lr_scale=0.1), datamodule
+
+
+def _eegnet(data: SyntheticData, config, preset: str):
+    from neuroai.models.probe import ProbeModel
+    from neuroai.training import FineTuneModule
+
+    network, datamodule = _eeg(data, config, preset, labels=True, family="eegnet")
+    probe = ProbeModel.from_encoder(network, n_outputs=2, freeze=False)  # EEGFormer's baseline
+    return FineTuneModule(probe, config), datamodule
 
 
 def _dfc_gnn(data: SyntheticData, config, preset: str):
@@ -338,6 +349,7 @@ FAMILIES: dict[str, Family] = {
     "dsd": Family(_dsd, "decathlon", (1, 2), monitor="val/dice", monitor_mode="max"),
     "eegformer": Family(_eegformer, "eeg_store", (4, 32)),
     "probe": Family(_probe, "eeg_store", (4, 32)),
+    "eegnet": Family(_eegnet, "eeg_store", (4, 32)),
     "dfc_gnn": Family(_dfc_gnn, "graphs", (4, 8)),
     "tablet": Family(_tablet, "token_stores", (2, 2)),
 }

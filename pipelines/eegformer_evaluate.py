@@ -1,6 +1,6 @@
 """Evaluate EEGFormer's fine-tuned models on one task: window and recording metrics.
 
-Reads the test-window predictions of every mode (probe, finetune, scratch) written by
+Reads the test-window predictions of every mode (probe, finetune, scratch, eegnet) written by
 eegformer_finetune, aggregates them per recording (mean or max of the window
 probabilities, as the task defines), and writes metrics.json: AUROC, AUPRC and
 balanced accuracy at window and recording level with percentile-bootstrap intervals
@@ -23,7 +23,15 @@ from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.eegformer_evaluate")
 STAGE = "eegformer_evaluate"
-PAIRS = (("finetune", "scratch"), ("probe", "scratch"), ("finetune", "probe"))
+#: Paired comparisons (a - b): what pretraining buys against the same network from random
+#: weights, and against the published compact baseline (EEGNet) on the same split.
+PAIRS = (
+    ("finetune", "scratch"),
+    ("probe", "scratch"),
+    ("finetune", "probe"),
+    ("finetune", "eegnet"),
+    ("probe", "eegnet"),
+)
 
 
 def _columns(frame, multilabel: bool, classes: list[str]):
@@ -37,7 +45,7 @@ def _columns(frame, multilabel: bool, classes: list[str]):
 def _pretrained_summary(entries: dict) -> dict | None:
     """The pretrained encoder the modes started from (its folder's JSON config)."""
     for mode, entry in entries.items():
-        if mode == "scratch" or "checkpoint" not in entry:
+        if mode in ("scratch", "eegnet") or "checkpoint" not in entry:
             continue
         path = json.loads((Path(entry["checkpoint"]) / "config.json").read_text()).get("pretrained")
         if path and (Path(path) / "config.json").is_file():
@@ -190,6 +198,7 @@ def run(
         "n_recordings": int(table["recording"].nunique()),
         "n_subjects": int(table["subject"].nunique()),
         "test_subjects_pretrained_on": extra.get("test_subjects_pretrained_on"),
+        "transfer": extra.get("transfer"),
         "pretrained": pretrained,
         "models": entries,
         "comparisons": comparisons,

@@ -1,4 +1,4 @@
-"""Fine-tune EEGFormer on one downstream task: linear probe, full fine-tuning, from scratch.
+"""Fine-tune EEGFormer on one downstream task: probe, fine-tuning, scratch, EEGNet baseline.
 
 The task (abnormal, artifacts, slowing, seizure, as the TUH subsets define them; see
 neuroai.eeg.tasks) gives each window of the task's patch stores a target. Every mode
@@ -6,7 +6,13 @@ trains a head on the encoder with the same seed, data and step budget:
 
 - ``probe``: a linear head on the frozen pretrained encoder;
 - ``finetune``: the pretrained encoder and the head trained together;
-- ``scratch``: the same architecture from random weights, trained in full.
+- ``scratch``: the same architecture from random weights, trained in full;
+- ``eegnet``: the published compact baseline EEGNet-8,2 (neuroai.models.eegnet) on the
+  windows' time patches, from random weights, its classifier the same head.
+
+A task whose stores are not among the pretraining's is a *transfer* task (pretrained on
+corpus A, fine-tuned and tested on dataset B, no recording shared): the metadata says so
+(``transfer``), as EEGFormer's headline experiment (TUH to the Neonate dataset) is one.
 
 Training uses the training recordings, model selection (lowest validation loss) the
 validation recordings, and each mode's best model predicts every window of the
@@ -33,7 +39,7 @@ from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.eegformer_finetune")
 STAGE = "eegformer_finetune"
-MODES = ("probe", "finetune", "scratch")
+MODES = ("probe", "finetune", "scratch", "eegnet")
 
 
 def _probabilities(outputs, multilabel: bool) -> np.ndarray:
@@ -72,6 +78,37 @@ def _seen_in_pretraining(table, document, test, pretrained, split_params, task) 
             len(seen),
         )
     return seen
+
+
+def eegnet_config(layout: dict[str, Any]) -> dict[str, Any]:
+    """EEGNet-8,2's config for windows of the stores' ``layout`` (``store_layout``)."""
+    return {
+        "n_chans": int(layout["n_chans"]),
+        "n_times": int(layout["n_times"]),
+        "patch_len": int(layout["patch_len"]),
+        "patch_stride": int(layout["patch_stride"]),
+        "sfreq": float(layout["sfreq"]),
+    }
+
+
+def _transfer(document: dict[str, Any], stores: list[Path]) -> dict[str, Any] | None:
+    """``{"pretrained_on", "tested_on"}`` datasets when no task store was pretrained on.
+
+    The pretrained folder's metadata names its stores (``stores``); a store is known by
+    its folder's parent name (``results/eeg/<dataset>/store``). None when the task
+    shares a store with the pretraining (the within-corpus protocol) or when the
+    pretrained folder does not say what it read (weights from elsewhere).
+    """
+    pretrained_on = [Path(s) for s in document.get("stores") or []]
+    if not pretrained_on:
+        return None
+    resolved = {p.resolve() for p in pretrained_on}
+    if any(Path(s).resolve() in resolved for s in stores):
+        return None
+    return {
+        "pretrained_on": sorted({p.parent.name for p in pretrained_on}),
+        "tested_on": sorted({Path(s).parent.name for s in stores}),
+    }
 
 
 def run(
@@ -114,7 +151,7 @@ def run(
         Fields of the task to change or define (``kind``, ``positive``,
         ``negative``, ``classes``, ``aggregate``).
     modes : list of str | None
-        Among ``probe``, ``finetune``, ``scratch`` (all by default).
+        Among ``probe``, ``finetune``, ``scratch``, ``eegnet`` (all by default).
     training : dict | None
         :class:`~neuroai.training.TrainConfig` fields (one budget for every mode).
     split : dict | None
@@ -195,6 +232,7 @@ def run(
         )
     chosen = recording_split(table, **split_params)
     seen = _seen_in_pretraining(table, document, chosen.test, pretrained, split_params, task)
+    transfer = _transfer(document, stores)
     position = {int(r): i for i, r in enumerate(targets.rows)}
     train_rows = rows_of(table, chosen.train, targets.rows)
     val_rows = rows_of(table, chosen.val, targets.rows)
@@ -223,12 +261,16 @@ def run(
         "pretrained": str(pretrained),
         "split": {"params": split_params, **chosen.to_dict()},
         "test_subjects_pretrained_on": len(seen),
+        "transfer": transfer,
     }
     results, frames, histories = {}, [], []
     for mode in modes:
+        part = "time" if mode == "eegnet" else "spectrum"
         seed_everything(train_config.seed)
         if mode == "scratch":
             encoder = build_model("eegformer", document["config"])
+        elif mode == "eegnet":
+            encoder = build_model("eegnet", eegnet_config(layout))
         else:
             encoder = load_pretrained(pretrained)
         seed_everything(train_config.seed)  # the same head in every mode
@@ -250,6 +292,7 @@ def run(
             val_batch_size=train_config.batch_size,
             seed=train_config.seed,
             num_workers=train_config.num_workers,
+            part=part,
         )
         logger.info(
             "%s / %s: %d trainable of %d parameters; %d training, %d validation, %d test windows",
@@ -277,7 +320,7 @@ def run(
         best = load_pretrained(result.best, map_location=device)
         scores = []
         with torch.no_grad():
-            for _, patches in iterate_windows(base, test_rows, batch_size):
+            for _, patches in iterate_windows(base, test_rows, batch_size, part=part):
                 scores.append(_probabilities(best(patches.to(device)).float().cpu(), multilabel))
         scores = np.concatenate(scores)
         frame = table.loc[test_rows, ["store", "window", "recording", "subject", "start_s"]]
@@ -314,6 +357,7 @@ def run(
         "classes": targets.classes,
         "positives": targets.positives(),
         "test_subjects_pretrained_on": len(seen),
+        "transfer": transfer,
         "modes": {
             m: {"best_step": r.best_step, "best_score": r.best_score, "steps": r.steps}
             for m, r in results.items()

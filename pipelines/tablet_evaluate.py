@@ -6,7 +6,10 @@ subject; classification is scored at logit 0 (accuracy, AUROC, F1, sensitivity,
 specificity) and regression in the label's units after undoing the training z-scoring
 (Pearson r, MAE, MSE), each with a bootstrap interval over subjects. Pretrained and
 scratch variants of a task are compared on the same subjects (paired bootstrap of the
-per-subject absolute error or of the correctness). For context, a linear read-out of
+per-subject absolute error or of the correctness). With several random splits
+(``tablet.splits``, the models of each recording its split index) every split is scored
+on its own test subjects and metrics.json adds each metric's mean and standard deviation
+over the splits (the TABLeT paper reports the mean over 4 splits). For context, a linear read-out of
 the tokens (each subject's tokens averaged over frames; logistic or ridge regression on
 the training and validation subjects) is scored as ``reference-linear``. Writes
 metrics.json and one prediction per (task, variant, subject).
@@ -44,12 +47,16 @@ def run(
     index : path-like
         The cohort's token-store index.tsv.
     models : list of path-like
-        Folders from ``tablet_finetune`` (their config.json names task, variant, split).
+        Folders from ``tablet_finetune`` (their config.json names task, variant, split and
+        the split's index: the models of every split of ``tablet.splits`` go together).
     metrics_output : path-like
         metrics.json: ``tasks -> task -> variants -> variant -> metric -> estimate, ci_low,
-        ci_high, ...``, plus paired pretrained-vs-scratch differences.
+        ci_high, ...``, plus paired pretrained-vs-scratch differences; ``splits``: the same
+        per split (``index``, ``seed``, ``tasks``), ``n_splits``. With one split ``tasks``
+        is that split's; with several, each metric is its mean over the splits with ``sd``
+        and ``per_split`` (:func:`across_splits`).
     predictions_output : path-like
-        Table: task, variant, participant_id, target, output (averaged logit or value in
+        Table: split, task, variant, participant_id, target, output (averaged logit or value in
         the label's units), probability (classification), n_windows.
     window_frames : int
         Frames per evaluation window.
@@ -69,7 +76,6 @@ def run(
 
     from neuroai.evaluation import (
         average_by_subject,
-        paired_bootstrap,
         predict_windows,
         subject_metrics,
     )
@@ -78,14 +84,20 @@ def run(
     from neuroai.training import TokenWindows, read_token_index
 
     table = read_token_index(index).set_index("participant_id")
-    rows, metrics, seen = [], {"tasks": {}}, {}
+    rows: list[dict] = []
+    per_split: dict[int, dict] = {}
+    seen: dict[tuple[int, str], tuple] = {}
     for folder in models:
         model = load_pretrained(folder)
         info = model.pretrained_info.get("tablet")
         if not info or info.get("stage") != "tablet_finetune":
             raise ConfigError(f"{folder} is not a model written by the tablet_finetune stage.")
         task, variant = info["task"], info["variant"]
-        seen.setdefault(task["name"], (task, info["split"]))
+        k = int(info["split"].get("index", 0))
+        split_metrics = per_split.setdefault(
+            k, {"index": k, "seed": info["split"].get("params", {}).get("seed"), "tasks": {}}
+        )
+        seen.setdefault((k, task["name"]), (task, info["split"]))
         test = list(info["split"]["test"])
         column = task["column"]
         windows = TokenWindows(
@@ -111,7 +123,7 @@ def run(
         scores = subject_metrics(
             truth, output, task=task["kind"], n_resamples=n_bootstrap, seed=seed
         )
-        entry = metrics["tasks"].setdefault(
+        entry = split_metrics["tasks"].setdefault(
             task["name"], {"kind": task["kind"], "column": column, "variants": {}}
         )
         if task["kind"] == "classification":
@@ -129,6 +141,7 @@ def run(
         for subject, y, o, p in zip(ids, truth, output, probability, strict=True):
             rows.append(
                 {
+                    "split": k,
                     "task": task["name"],
                     "variant": variant,
                     "participant_id": subject,
@@ -139,16 +152,51 @@ def run(
                 }
             )
         logger.info(
-            "%s / %s: %s",
+            "split %d, %s / %s: %s",
+            k,
             task["name"],
             variant,
-            ", ".join(f"{k} {v['estimate']:.3f}" for k, v in scores.items()),
+            ", ".join(f"{m} {v['estimate']:.3f}" for m, v in scores.items()),
         )
     if reference:
-        rows += _reference_rows(table, seen, metrics, n_bootstrap=n_bootstrap, seed=seed)
+        rows += _reference_rows(table, seen, per_split, n_bootstrap=n_bootstrap, seed=seed)
     predictions = pd.DataFrame(rows)
-    # Pretrained vs scratch with the same positions, on the same subjects.
-    for name, entry in metrics["tasks"].items():
+    for k, split_metrics in per_split.items():
+        _comparisons(
+            split_metrics,
+            predictions[predictions["split"] == k],
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
+    splits = [per_split[k] for k in sorted(per_split)]
+    metrics = {
+        "tasks": splits[0]["tasks"] if len(splits) == 1 else across_splits(splits),
+        "n_splits": len(splits),
+        "splits": splits,
+    }
+    params = {"window_frames": window_frames, "n_bootstrap": n_bootstrap, "seed": seed}
+    inputs = [index, *models]
+    metrics.update(
+        window_frames=window_frames,
+        aggregation="logits averaged over non-overlapping windows per subject",
+        n_bootstrap=n_bootstrap,
+    )
+    if len(splits) > 1:
+        metrics["across_splits"] = (
+            "tasks: the mean of each metric over the splits and its standard deviation "
+            "(sd, n - 1 in the denominator); per_split: the estimate of every split in "
+            "order; each split's bootstrap intervals are under splits"
+        )
+    save_json(metrics_output, metrics, stage=STAGE, params=params, inputs=inputs)
+    save_table(predictions_output, predictions, stage=STAGE, params=params, inputs=inputs)
+    return Path(metrics_output)
+
+
+def _comparisons(split_metrics: dict, predictions, *, n_bootstrap: int, seed: int) -> None:
+    """Pretrained vs scratch with the same positions, on the same subjects (one split)."""
+    from neuroai.evaluation import paired_bootstrap
+
+    for name, entry in split_metrics["tasks"].items():
         part = predictions[predictions["task"] == name]
         for variant in entry["variants"]:
             if not variant.startswith("pretrained-"):
@@ -172,16 +220,69 @@ def run(
                     loss_a.to_numpy(), loss_b.to_numpy(), n_resamples=n_bootstrap, seed=seed
                 ),
             }
-    params = {"window_frames": window_frames, "n_bootstrap": n_bootstrap, "seed": seed}
-    inputs = [index, *models]
-    metrics.update(
-        window_frames=window_frames,
-        aggregation="logits averaged over non-overlapping windows per subject",
-        n_bootstrap=n_bootstrap,
-    )
-    save_json(metrics_output, metrics, stage=STAGE, params=params, inputs=inputs)
-    save_table(predictions_output, predictions, stage=STAGE, params=params, inputs=inputs)
-    return Path(metrics_output)
+
+
+def _mean_sd(values: list) -> dict:
+    """``{"estimate": mean, "sd": sd (n - 1), "per_split": values, "n_splits": n}``; NaN
+    estimates (an undefined metric on one split) are left out of the mean and sd."""
+    import numpy as np
+
+    numbers = np.array([np.nan if v is None else float(v) for v in values])
+    finite = numbers[np.isfinite(numbers)]
+    return {
+        "estimate": float(finite.mean()) if finite.size else float("nan"),
+        "sd": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
+        "per_split": [float(v) for v in numbers],
+        "n_splits": int(finite.size),
+    }
+
+
+def across_splits(splits: list[dict]) -> dict:
+    """The ``tasks`` entry of several splits: every metric as its mean and sd over splits.
+
+    Parameters
+    ----------
+    splits : list of dict
+        One ``{"index", "tasks"}`` per split, in order (the per-split layout of
+        metrics.json: ``tasks -> task -> variants -> variant -> metric -> estimate, ...``).
+
+    Returns
+    -------
+    dict
+        The same layout, each metric (and each comparison) being
+        ``{"estimate": mean, "sd", "per_split", "n_splits"}``; ``n_test`` is the list of
+        test-set sizes. A task or variant missing from a split counts as NaN there.
+    """
+    summary: dict = {}
+    names = list(dict.fromkeys(n for s in splits for n in s["tasks"]))
+    for name in names:
+        entries = [s["tasks"].get(name) for s in splits]
+        first = next(e for e in entries if e)
+        entry = {k: v for k, v in first.items() if k not in ("variants", "comparisons", "n_test")}
+        entry["n_test"] = [e["n_test"] if e else 0 for e in entries]
+        entry["variants"] = {}
+        variants = list(dict.fromkeys(v for e in entries if e for v in e["variants"]))
+        for variant in variants:
+            per = [e["variants"].get(variant) if e else None for e in entries]
+            known = next(v for v in per if v)
+            scored = {}
+            for key, value in known.items():
+                if isinstance(value, dict) and "estimate" in value:
+                    scored[key] = _mean_sd([(v or {}).get(key, {}).get("estimate") for v in per])
+                else:
+                    scored[key] = value
+            scored["weights_step"] = [(v or {}).get("weights_step") for v in per]
+            entry["variants"][variant] = scored
+        labels = list(dict.fromkeys(c for e in entries if e for c in e.get("comparisons", {})))
+        for label in labels:
+            per = [(e or {}).get("comparisons", {}).get(label) for e in entries]
+            measure = next(c for c in per if c)["measure"]
+            entry.setdefault("comparisons", {})[label] = {
+                "measure": measure,
+                **_mean_sd([(c or {}).get("estimate") for c in per]),
+            }
+        summary[name] = entry
+    return summary
 
 
 def _truth(table, task: dict, ids: list[str]):
@@ -194,8 +295,8 @@ def _truth(table, task: dict, ids: list[str]):
     return np.array([float(table.loc[i, column]) for i in ids])
 
 
-def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
-    """Fit and score the linear reference of every task; its prediction rows."""
+def _reference_rows(table, seen, per_split, *, n_bootstrap, seed) -> list[dict]:
+    """Fit and score the linear reference of every (split, task); its prediction rows."""
     import numpy as np
 
     from neuroai.evaluation import linear_readout, subject_metrics
@@ -210,7 +311,7 @@ def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
         return np.stack([cache[i] for i in ids])
 
     rows = []
-    for name, (task, split) in seen.items():
+    for (k, name), (task, split) in seen.items():
         fit_ids, test = [*split["train"], *split["val"]], list(split["test"])
         output = linear_readout(
             features(fit_ids),
@@ -225,7 +326,7 @@ def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
         scores = subject_metrics(
             _truth(table, task, test), output, task=task["kind"], n_resamples=n_bootstrap, seed=seed
         )
-        metrics["tasks"][name]["variants"]["reference-linear"] = {
+        per_split[k]["tasks"][name]["variants"]["reference-linear"] = {
             **scores,
             "pretrained": False,
             "positional": None,
@@ -234,6 +335,7 @@ def _reference_rows(table, seen, metrics, *, n_bootstrap, seed) -> list[dict]:
         for subject, y, o in zip(test, _truth(table, task, test), output, strict=True):
             rows.append(
                 {
+                    "split": k,
                     "task": name,
                     "variant": "reference-linear",
                     "participant_id": subject,

@@ -12,6 +12,12 @@ of train, val and test). ``training.select`` picks the
 weights: ``best`` (default), those of the lowest validation loss; ``last``, those of the
 last step, as the TABLeT paper tests (its released ``train.py`` tests once, after the
 last epoch).
+
+The encoder must not have read a test subject: its config.json records the subjects its
+pretraining read (``tablet_pretrain``), and an encoder that read one of this split's test
+subjects is refused (DataError). An encoder that records no split (weights from elsewhere)
+is accepted with a warning that leakage cannot be checked. ``split_index`` k fine-tunes on
+split k of ``tablet.splits`` (seed ``split.seed + k``), as its pretraining left out.
 """
 
 from __future__ import annotations
@@ -47,6 +53,67 @@ ENCODER_FIELDS = (
     "default_tr",
 )
 SELECT = ("best", "last")
+
+
+def seen_in_pretraining(
+    document: dict[str, Any],
+    dataset: str,
+    test: list[str],
+    *,
+    pretrained: str | Path,
+    model_output: str | Path,
+    split: dict[str, Any],
+    split_index: int,
+) -> list[str] | None:
+    """Check that the encoder in ``pretrained`` read none of the ``test`` subjects.
+
+    Parameters
+    ----------
+    document : dict
+        The encoder's config.json (:func:`neuroai.models.read_pretrained_config`).
+    dataset : str
+        The fine-tuning cohort (the folder of its index.tsv), as the pretraining names it.
+    test : list of str
+        The test subjects of this fine-tuning.
+    pretrained, model_output : path-like
+        The encoder folder and the folder fine-tuning writes (named in the error).
+    split : dict
+        This fine-tuning's split settings; ``split_index`` its index (named in the error).
+
+    Returns
+    -------
+    list of str | None
+        ``[]`` when the record shows no overlap; None when the encoder records no split
+        (then a warning says that leakage cannot be checked).
+
+    Raises
+    ------
+    DataError
+        When the encoder's pretraining read a test subject of this cohort.
+    """
+    record = document.get("split")
+    if not isinstance(record, dict) or not isinstance(record.get("read"), dict):
+        logger.warning(
+            "%s records no pretraining split (weights from elsewhere?): whether it read the "
+            "%d test subjects of %s cannot be checked, so leakage cannot be ruled out",
+            pretrained,
+            len(test),
+            dataset,
+        )
+        return None
+    seen = sorted(set(map(str, test)) & set(map(str, record["read"].get(dataset, []))))
+    if seen:
+        raise DataError(
+            f"The encoder {pretrained} was pretrained on {len(seen)} of the {len(test)} test "
+            f"subjects of {dataset} that fine-tuning into {model_output} would test on "
+            f"({', '.join(seen[:5])}{', ...' if len(seen) > 5 else ''}): its scores would "
+            f"leak. The encoder read split {record.get('index', 0)} with "
+            f"{record.get('params')} (recorded in {record.get('splits_file')}); this is split "
+            f"{split_index} with {split}. Fine-tune with the split the encoder was pretrained "
+            "on (the same tablet.split settings and split index), or pretrain an encoder "
+            "that leaves these subjects out."
+        )
+    return seen
 
 
 def encode_targets(values, kind: str, *, positive: str | None, train_rows):
@@ -117,6 +184,7 @@ def run(
     split: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
     splits_output: str | Path | None = None,
+    split_index: int = 0,
 ) -> Path | None:
     """Fine-tune one variant on one task; write the selected model, the history, the splits.
 
@@ -145,12 +213,21 @@ def run(
     splits_output : path-like | None
         ``splits.tsv`` to write: ``dataset``, ``subject``, ``recording``, ``split``
         (``train``, ``val``, ``test``); ``<model_output>/../splits.tsv`` by default.
+    split_index : int
+        Which of the random splits (``tablet.splits``): split k is drawn with the seed
+        ``split["seed"] + k`` (:func:`~neuroai.pipelines.tablet_pretrain.indexed_split`).
+
+    Raises
+    ------
+    DataError
+        When ``pretrained`` records a pretraining that read a test subject of this split
+        (:func:`seen_in_pretraining`).
     """
     import pandas as pd
 
     from neuroai.io import save_table, write_artifact
     from neuroai.models import build_model, read_pretrained_config
-    from neuroai.pipelines.tablet_pretrain import cohort_splits, tablet_config
+    from neuroai.pipelines.tablet_pretrain import cohort_splits, indexed_split, tablet_config
     from neuroai.tokenizers import read_token_store
     from neuroai.training import (
         SupervisedModule,
@@ -162,12 +239,8 @@ def run(
         split_token_cohort,
     )
 
-    task, model, data, split = (
-        dict(task or {}),
-        dict(model or {}),
-        dict(data or {}),
-        dict(split or {}),
-    )
+    task, model, data = dict(task or {}), dict(model or {}), dict(data or {})
+    split = indexed_split(split, split_index)
     column, kind = task.get("column"), task.get("kind", "classification")
     table = read_token_index(index)
     if column not in table.columns:
@@ -187,10 +260,24 @@ def run(
     fixed = {"task": kind, "n_outputs": 1}
     if kind == "classification":
         fixed["pos_weight"] = float(coding["pos_weight"])
+    leakage_checked = None
     if pretrained:
+        document = read_pretrained_config(pretrained)
+        leakage_checked = (
+            seen_in_pretraining(
+                document,
+                Path(index).parent.name,
+                list(chosen.test),
+                pretrained=pretrained,
+                model_output=model_output,
+                split=split,
+                split_index=split_index,
+            )
+            is not None
+        )
         # The network is the encoder's: every structural field comes from its config
         # (a field an older encoder lacks keeps the default it was trained with).
-        encoder = read_pretrained_config(pretrained)["config"]
+        encoder = document["config"]
         for key in ENCODER_FIELDS:
             if key in encoder:
                 fixed[key] = encoder[key]
@@ -244,7 +331,9 @@ def run(
             "select": select,
             "pretrained": str(pretrained) if pretrained else None,
             "data": {"window_frames": window},
-            "split": {"params": split, **chosen.to_dict()},
+            "split": {"params": split, "index": int(split_index), **chosen.to_dict()},
+            # None: from scratch; False: the encoder records no split (not checkable).
+            "leakage_checked": leakage_checked,
         }
     }
     logger.info(
@@ -273,6 +362,7 @@ def run(
         "training": training or {},
         "data": data,
         "split": split,
+        "split_index": int(split_index),
     }
     inputs = [index, *([pretrained] if pretrained else [])]
     chosen_folder = result.last if select == "last" else result.best

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroai import get_logger
+from neuroai.errors import ConfigError
 from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.tablet_pretrain")
@@ -25,13 +26,57 @@ STAGE = "tablet_pretrain"
 
 
 def tablet_config(model: dict[str, Any], **fixed: Any):
-    """The TABLeT config of a ``model`` params slice (preset, positional, options)."""
+    """The TABLeT config of a ``model`` params slice (preset, positional, options).
+
+    Precedence: ``fixed`` (what the data or a pretrained encoder dictates), then
+    ``positional``, then ``options``, then the preset: ``positional`` absent keeps the
+    preset's (``paper``: none, as released).
+    """
     from neuroai.models import model_config
 
-    options = {**dict(model.get("options", {})), **fixed}
-    if "positional" in model:
-        options.setdefault("positional", model["positional"])
+    options = dict(model.get("options", {}))
+    if model.get("positional"):
+        options["positional"] = model["positional"]
+    options.update(fixed)
     return model_config("tablet", model.get("preset", "demo"), **options)
+
+
+def indexed_split(split: dict[str, Any] | None, split_index: int = 0) -> dict[str, Any]:
+    """The :func:`~neuroai.training.split_token_cohort` parameters of split ``split_index``.
+
+    Split k is drawn with the seed ``seed + k`` (``seed`` 0 when absent): deterministic
+    from the configured seed, and split 0 is the configured split itself.
+    """
+    params = dict(split or {})
+    index = int(split_index)
+    if index < 0:
+        raise ConfigError(f"split_index must be 0 or more, got {split_index}.")
+    params["seed"] = int(params.get("seed", 0)) + index
+    return params
+
+
+def split_record(
+    indexes: list[str | Path], frames, split: dict[str, Any], split_index: int, splits_path
+):
+    """What a pretrained encoder's config.json says of the subjects it read.
+
+    ``{"params", "index", "splits_file", "read": {dataset: [subjects]}, "left_out":
+    {dataset: [subjects]}}``: ``read`` holds the pretraining and validation subjects (both
+    shaped the encoder: the validation loss chose its weights), ``left_out`` the test ones.
+    """
+    read: dict[str, list[str]] = {}
+    left_out: dict[str, list[str]] = {}
+    for row in frames.itertuples(index=False):
+        target = left_out if row.split == "test" else read
+        target.setdefault(str(row.dataset), []).append(str(row.subject))
+    return {
+        "params": dict(split),
+        "index": int(split_index),
+        "splits_file": str(splits_path),
+        "indexes": [str(i) for i in indexes],
+        "read": {k: sorted(set(v)) for k, v in read.items()},
+        "left_out": {k: sorted(set(v)) for k, v in left_out.items()},
+    }
 
 
 def cohort_splits(index: str | Path, table, chosen, names=("train", "val", "test")):
@@ -90,6 +135,7 @@ def run(
     split: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
     splits_output: str | Path | None = None,
+    split_index: int = 0,
 ) -> Path | None:
     """Pretrain and write the encoder, its history, a summary, reconstructions and splits.
 
@@ -121,6 +167,9 @@ def run(
         ``splits.tsv`` to write: ``dataset``, ``subject``, ``recording``, ``split``
         (``pretrain``, ``val``, ``test``: every subject of every index);
         ``<model_output>/../splits.tsv`` by default.
+    split_index : int
+        Which of the random splits (``tablet.splits``) to leave out: split k is drawn with
+        the seed ``split["seed"] + k`` (:func:`indexed_split`).
     """
     import numpy as np
     import pandas as pd
@@ -139,10 +188,12 @@ def run(
         seed_everything,
     )
 
-    model, data, split = dict(model or {}), dict(data or {}), dict(split or {})
+    model, data = dict(model or {}), dict(data or {})
+    split = indexed_split(split, split_index)
     window = int(data.get("window_frames", 256))
     ratio = float(data.get("mask_ratio", 0.5))
     parts = cohort(index, split)
+    splits_output = Path(splits_output or Path(model_output).parent / "splits.tsv")
     first = TokenWindows(parts["train"][:1], window=window, trs=parts["train_tr"][:1])
     config = tablet_config(model, n_tokens=first.shape[0], token_dim=first.shape[1])
     train_config = TrainConfig.from_dict(
@@ -169,7 +220,11 @@ def run(
         len(parts["test"]),
     )
     run_dir = Path(run_dir) if run_dir else Path(model_output).parent / "run"
-    metadata = {"tablet": {"stage": STAGE, "data": {"window_frames": window, "mask_ratio": ratio}}}
+    metadata = {
+        "tablet": {"stage": STAGE, "data": {"window_frames": window, "mask_ratio": ratio}},
+        "split": split_record(index, parts["splits"], split, split_index, splits_output),
+        "splits": str(splits_output),
+    }
     result = fit(
         PretrainModule(objective, train_config),
         datamodule,
@@ -179,7 +234,13 @@ def run(
     )
     if not result.is_global_zero:
         return None
-    params = {"model": model, "training": training or {}, "data": data, "split": split}
+    params = {
+        "model": model,
+        "training": training or {},
+        "data": data,
+        "split": split,
+        "split_index": int(split_index),
+    }
     inputs = [*index]
     write_artifact(
         model_output,
@@ -194,7 +255,7 @@ def run(
     history.insert(0, "positional", config.positional)
     save_table(history_output, history, stage=STAGE, params=params, inputs=inputs)
     save_table(
-        splits_output or Path(model_output).parent / "splits.tsv",
+        splits_output,
         parts["splits"],
         stage=STAGE,
         params=params,
@@ -251,6 +312,7 @@ def run(
         "n_train": len(parts["train"]),
         "n_val": len(parts["val"]),
         "test_left_out": parts["test"],
+        "split_index": int(split_index),
     }
     save_json(summary_output, summary, stage=STAGE, params=params, inputs=inputs)
     logger.info(

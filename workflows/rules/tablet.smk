@@ -1,5 +1,7 @@
 # TABLeT on the fMRI volume tokens: masked token pretraining per cohort, fine-tuning per
 # task and variant (pretrained or scratch, positional flag), subject-level evaluation.
+# Each of the tablet.splits random splits (split-<k>) pretrains and fine-tunes on its own;
+# one evaluation scores every split and their mean and sd.
 
 
 rule tablet_pretrain:
@@ -8,20 +10,21 @@ rule tablet_pretrain:
     input:
         tablet_index,
     output:
-        model=directory(f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/encoder"),
-        history=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/history.tsv",
-        summary=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/summary.json",
-        reconstructions=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/reconstructions.npy",
-        splits=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/splits.tsv",
+        model=directory(f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/pretrain/{{positional}}/encoder"),
+        history=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/pretrain/{{positional}}/history.tsv",
+        summary=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/pretrain/{{positional}}/summary.json",
+        reconstructions=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/pretrain/{{positional}}/reconstructions.npy",
+        splits=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/pretrain/{{positional}}/splits.tsv",
     params:
         cfg=tablet_pretrain_params,
-        run_dir=f"{RESULTS}/tablet/{{dataset}}/pretrain/{{positional}}/run",
+        run_dir=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/pretrain/{{positional}}/run",
     wildcard_constraints:
         positional="none|rope|spacetime",
+        split=r"\d+",
     log:
-        f"{RESULTS}/logs/tablet_pretrain/{{dataset}}/{{positional}}.log",
+        f"{RESULTS}/logs/tablet_pretrain/{{dataset}}/split-{{split}}/{{positional}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tablet_pretrain/{{dataset}}/{{positional}}.tsv"
+        f"{RESULTS}/benchmarks/tablet_pretrain/{{dataset}}/split-{{split}}/{{positional}}.tsv"
     conda:
         ENV
     threads: 1
@@ -42,19 +45,19 @@ rule tablet_finetune:
     input:
         unpack(tablet_finetune_inputs),
     output:
-        model=directory(f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/model"),
-        history=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/history.tsv",
-        splits=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/splits.tsv",
+        model=directory(f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/{{task}}/{{variant}}/model"),
+        history=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/{{task}}/{{variant}}/history.tsv",
+        splits=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/{{task}}/{{variant}}/splits.tsv",
     params:
         cfg=tablet_finetune_params,
         pretrained=tablet_pretrained_arg,
-        run_dir=f"{RESULTS}/tablet/{{dataset}}/{{task}}/{{variant}}/run",
+        run_dir=f"{RESULTS}/tablet/{{dataset}}/split-{{split}}/{{task}}/{{variant}}/run",
     wildcard_constraints:
         variant="(pretrained|scratch)-(none|rope|spacetime)",
     log:
-        f"{RESULTS}/logs/tablet_finetune/{{dataset}}/{{task}}/{{variant}}.log",
+        f"{RESULTS}/logs/tablet_finetune/{{dataset}}/split-{{split}}/{{task}}/{{variant}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tablet_finetune/{{dataset}}/{{task}}/{{variant}}.tsv"
+        f"{RESULTS}/benchmarks/tablet_finetune/{{dataset}}/split-{{split}}/{{task}}/{{variant}}.tsv"
     conda:
         ENV
     threads: 1
@@ -71,7 +74,8 @@ rule tablet_finetune:
 
 
 rule tablet_evaluate:
-    """Subject-level metrics of every fine-tuned variant on the held-out subjects."""
+    """Subject-level metrics of every fine-tuned variant on the held-out subjects of every
+    split, and their mean and sd over the splits."""
     input:
         unpack(tablet_evaluate_inputs),
     output:

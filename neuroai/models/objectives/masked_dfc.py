@@ -56,6 +56,13 @@ Why these defaults:
   for a trivial predictor (the BCE near log 2), and the three pretext tasks start with
   an equal say.
 
+Validation draws its masks from a stream of its own: in eval mode the masks (and the
+sampled edges and non-edges) come from a generator seeded by ``validation_seed`` and the
+batch's content, inside :func:`torch.random.fork_rng`, so a validation pass neither reads
+nor advances the global random stream (training draws the same numbers with or without
+validations in between, and a run resumed from a checkpoint continues as it would have)
+and scores the same masks every time it sees the same batch.
+
 Shapes:
     ``batch["inputs"]``: a PyG ``Batch`` of window sequences as the encoder takes
     them (see :mod:`neuroai.models.dfc_gnn`).
@@ -148,6 +155,9 @@ class MaskedDFCModeling(Objective):
         At most this many masked edges (drawn uniformly) are scored per batch (0: all).
     feature_weight, edge_weight, existence_weight : float
         Weights of the three loss terms.
+    validation_seed : int
+        Seed of the masks drawn in eval mode (with the batch's content; the global random
+        stream is left alone, see the module docstring).
 
     See the module docstring for what each does and why the defaults.
     """
@@ -166,6 +176,7 @@ class MaskedDFCModeling(Objective):
         feature_weight: float = 1.0,
         edge_weight: float = 1.0,
         existence_weight: float = 1.0,
+        validation_seed: int = 0,
     ) -> None:
         super().__init__(
             encoder,
@@ -180,6 +191,7 @@ class MaskedDFCModeling(Objective):
             feature_weight=feature_weight,
             edge_weight=edge_weight,
             existence_weight=existence_weight,
+            validation_seed=validation_seed,
         )
         if getattr(encoder, "family", "") != "dfc_gnn":
             raise ConfigError(
@@ -284,7 +296,25 @@ class MaskedDFCModeling(Objective):
         free = ~dense[windows, a, b]
         return torch.stack([windows[free] * r + a[free], windows[free] * r + b[free]])
 
+    def _validation_seed(self, graph) -> int:
+        """A seed from ``validation_seed`` and the batch's content (its graph structure)."""
+        edges = graph.edge_index
+        content = int(edges[0].sum()) * 1_000_003 + int(edges[1].sum()) + edges.shape[1]
+        content = content * 7919 + int(graph.x.shape[0])
+        return (int(self.settings["validation_seed"]) * 2_654_435_761 + content) % 2**63
+
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        if self.training:
+            return self._forward(batch)
+        # Validation: masks from a stream of its own; the global stream is restored after.
+        graph = batch[INPUTS]
+        device = graph.x.device
+        devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._validation_seed(graph))
+            return self._forward(batch)
+
+    def _forward(self, batch: dict) -> dict[str, torch.Tensor]:
         graph = batch[INPUTS]
         masks = self._masks(graph)
         n_windows = int(masks["window"].shape[0])

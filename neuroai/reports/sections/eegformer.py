@@ -29,6 +29,7 @@ MODE_NAMES = {
     "probe": "linear probe (frozen pretrained encoder)",
     "finetune": "fine-tuned (pretrained encoder trained too)",
     "scratch": "from scratch (same network, random weights)",
+    "eegnet": "EEGNet-8,2 baseline (published compact CNN, from scratch)",
 }
 REPRODUCE = (
     "snakemake --cores 2 results/report   # or only EEGFormer:\n"
@@ -120,6 +121,19 @@ def _task(section: Section, document: dict, path: Path) -> None:
             f"recordings; recording scores are the {definition['aggregate']} of the windows'."
         ),
     )
+    transfer = document.get("transfer")
+    if transfer:
+        section.add(
+            text(
+                "Transfer protocol: the encoder was pretrained on "
+                f"{', '.join(transfer['pretrained_on'])} only and is fine-tuned and tested on "
+                f"{', '.join(transfer['tested_on'])}, which the pretraining never read (no "
+                "recording or patient shared). The datasets' cards (Data section) say what "
+                "they are: two simulated cohorts show that the protocol runs, not that a "
+                "model transfers between real datasets.",
+                cls="note",
+            )
+        )
     rows = []
     for mode, entry in document["models"].items():
         for level in ("window", "recording"):

@@ -3,7 +3,9 @@
 Drawn from the artifacts of the ``tablet_pretrain``, ``tablet_finetune`` and
 ``tablet_evaluate`` stages (told apart by their provenance): learning curves, subject-level
 metrics with bootstrap intervals, the paired pretrained-vs-scratch comparison, example
-token reconstructions, and the positional-information ablation. Nothing is recomputed.
+token reconstructions, and the positional-information ablation. With several random
+splits (``tablet.splits``) each metric is shown as its mean +- sd over the splits, then
+split by split with its bootstrap interval. Nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -91,14 +93,47 @@ def _reconstruction(example: np.ndarray) -> str:
     )
 
 
+def _mean_sd(summary: dict | None, digits: int = 3) -> str:
+    """``"0.812 +- 0.040 (4)"``: a mean over splits, its sd and the number of splits."""
+    summary = summary or {}
+    mean, sd = _num(summary.get("estimate")), _num(summary.get("sd"))
+    if not math.isfinite(mean):
+        return "n/a"
+    spread = f" +- {sd:.{digits}g}" if math.isfinite(sd) else ""
+    return f"{mean:.{digits}g}{spread} ({summary.get('n_splits', '?')})"
+
+
+def _split_tables(metrics: dict) -> list[str]:
+    """Per split: every variant's metrics with their bootstrap intervals."""
+    parts = []
+    for split in metrics.get("splits", []):
+        for name, entry in split["tasks"].items():
+            names = ORDER[entry["kind"]]
+            rows = [
+                (variant, *(_fmt(scores.get(m, {})) for m in names))
+                for variant, scores in sorted(entry["variants"].items())
+            ]
+            parts.append(
+                text(
+                    f"Split {split['index']} (seed {split.get('seed')}), {name}: "
+                    f"{entry['n_test']} test subjects",
+                    tag="h4",
+                )
+            )
+            parts.append(table(rows, ["variant", *names]))
+    return parts
+
+
 def _metrics_tables(metrics: dict) -> list[str]:
     parts = []
+    several = metrics.get("n_splits", 1) > 1
+    show = _mean_sd if several else _fmt
     for name, entry in metrics["tasks"].items():
         kind = entry["kind"]
         names = ORDER[kind]
         rows = []
         for variant, scores in sorted(entry["variants"].items()):
-            rows.append((variant, *(_fmt(scores.get(m, {})) for m in names)))
+            rows.append((variant, *(show(scores.get(m, {})) for m in names)))
         what = (
             f"binary, positive class {entry.get('positive')}"
             if kind == "classification"
@@ -106,15 +141,21 @@ def _metrics_tables(metrics: dict) -> list[str]:
         )
         if not entry.get("use_tr", True):
             what += "; TR hidden from the model (confounded with the label)"
-        parts.append(
-            text(f"{name} ({entry['column']}, {what}); {entry['n_test']} test subjects", tag="h4")
-        )
+        n_test = entry["n_test"]
+        if several:
+            tested = "/".join(map(str, n_test))
+            heading = f"{name} ({entry['column']}, {what}); {tested} test subjects in "
+            heading += f"{len(n_test)} splits: mean +- sd over splits (splits)"
+        else:
+            heading = f"{name} ({entry['column']}, {what}); {n_test} test subjects"
+        parts.append(text(heading, tag="h4"))
         parts.append(table(rows, ["variant", *names]))
+        spread = "; mean +- sd of the per-split differences" if several else ""
         for label, comparison in entry.get("comparisons", {}).items():
             parts.append(
                 text(
                     f"{label}: mean paired difference in {comparison['measure']} "
-                    f"{_fmt(comparison)} (negative favours pretraining)."
+                    f"{show(comparison)} (negative favours pretraining{spread})."
                 )
             )
     return parts
@@ -129,8 +170,14 @@ def _ablation(metrics: dict) -> list[str]:
         metric = "auroc" if entry["kind"] == "classification" else "mae"
         labels = sorted(scratch)
         estimates = [_num(scratch[v][metric]["estimate"]) for v in labels]
-        lows = [_num(scratch[v][metric]["ci_low"]) for v in labels]
-        highs = [_num(scratch[v][metric]["ci_high"]) for v in labels]
+        several = metrics.get("n_splits", 1) > 1
+        if several:  # mean +- sd over the splits
+            sds = [_num(scratch[v][metric].get("sd")) for v in labels]
+            lows = [e - s for e, s in zip(estimates, sds, strict=True)]
+            highs = [e + s for e, s in zip(estimates, sds, strict=True)]
+        else:
+            lows = [_num(scratch[v][metric].get("ci_low")) for v in labels]
+            highs = [_num(scratch[v][metric].get("ci_high")) for v in labels]
         fig = Figure(figsize=(4.5, 2.8))
         ax = fig.subplots()
         x = np.arange(len(labels))
@@ -151,7 +198,8 @@ def _ablation(metrics: dict) -> list[str]:
         parts.append(
             figure(
                 fig,
-                caption=f"Positional ablation on {name} ({metric}, 95% bootstrap CI).",
+                caption=f"Positional ablation on {name} ({metric}, "
+                + ("mean +- sd over splits)." if several else "95% bootstrap CI)."),
                 alt="positional ablation",
             )
         )
@@ -254,10 +302,23 @@ def render_tablet(paths: Sequence[Path]) -> list[Section]:
         section.add(_curves(sorted(histories, key=lambda h: h[0]), f"Fine-tuning on {task}."))
     for path in found.get("tablet_evaluate.json", []):
         metrics = load_json(path)
-        section.add(
-            text("Held-out subjects (95% bootstrap intervals over subjects)", tag="h3"),
-            *_metrics_tables(metrics),
-        )
+        n_splits = metrics.get("n_splits", 1)
+        if n_splits > 1:
+            section.add(
+                text(
+                    f"Held-out subjects of {n_splits} random splits: mean +- sd over the splits "
+                    "(the TABLeT paper reports the mean over 4 splits)",
+                    tag="h3",
+                ),
+                *_metrics_tables(metrics),
+                text("Split by split (95% bootstrap intervals over subjects)", tag="h3"),
+                *_split_tables(metrics),
+            )
+        else:
+            section.add(
+                text("Held-out subjects (95% bootstrap intervals over subjects)", tag="h3"),
+                *_metrics_tables(metrics),
+            )
         fine_tuned = _ablation(metrics)
         if fine_tuned:
             section.add(

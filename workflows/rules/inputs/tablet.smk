@@ -1,13 +1,36 @@
 # Input, params and report functions of the rules in ../tablet.smk.
 
 TABLET = config.get("tablet", {})
+#: The positional flag each preset builds (``neuroai.models.tablet.PRESETS``), written out
+#: so the workflow parses without importing torch; tests/test_tablet_positional.py checks
+#: that they agree.
+TABLET_PRESET_POSITIONAL = {"demo": "rope", "paper": "none", "recommended": "rope"}
+
+
+def _tablet_positional():
+    """The main positional flag: ``tablet.model.positional`` when the user sets it, else
+    ``model.options.positional``, else the preset's (``paper``: none, as released)."""
+    model = TABLET.get("model", {})
+    options = model.get("options", {})
+    return model.get("positional") or options.get("positional") or (
+        TABLET_PRESET_POSITIONAL[model.get("preset", "demo")]
+    )
+
+
+#: The main positional flag (names the variants: pretrained-<flag>, scratch-<flag>).
+TABLET_POSITIONAL = _tablet_positional()
 #: ``tablet.pretrained``: an encoder folder that replaces every cohort's masked token
 #: pretraining (checked now; built for the main positional flag).
 TABLET_PRETRAINED = given_pretrained(
     "tablet",
     ("n_tokens", "token_dim"),
-    {"positional": TABLET["model"]["positional"]} if TABLET.get("model") else None,
+    {"positional": TABLET_POSITIONAL} if TABLET.get("model") else None,
 )
+
+
+def tablet_splits():
+    """Split indices 0 .. tablet.splits - 1 (split k: seed tablet.split.seed + k)."""
+    return list(range(int(TABLET.get("splits", 1))))
 
 
 def tablet_index(wildcards):
@@ -23,7 +46,7 @@ def tablet_index(wildcards):
 def tablet_variants(task):
     """Variant names of a task: <init>-<positional> for the main runs and the ablation."""
     settings = TABLET["tasks"][task]
-    positional = TABLET["model"]["positional"]
+    positional = TABLET_POSITIONAL
     names = [f"{init}-{positional}" for init in settings.get("variants", ["pretrained", "scratch"])]
     ablation = TABLET.get("ablation", {})
     if ablation.get("task") is not None and ablation.get("task") == task:
@@ -35,6 +58,7 @@ def tablet_pretrain_params(wildcards):
     params = {k: TABLET[k] for k in ("data", "split")}
     params["model"] = dict(TABLET["model"], positional=wildcards.positional)
     params["training"] = TABLET["pretraining"]
+    params["split_index"] = int(wildcards.split)
     return json.dumps(params, sort_keys=True)
 
 
@@ -43,7 +67,7 @@ def tablet_pretrain_flags():
     when ``tablet.pretrained`` gives the encoder."""
     if TABLET_PRETRAINED:
         return []
-    flags = [TABLET["model"]["positional"]]
+    flags = [TABLET_POSITIONAL]
     ablation = TABLET.get("ablation", {})
     if ablation.get("pretraining"):
         flags += list(ablation.get("positional", []))
@@ -55,7 +79,7 @@ def tablet_finetune_inputs(wildcards):
     if wildcards.variant.startswith("pretrained-"):
         flag = wildcards.variant.split("-", 1)[1]
         inputs["pretrained"] = TABLET_PRETRAINED or (
-            f"{RESULTS}/tablet/{wildcards.dataset}/pretrain/{flag}/encoder"
+            f"{RESULTS}/tablet/{wildcards.dataset}/split-{wildcards.split}/pretrain/{flag}/encoder"
         )
     return inputs
 
@@ -75,13 +99,15 @@ def tablet_finetune_params(wildcards):
         "training": TABLET["finetuning"],
         "data": {"window_frames": TABLET["data"]["window_frames"]},
         "split": TABLET["split"],
+        "split_index": int(wildcards.split),
     }
     return json.dumps(params, sort_keys=True)
 
 
 def tablet_models(dataset):
     return [
-        f"{RESULTS}/tablet/{dataset}/{task}/{variant}/model"
+        f"{RESULTS}/tablet/{dataset}/split-{k}/{task}/{variant}/model"
+        for k in tablet_splits()
         for task in TABLET.get("tasks", {})
         for variant in tablet_variants(task)
     ]
@@ -99,14 +125,15 @@ def tablet_evaluate_params():
 
 
 def tablet_report_inputs():
+    """The evaluation of every split; pretraining and fine-tuning curves of split 0."""
     paths = []
     for dataset in TABLET.get("datasets", []):
-        folder = f"{RESULTS}/tablet/{dataset}"
-        paths += [f"{folder}/metrics.json", f"{folder}/predictions.tsv"]
+        paths += [f"{RESULTS}/tablet/{dataset}/{n}" for n in ("metrics.json", "predictions.tsv")]
+        folder = f"{RESULTS}/tablet/{dataset}/split-0"
         for flag in tablet_pretrain_flags():
             paths += [f"{folder}/pretrain/{flag}/{name}" for name in ("summary.json", "history.tsv")]
         if not TABLET_PRETRAINED:
-            main = TABLET["model"]["positional"]
+            main = TABLET_POSITIONAL
             paths.append(f"{folder}/pretrain/{main}/reconstructions.npy")
         paths += [
             f"{folder}/{task}/{variant}/history.tsv"
