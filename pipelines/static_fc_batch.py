@@ -4,12 +4,13 @@ Writes a folder holding, for every run, the <run>_connectivity.npy and provenanc
 record that the per-run stage (neuroai.pipelines.static_fc) writes, byte for byte the same
 array. The folder appears whole or not at all: it is written as a hidden temporary
 folder and renamed when every run is written, so a failed batch leaves nothing that
-looks complete. Runs are computed one after the other here, or on a Dask scheduler
+looks complete (see neuroai.pipelines._batch, also for on_error "skip"). Runs are computed one after the other here, or on a Dask scheduler
 (--scheduler tcp://host:8786, else DASK_SCHEDULER_ADDRESS) with the same results.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ def run(
     kind: str = "correlation",
     fisher_z: bool = False,
     scheduler: str | None = None,
+    on_error: str = "fail",
 ) -> Path:
     """Compute the static FC of every run of a batch and write the batch folder.
 
@@ -48,6 +50,9 @@ def run(
         Where the runs are computed: a Dask scheduler address (``tcp://host:8786``);
         ``None`` or ``""``: the address in ``DASK_SCHEDULER_ADDRESS`` if set, else this
         process, one run after the other. It does not change the results.
+    on_error : {"fail", "skip"}
+        A run whose input is unreadable fails the batch, or is listed in the folder's
+        ``failures.tsv`` and left out (see :mod:`neuroai.pipelines._batch`).
 
     Returns
     -------
@@ -57,51 +62,51 @@ def run(
     Raises
     ------
     DataError
-        A run that cannot be read or computed (the message names its file); no batch
-        folder is left behind.
+        A run that cannot be read or computed (the message names its file; under
+        ``on_error="skip"``, only when every run fails); no batch folder is left behind.
     """
-    from neuroai.errors import DataError
     from neuroai.fmri.cohort import map_runs, region_static_fc
-    from neuroai.io import write_artifact
     from neuroai.io.regions import run_key
+    from neuroai.pipelines._batch import attempt, require_input, unique_keys, write_batch
     from neuroai.pipelines.static_fc import save_run
 
-    paths = {}
-    for path in timeseries:
-        key = run_key(path)
-        if key in paths:
-            raise DataError(
-                f"Two runs of the batch are named {key}: {paths[key]} and {path}. Each run "
-                "writes <run>_connectivity.npy, so the run keys of a batch must differ."
-            )
-        paths[key] = path
-    if not paths:
-        raise DataError(f"The batch {output} has no run to compute.")
+    paths = unique_keys(timeseries, run_key)
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "sequential"
     where = "in this process" if scheduler == "sequential" else f"on the Dask scheduler {scheduler}"
     logger.info("Computing %d runs %s", len(paths), where)
     # Workers may run elsewhere: they get absolute paths; the records keep the paths as given.
     absolute = {key: Path(path).absolute() for key, path in paths.items()}
     params = {"kind": kind, "fisher_z": fisher_z}
+    results = None
 
-    def write_batch(folder: Path) -> None:
-        results = map_runs(
-            region_static_fc, absolute, scheduler=scheduler, desc="static FC", **params
+    def write_run(key: str, path, folder: Path) -> None:
+        nonlocal results
+        if results is None:  # started on the first run: write_batch may refuse the batch first
+            task = functools.partial(attempt, region_static_fc)
+            results = map_runs(task, absolute, scheduler=scheduler, desc="static FC", **params)
+        done, outcome = next(results)
+        if done != key:  # map_runs yields in the order of the runs
+            raise RuntimeError(f"Expected the result of run {key}, got {done}.")
+        if isinstance(outcome, BaseException):
+            require_input(path, "_timeseries.tsv")  # left out by fmri_timeseries_batch?
+            raise outcome
+        save_run(outcome, folder / f"{key}{SUFFIX}", path, **params)
+
+    try:
+        return write_batch(
+            output,
+            paths,
+            write_run,
+            lambda key, folder: [folder / f"{key}{SUFFIX}"],
+            stage="static_fc",
+            params=params,
+            on_error=on_error,
+            extra={"scheduler": scheduler},
         )
-        with closing(results):
-            for key, result in results:
-                save_run(result, folder / f"{key}{SUFFIX}", paths[key], **params)
-
-    write_artifact(
-        output,
-        write_batch,
-        stage="static_fc_batch",
-        params=params,
-        extra={"runs": list(paths), "scheduler": scheduler},
-        directory=True,
-    )
-    logger.info("Wrote %s (%d runs)", output, len(paths))
-    return Path(output)
+    finally:
+        if results is not None:
+            with closing(results):
+                pass
 
 
 def main(argv: list[str] | None = None) -> None:

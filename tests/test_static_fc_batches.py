@@ -174,7 +174,7 @@ def test_job_counts_follow_the_batches_not_the_runs(tmp_path):
     subjects = [f"{i:03d}" for i in range(40)]
     region_timeseries_dataset(tmp_path / "data", subjects=subjects, n_timepoints=10, n_regions=3)
     keys = [f"sub-{s}_task-rest_atlas-test" for s in subjects]
-    for batch_size, expected in ((0, None), (6, assign_batches(keys, 6)), (250, {0: keys})):
+    for batch_size, expected in ((0, None), (6, assign_batches(keys, 6)), (1000, {0: keys})):
         static_fc = {"datasets": ["mine"], "batch_size": batch_size}
         config = region_project(tmp_path, root="data", static_fc=static_fc)
         done = snakemake(tmp_path, "--configfile", str(config), "-n", "-p")
@@ -186,9 +186,13 @@ def test_job_counts_follow_the_batches_not_the_runs(tmp_path):
         assert "static_fc" not in counts, counts
         assert counts["static_fc_batch"] == len(expected) <= math.ceil(40 / batch_size)
         assert counts["group_fc"] == counts["path_list"] == 1
-        for batch, runs in expected.items():
+        # A batch's runs go by a list file (one local job per batch writes it), so its
+        # command line does not grow with the batch.
+        assert counts["batch_list"] == len(expected)
+        for batch in expected:
             line = next(x for x in done.stdout.splitlines() if f"static_fc/batch-{batch} " in x)
-            assert line.count("_timeseries.tsv") == len(runs) and "--scheduler= " in line
+            listed = f"--timeseries @results/lists/batches/static_fc/mine/batch-{batch}.txt "
+            assert listed in line and "_timeseries.tsv" not in line and "--scheduler= " in line
 
 
 @pytest.mark.integration
@@ -204,10 +208,13 @@ def test_adding_a_subject_reruns_its_batch_only(projects, tmp_path):
     done = snakemake(project, "--configfile", str(project / "config.yaml"), "-n", GROUP_FC)
     assert done.returncode == 0, done.stderr[-2000:]
     counts = job_counts(done.stdout + done.stderr)
-    assert counts == {"static_fc_batch": 1, "path_list": 1, "group_fc": 1}, counts
+    assert counts == {"batch_list": 1, "static_fc_batch": 1, "path_list": 1, "group_fc": 1}, counts
     outputs = [x.split()[-1] for x in done.stdout.splitlines() if x.strip().startswith("output:")]
     batch = batch_of(key, batch_count(10, BATCH))
-    assert [x for x in outputs if "/batch-" in x] == [f"results/fmri/mine/static_fc/batch-{batch}"]
+    assert [x for x in outputs if "/batch-" in x] == [
+        f"results/lists/batches/static_fc/mine/batch-{batch}.txt",
+        f"results/fmri/mine/static_fc/batch-{batch}",
+    ]
     assert key in assign_batches([*keys, key], BATCH)[batch]
 
 
@@ -354,7 +361,10 @@ def test_a_truncated_run_on_dask_fails_the_batch_naming_the_file(
 def test_config_refuses_a_bad_batch_size_and_scheduler(tmp_path):
     region_timeseries_dataset(tmp_path / "data", subjects=["01"], n_timepoints=10)
     bad = {
-        "static_fc.batch_size": ({"static_fc": {"datasets": ["mine"], "batch_size": 1000}}, "250"),
+        "static_fc.batch_size": (
+            {"static_fc": {"datasets": ["mine"], "batch_size": -1}},
+            "minimum",
+        ),
         "dask.scheduler": ({"dask": {"scheduler": "host:8786"}}, "tcp"),
     }
     for key, (sections, expected) in bad.items():

@@ -1,4 +1,5 @@
-# EEG: the demo cohort, then one job per recording, then one patch store per dataset.
+# EEG: the demo cohort, then one job per recording (or, eeg.batch_size > 0, per batch of
+# recordings: see docs/cohort_batches.md), then one patch store per dataset.
 
 
 wildcard_constraints:
@@ -34,7 +35,7 @@ rule eeg_recording:
         store=temp(directory(f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_patches")),
         qc=f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_qc.json",
     params:
-        cfg=stage_params("eeg"),
+        cfg=eeg_params(),
         path=eeg_recording_path,
         meta=eeg_recording_meta,
     log:
@@ -52,6 +53,66 @@ rule eeg_recording:
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
+rule eeg_recording_batch:
+    """A batch of recordings in one process: a folder of what the per-recording rule
+    writes (<key>_patches, <key>_qc.json), removed once the dataset's store is built."""
+    input:
+        unpack(batch_inputs("eeg_recording")),
+    output:
+        temp(directory(f"{RESULTS}/eeg/{{dataset}}/recordings/batch-{{batch}}")),
+    wildcard_constraints:
+        batch="[0-9]+",
+    params:
+        cfg=batch_params("eeg_recording", eeg_params()),
+    log:
+        f"{RESULTS}/logs/eeg_recording_batch/{{dataset}}/batch-{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eeg_recording_batch/{{dataset}}/batch-{{batch}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    shell:
+        "python -m neuroai.pipelines.eeg_recording_batch --recordings {input.members:q} "
+        "--output {output:q} --params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule eeg_store_batches:
+    """eeg_store for a dataset processed in batches: the stores listed in a file, and the
+    recordings the batches left out (from the failures table) named in the summary."""
+    input:
+        unpack(eeg_store_batch_inputs),
+    output:
+        store=directory(f"{RESULTS}/eeg/{{dataset}}/store"),
+        summary=f"{RESULTS}/eeg/{{dataset}}/summary.json",
+        examples=f"{RESULTS}/eeg/{{dataset}}/examples.npy",
+    wildcard_constraints:
+        dataset=eeg_batched_datasets(),
+    params:
+        cfg=eeg_params(),
+        root=eeg_dataset_root,
+        layout=eeg_layout,
+        index=eeg_index_args,
+        recordings=eeg_recordings_dir,
+    log:
+        f"{RESULTS}/logs/eeg_store/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eeg_store/{{dataset}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m neuroai.pipelines.eeg_store --root {params.root:q} "
+        "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
+        "--layout {params.layout} {params.index} --stores @{input.stores_list:q} "
+        "--failures {input.failures:q} --store {output.store:q} "
+        "--summary {output.summary:q} --examples {output.examples:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
 rule eeg_store:
     """The dataset's patch store (the input of EEGFormer), its summary and example traces."""
     input:
@@ -60,8 +121,10 @@ rule eeg_store:
         store=directory(f"{RESULTS}/eeg/{{dataset}}/store"),
         summary=f"{RESULTS}/eeg/{{dataset}}/summary.json",
         examples=f"{RESULTS}/eeg/{{dataset}}/examples.npy",
+    wildcard_constraints:
+        dataset=eeg_per_recording_datasets(),
     params:
-        cfg=stage_params("eeg"),
+        cfg=eeg_params(),
         root=eeg_dataset_root,
         layout=eeg_layout,
         index=eeg_index_args,

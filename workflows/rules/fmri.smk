@@ -1,6 +1,6 @@
 # fMRI: static functional connectivity per run, and its group summary per dataset.
-# One job per run, or (static_fc.batch_size > 0) one job per batch of runs: see
-# docs/cohort_batches.md.
+# Each per-run step runs as one job per run, or (its batch_size > 0) as one job per batch
+# of runs writing the same files into a batch folder: see docs/cohort_batches.md.
 
 rule static_fc:
     """Static functional connectivity of one run (n_regions x n_regions .npy)."""
@@ -28,13 +28,13 @@ rule static_fc_batch:
     """Static FC of a batch of runs in one process: a folder of <run>_connectivity.npy,
     each with the record the per-run rule writes (static_fc.batch_size > 0)."""
     input:
-        static_fc_batch_timeseries,
+        unpack(batch_inputs("static_fc")),
     output:
         directory(f"{RESULTS}/fmri/{{dataset}}/static_fc/batch-{{batch}}"),
     wildcard_constraints:
         batch="[0-9]+",
     params:
-        cfg=static_fc_params(),
+        cfg=batch_params("static_fc", static_fc_params()),
     log:
         f"{RESULTS}/logs/static_fc_batch/{{dataset}}/batch-{{batch}}.log",
     benchmark:
@@ -47,9 +47,9 @@ rule static_fc_batch:
         # A resource, not a param: where the runs are computed does not change them.
         dask_scheduler=dask_scheduler,
     shell:
-        "python -m neuroai.pipelines.static_fc_batch --timeseries {input:q} --output {output:q} "
-        "--scheduler={resources.dask_scheduler:q} --params {params.cfg:q} --log {log:q} "
-        "--no-progress"
+        "python -m neuroai.pipelines.static_fc_batch --timeseries @{input.members:q} "
+        "--output {output:q} --scheduler={resources.dask_scheduler:q} --params {params.cfg:q} "
+        "--log {log:q} --no-progress"
 
 
 rule group_fc:
@@ -160,6 +160,33 @@ rule fmri_timeseries:
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 
+rule fmri_timeseries_batch:
+    """Region time series of a batch of 4D runs in one process: a folder of what the
+    per-run rule writes, in the same sub-folders (fmri_timeseries.batch_size > 0)."""
+    input:
+        unpack(batch_inputs("fmri_timeseries")),
+    output:
+        directory(f"{RESULTS}/fmri/{{dataset}}/timeseries/batch-{{batch}}"),
+    wildcard_constraints:
+        batch="[0-9]+",
+    params:
+        cfg=fmri_timeseries_batch_params,
+        root=fmri_dataset_root,
+    log:
+        f"{RESULTS}/logs/fmri_timeseries_batch/{{dataset}}/batch-{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fmri_timeseries_batch/{{dataset}}/batch-{{batch}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    shell:
+        "python -m neuroai.pipelines.fmri_timeseries_batch --root {params.root:q} "
+        "--run-keys @{input.members:q} --output {output:q} --params {params.cfg:q} "
+        "--log {log:q} --no-progress"
+
+
 rule dynamic_fc:
     """Dynamic FC of one run: sliding-window connectivity (n_windows x n x n .npy)."""
     input:
@@ -167,7 +194,7 @@ rule dynamic_fc:
     output:
         f"{RESULTS}/fmri/{{dataset}}/dynamic_fc/{{run}}_dfc.npy",
     params:
-        cfg=stage_params("dynamic_fc"),
+        cfg=dynamic_fc_params(),
     log:
         f"{RESULTS}/logs/dynamic_fc/{{dataset}}/{{run}}.log",
     benchmark:
@@ -180,6 +207,31 @@ rule dynamic_fc:
     shell:
         "python -m neuroai.pipelines.dynamic_fc --timeseries {input:q} --output {output:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
+
+
+rule dynamic_fc_batch:
+    """Dynamic FC of a batch of runs in one process: a folder of <run>_dfc.npy, each with
+    the record the per-run rule writes (dynamic_fc.batch_size > 0)."""
+    input:
+        unpack(batch_inputs("dynamic_fc")),
+    output:
+        directory(f"{RESULTS}/fmri/{{dataset}}/dynamic_fc/batch-{{batch}}"),
+    wildcard_constraints:
+        batch="[0-9]+",
+    params:
+        cfg=batch_params("dynamic_fc", dynamic_fc_params()),
+    log:
+        f"{RESULTS}/logs/dynamic_fc_batch/{{dataset}}/batch-{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dynamic_fc_batch/{{dataset}}/batch-{{batch}}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m neuroai.pipelines.dynamic_fc_batch --timeseries @{input.members:q} "
+        "--output {output:q} --params {params.cfg:q} --log {log:q} --no-progress"
 
 
 rule graph_dataset:

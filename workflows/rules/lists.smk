@@ -15,3 +15,32 @@ rule path_list:
     localrule: True
     run:
         write_path_list(path_list_members(wildcards, input), output[0], log[0])
+
+
+rule batch_list:
+    """The runs of one batch of a batched per-run stage, one a line (the batch's @file)."""
+    output:
+        f"{RESULTS}/lists/batches/{{stage}}/{{dataset}}/batch-{{batch}}.txt",
+    params:
+        lines=batch_list_lines,
+    log:
+        f"{RESULTS}/logs/batch_list/{{stage}}/{{dataset}}/batch-{{batch}}.log",
+    wildcard_constraints:
+        stage="|".join(BATCHED_STAGES),
+        batch="[0-9]+",
+    localrule: True
+    run:
+        write_lines(params.lines, output[0], log[0])
+
+
+rule batch_failures:
+    """A dataset's runs that batches left out (on_error: skip): run, stage, error."""
+    input:
+        failures_inputs,
+    output:
+        f"{RESULTS}/failures/{{dataset}}.tsv",
+    log:
+        f"{RESULTS}/logs/batch_failures/{{dataset}}.log",
+    localrule: True
+    run:
+        write_failures_table(input, output[0], log[0])

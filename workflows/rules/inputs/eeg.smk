@@ -60,6 +60,8 @@ def _walk_eeg(name):
         entry["layout"],
         label_column=entry.get("label_column"),
         subjects=entry.get("subjects"),
+        labels=entry.get("labels"),
+        dataset=name,
     )
     return {
         r.key: {
@@ -104,6 +106,11 @@ def eeg_recordings_dir(wildcards):
     return f"{RESULTS}/eeg/{wildcards.dataset}/recordings"
 
 
+def eeg_params():
+    """The eeg section as the EEG stages' --params (without the keys that choose jobs)."""
+    return stage_params("eeg", drop=("datasets", "batch_size", "on_error"))
+
+
 def eeg_store_inputs(wildcards):
     folder = eeg_recordings_dir(wildcards)
     keys = list(EEG[wildcards.dataset])
@@ -111,6 +118,50 @@ def eeg_store_inputs(wildcards):
         "stores": [f"{folder}/{key}_patches" for key in keys],
         "qcs": [f"{folder}/{key}_qc.json" for key in keys],
     }
+
+
+def eeg_batch_lines(dataset, keys):
+    """A batch's list file for eeg_recording_batch: one JSON object a line (key, path, meta)."""
+    recordings = EEG[dataset]
+    return [
+        json.dumps({"key": key, "path": recordings[key]["path"], "meta": recordings[key]["meta"]}, sort_keys=True)
+        for key in keys
+    ]
+
+
+def eeg_batch_inputs(dataset, keys):
+    """The files the recordings of a batch read."""
+    return [path for key in keys for path in EEG[dataset][key]["inputs"]]
+
+
+def eeg_store_files(dataset):
+    """Every recording's patch store (in its batch folder), in the dataset's order."""
+    return [f"{run_folder('eeg_recording', dataset, key)}/{key}_patches" for key in EEG[dataset]]
+
+
+def eeg_store_batch_inputs(wildcards):
+    """eeg_store_batches reads the batch folders, through a list of the stores in them,
+    and the dataset's failures table (the recordings left out, for the summary)."""
+    return {
+        "batches": batch_folders("eeg_recording", wildcards.dataset),
+        "stores_list": path_list("eeg_store_batches", "stores").format(dataset=wildcards.dataset),
+        "failures": failures_table(wildcards.dataset),
+    }
+
+
+def eeg_store_list_inputs(wildcards):
+    return {"stores": batch_folders("eeg_recording", wildcards.dataset)}
+
+
+def eeg_per_recording_datasets():
+    """The EEG datasets eeg_store builds (those eeg_store_batches does not): a regex."""
+    names = [] if batch_size("eeg_recording") else list(EEG)
+    return "|".join(names) if names else "(?!x)x"
+
+
+def eeg_batched_datasets():
+    names = list(EEG) if batch_size("eeg_recording") else []
+    return "|".join(names) if names else "(?!x)x"
 
 
 def eeg_dataset_root(wildcards):
@@ -125,7 +176,7 @@ def eeg_index_args(wildcards):
     """Indexing options of a dataset as eeg_store arguments."""
     entry = dataset_config(wildcards.dataset)
     args = []
-    if entry.get("label_column"):
+    if entry.get("label_column") and not entry.get("labels"):  # labels: in the meta
         args.append(f"--label-column {shlex.quote(entry['label_column'])}")
     if entry.get("subjects"):
         args.append("--subjects " + " ".join(shlex.quote(s) for s in entry["subjects"]))

@@ -4,63 +4,27 @@
 def static_fc_params():
     """The static FC stages' parameters (kind, fisher_z): the same for a run alone or in a
     batch, so changing the batch size changes which jobs exist, not what a run gives."""
-    return stage_params("static_fc", drop=("datasets", "batch_size"))
+    return stage_params("static_fc", drop=BATCH_KEYS)
 
 
-def static_fc_batch_size():
-    """static_fc.batch_size: 0 (the default) runs one job per run."""
-    return config.get("static_fc", {}).get("batch_size", 0)
-
-
-_STATIC_FC_BATCHES = {}
-
-
-def static_fc_batches(dataset):
-    """Batch number -> run keys of a dataset (see neuroai.fmri.cohort.assign_batches)."""
-    if dataset not in _STATIC_FC_BATCHES:
-        from neuroai.fmri.cohort import assign_batches
-
-        _STATIC_FC_BATCHES[dataset] = assign_batches(RUNS[dataset], static_fc_batch_size())
-    return _STATIC_FC_BATCHES[dataset]
-
-
-def _static_fc_batch_folder(dataset, batch):
-    return f"{RESULTS}/fmri/{dataset}/static_fc/batch-{batch}"
+def batch_params(stage, params):
+    """A batch rule's --params: the per-run stage's, and on_error."""
+    return json.dumps({**json.loads(params), "on_error": on_error(stage)}, sort_keys=True)
 
 
 def static_fc_outputs(dataset):
     """What group_fc and dfc_gnn_finetune depend on: every run's file, or (in
     batches) every batch's folder."""
-    if static_fc_batch_size():
-        return [_static_fc_batch_folder(dataset, k) for k in static_fc_batches(dataset)]
-    return static_fc_files(dataset)
+    return batch_deps(static_fc_files(dataset))
 
 
 def static_fc_files(dataset):
     """Every run's <run>_connectivity.npy, in the order of the runs (what list files name)."""
-    folder = f"{RESULTS}/fmri/{dataset}/static_fc"
-    if not static_fc_batch_size():
-        return [f"{folder}/{run}_connectivity.npy" for run in RUNS[dataset]]
-    batch_of = {run: k for k, runs in static_fc_batches(dataset).items() for run in runs}
-    return [f"{folder}/batch-{batch_of[run]}/{run}_connectivity.npy" for run in RUNS[dataset]]
-
-
-def static_fc_batch_timeseries(wildcards):
-    """The region time series of the runs of one batch."""
-    batches = static_fc_batches(wildcards.dataset) if static_fc_batch_size() else {}
-    batch = int(wildcards.batch)
-    if batch not in batches:
-        raise ConfigError(
-            f"Batch {batch} of the static FC of {wildcards.dataset!r} has no run "
-            f"(static_fc.batch_size is {static_fc_batch_size()}; batches with runs: "
-            f"{', '.join(map(str, batches)) or 'none'})."
-        )
-    runs = RUNS[wildcards.dataset]
-    return [runs[run] for run in batches[batch]]
+    return [f"{run_folder('static_fc', dataset, run)}/{run}_connectivity.npy" for run in RUNS[dataset]]
 
 
 def group_fc_inputs(wildcards):
-    inputs = {"fc": static_fc_outputs(wildcards.dataset)}
+    inputs = {"fc": static_fc_outputs(wildcards.dataset), **failures_dep(wildcards.dataset)}
     participants = participants_of(wildcards.dataset)
     if participants:
         inputs["participants"] = participants
@@ -154,11 +118,15 @@ def _walk_volume_runs(name):
 
 
 def volume_timeseries(name):
-    """Run key -> region time-series path that fmri_timeseries writes."""
-    return {
-        key: f"{RESULTS}/fmri/{name}/timeseries/{files['subdir']}/func/{key}_timeseries.tsv"
-        for key, files in volume_runs(name).items()
-    }
+    """Run key -> region time-series path that fmri_timeseries writes (in its batch's
+    folder when fmri_timeseries.batch_size is set)."""
+    return {key: timeseries_file(name, key, "timeseries.tsv") for key in volume_runs(name)}
+
+
+def timeseries_file(name, key, suffix):
+    """One of the files fmri_timeseries writes for a run (suffix: timeseries.tsv, qc.json ...)."""
+    subdir = volume_runs(name)[key]["subdir"]
+    return f"{run_folder('fmri_timeseries', name, key)}/{subdir}/func/{key}_{suffix}"
 
 
 def _atlas_files(name):
@@ -174,6 +142,7 @@ def _atlas_files(name):
 
 
 def fmri_timeseries_inputs(wildcards):
+    """What one run's fmri_timeseries job reads."""
     files = volume_runs(wildcards.dataset).get(wildcards.run)
     if files is None:
         raise ConfigError(f"Run {wildcards.run!r} is not part of dataset {wildcards.dataset!r}.")
@@ -187,12 +156,16 @@ def fmri_timeseries_inputs(wildcards):
 def fmri_timeseries_params(wildcards):
     """The fmri_timeseries slice, the dataset's confound overrides, layout and atlas."""
     entry = dataset_config(wildcards.dataset)
-    values = json.loads(stage_params("fmri_timeseries"))
+    values = json.loads(stage_params("fmri_timeseries", drop=BATCH_KEYS))
     values.update(entry.get("confounds", {}))
     values.update(layout=entry["layout"], atlas=entry["atlas"])
     if entry["layout"] == "fmriprep":
         values["desc"] = entry.get("desc", "preproc")
     return json.dumps(values, sort_keys=True)
+
+
+def fmri_timeseries_batch_params(wildcards):
+    return batch_params("fmri_timeseries", fmri_timeseries_params(wildcards))
 
 
 def fmri_dataset_root(wildcards):
@@ -216,14 +189,34 @@ def dynamic_fc_timeseries(wildcards):
     return runs[wildcards.run]
 
 
-def dynamic_fc_outputs(dataset):
-    return [f"{RESULTS}/fmri/{dataset}/dynamic_fc/{run}_dfc.npy" for run in fmri_runs(dataset)]
+def dynamic_fc_params():
+    return stage_params("dynamic_fc", drop=BATCH_KEYS)
+
+
+def fmri_timeseries_paths(dataset):
+    """Every run's region time series (a dataset's files, or what fmri_timeseries writes)."""
+    return list(fmri_runs(dataset).values())
+
+
+def dynamic_fc_files(dataset):
+    """Every run's <run>_dfc.npy, in the order of the runs (what list files name)."""
+    return [f"{run_folder('dynamic_fc', dataset, run)}/{run}_dfc.npy" for run in fmri_runs(dataset)]
+
+
+def fmri_timeseries_batch_inputs(dataset, runs):
+    """The files the runs of a batch of fmri_timeseries read (images, confounds, atlas)."""
+    paths = []
+    for run in runs:
+        files = volume_runs(dataset)[run]
+        paths += [str(files[role]) for role in ("bold", "confounds", "mask") if files.get(role)]
+    return paths + _atlas_files(dataset)
 
 
 def graph_dataset_inputs(wildcards):
     inputs = {
-        "dfc": dynamic_fc_outputs(wildcards.dataset),
-        "timeseries": list(fmri_runs(wildcards.dataset).values()),
+        "dfc": batch_deps(dynamic_fc_files(wildcards.dataset)),
+        "timeseries": batch_deps(fmri_timeseries_paths(wildcards.dataset)),
+        **failures_dep(wildcards.dataset),
     }
     participants = participants_of(wildcards.dataset)
     if participants:
@@ -244,9 +237,8 @@ def graph_dataset_params(wildcards):
 def fmri_qc_report_inputs():
     paths = []
     for name in config.get("fmri_timeseries", {}).get("datasets", []):
-        for key, files in volume_runs(name).items():
-            folder = f"{RESULTS}/fmri/{name}/timeseries/{files['subdir']}/func"
-            paths += [f"{folder}/{key}_qc.json", f"{folder}/{key}_carpet.npy"]
+        for key in volume_runs(name):
+            paths += [timeseries_file(name, key, "qc.json"), timeseries_file(name, key, "carpet.npy")]
     return paths
 
 

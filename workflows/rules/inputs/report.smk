@@ -11,7 +11,8 @@ def report_manifest():
 
 def report_inputs(wildcards):
     manifest = report_manifest()
-    return list(manifest["datasets"].values()) + [p for paths in manifest["sections"].values() for p in paths]
+    paths = [p for paths in manifest["sections"].values() for p in paths]
+    return list(manifest["datasets"].values()) + batch_deps(paths)  # files in batch folders
 
 
 def report_params():
