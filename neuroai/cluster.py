@@ -57,6 +57,7 @@ SINGLE_GPU = (
     "eegformer_interpret",
     "embed",
     "predict",
+    "predict_table",
     "segmentation_evaluate",
     "tablet_evaluate",
     "tokenizer_train",

@@ -155,12 +155,16 @@ def test_segmentation_location_names_the_given_model_for_embed_and_predict(
     config = _demo_config()
     config["segmentation"]["pretrained"] = str(family_folders["dsd"])
     config["embed"]["models"] = {"given": "segmentation"}
-    done = _dry_run(tmp_path / "given", config, "results/embeddings/given/demo_tissue/index.tsv")
+    done = _dry_run(
+        tmp_path / "given", config, "results/embeddings/given/demo_tissue/embeddings.parquet"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "segmentation_train" not in _jobs(done.stdout)
     assert str(family_folders["dsd"]) in done.stdout
     del config["segmentation"]["pretrained"]
-    unset = _dry_run(tmp_path / "unset", config, "results/embeddings/given/demo_tissue/index.tsv")
+    unset = _dry_run(
+        tmp_path / "unset", config, "results/embeddings/given/demo_tissue/embeddings.parquet"
+    )
     assert unset.returncode != 0
     assert "segmentation.pretrained, which is not set" in unset.stdout + unset.stderr
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from neuroai.errors import DataError
-from neuroai.io import load_array, load_json, load_table, read_provenance
+from neuroai.io import load_json, load_table, read_provenance
 from neuroai.models import build_model, load_pretrained
 from neuroai.testing import hippocampus_like_dataset
 
@@ -190,14 +190,16 @@ def test_embed_and_predict_stages(trained, tmp_path):
     from neuroai.reports.sections import render
 
     root, dataset, models, _ = trained
-    index = embed.run(models["dsd"], tmp_path / "emb" / "index.tsv", dataset=dataset, split="test")
-    table = load_table(index, stage="embed")
-    assert list(table["id"]) == ["hippocampus_005", "hippocampus_006"] and set(table["level"]) == {
-        "subject"
-    }
-    embedding = load_array(table["embedding"][0], stage="embed")
-    assert embedding.dtype == np.float16 and embedding.shape == (1, 16)
-    assert read_provenance(table["embedding"][0])["extra"]["level"] == "subject"
+    from neuroai.evaluation import embedding_matrix, read_embeddings
+
+    index = embed.run(
+        models["dsd"], tmp_path / "emb" / "embeddings.parquet", dataset=dataset, split="test"
+    )
+    table = read_embeddings(index)
+    assert list(table["subject"]) == ["hippocampus_005", "hippocampus_006"]
+    assert set(table["level"]) == {"case"} and set(table["split"]) == {"test"}
+    assert embedding_matrix(table).shape == (2, 16)
+    assert read_provenance(index)["extra"]["family"] == "dsd"
     image = dataset.parent / "imagesTs" / "hippocampus_005.nii.gz"
     out = predict.run(models["dsd"], tmp_path / "pred" / "index.tsv", inputs=[image])
     label_map = nib.load(load_table(out, stage="predict")["prediction"][0])

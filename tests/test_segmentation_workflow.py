@@ -70,7 +70,10 @@ def test_rules_write_metrics_embeddings_predictions_and_the_report(tiny):
     assert set(metrics["models"]) == {"plain", "deep_supervision", "dsd"} and metrics["split"][
         "test"
     ] == ["tissue_004"]
-    assert (results / "embeddings" / "tissue_dsd" / "tissue" / "tissue_004_embedding.npy").is_file()
+    from neuroai.evaluation import read_embeddings
+
+    table = read_embeddings(results / "embeddings" / "tissue_dsd" / "tissue" / "embeddings.parquet")
+    assert list(table["subject"]) == ["tissue_004"] and list(table["level"]) == ["case"]
     assert (
         results / "predictions" / "tissue_dsd" / "tissue" / "tissue_004_prediction.nii.gz"
     ).is_file()

@@ -208,22 +208,28 @@ def test_early_stopping_accumulation_and_csv_logs(tmp_path):
     assert list((tmp_path / "run" / "logs").glob("version_*/metrics.csv"))
 
 
-def test_embed_stage_writes_one_embedding_per_window(tmp_path):
-    from neuroai.io import load_array, load_table, read_provenance
+def test_embed_stage_writes_a_parquet_table_of_its_input(tmp_path):
+    from neuroai.errors import ConfigError
+    from neuroai.evaluation import read_embeddings
+    from neuroai.io import read_provenance
     from neuroai.models import save_pretrained
     from neuroai.pipelines import embed
 
     model = create_model("dsd", mode="plain", **TINY_UNET)
     folder = save_pretrained(model, tmp_path / "model")
-    windows = save_array(
-        tmp_path / "sub-01_windows.npy",
-        np.random.default_rng(0).random((3, 1, 16, 16, 16)),
+    volume = save_array(
+        tmp_path / "sub-01_volume.npy",
+        np.random.default_rng(0).random((1, 16, 16, 16)),
         stage="test",
     )
-    index = load_table(embed.run(folder, tmp_path / "emb" / "index.tsv", inputs=[windows]))
-    out = index["embedding"][0]
-    assert load_array(out).shape == (3, model.embed_dim) and load_array(out).dtype == np.float16
-    assert read_provenance(out)["extra"]["level"] == "window"
+    with pytest.raises(ConfigError, match="Parquet"):
+        embed.run(folder, tmp_path / "emb" / "index.tsv", inputs=[volume])
+    assert not (tmp_path / "emb" / "index.tsv").exists()
+    out = embed.run(folder, tmp_path / "emb" / "embeddings.parquet", inputs=[volume])
+    table = read_embeddings(out)
+    columns = [c for c in table.columns if c.startswith("e") and c[1:].isdigit()]
+    assert len(table) == 1 and len(columns) == model.embed_dim
+    assert read_provenance(out)["extra"]["family"] == "dsd"
 
 
 def test_predict_stage_applies_a_probe_to_windows(tmp_path):

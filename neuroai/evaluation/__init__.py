@@ -2,6 +2,7 @@
 
 from neuroai.evaluation.auroc import auroc
 from neuroai.evaluation.bootstrap import bootstrap_ci, bootstrap_metric, paired_bootstrap
+from neuroai.evaluation.embeddings import embedding_matrix, read_embeddings
 from neuroai.evaluation.fingerprint import (
     identification,
     profile_similarity,
@@ -39,6 +40,7 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_metric",
     "cross_validated_predictions",
+    "embedding_matrix",
     "fixed_split",
     "identification",
     "kfold_splits",
@@ -52,6 +54,7 @@ __all__ = [
     "predict_windows",
     "prediction_metrics",
     "profile_similarity",
+    "read_embeddings",
     "scan_halves",
     "segmentation_metrics",
     "splits_table",

@@ -224,7 +224,10 @@ def read_provenance(artifact: str | os.PathLike) -> dict:
     if not sidecar.is_file():
         raise ProvenanceError(
             f"{artifact} has no provenance record ({sidecar.name} is missing), so neuroai cannot "
-            "tell how or whether it was completed. Delete it and rerun the stage that makes it."
+            "tell how or whether it was completed. If a neuroai stage wrote it, delete it and "
+            "rerun that stage; if it is your own file, give it where files of your own are "
+            "accepted (python -m neuroai.pipelines.embed --inputs ..., docs/embeddings.md), "
+            "which records its checksum instead."
         )
     try:
         record = json.loads(sidecar.read_text(encoding="utf-8"))

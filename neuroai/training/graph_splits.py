@@ -149,7 +149,16 @@ def heldout_subjects(
 
 
 def dataset_holdout(arrays, config: HoldoutConfig) -> list[str]:
-    """:func:`heldout_subjects` of an opened graph dataset (``GraphArrays``)."""
+    """:func:`heldout_subjects` of an opened graph dataset (``GraphArrays``); the subjects
+    a labels table's ``split`` column marks ``test`` when it has one (docs/labels.md)."""
+    if "split" in arrays.meta["labels"]:
+        from neuroai.datasets.labels import fixed_test_subjects
+
+        names = arrays.meta["labels"]["split"].get("categories", [])
+        values = [names[c] if 0 <= c < len(names) else None for c in arrays.label("split")]
+        fixed = fixed_test_subjects([str(r["subject"]) for r in arrays.meta["runs"]], values)
+        if fixed:
+            return fixed
     labels = {c: np.asarray(arrays.label(c)) for c in config.stratify if c in arrays.meta["labels"]}
     return heldout_subjects(arrays.meta, labels, config)
 

@@ -287,6 +287,9 @@ def split_token_cohort(
 ):
     """Train / validation / test subjects of a token-store index (one shared split).
 
+    When the index has a ``split`` column (a labels table's, docs/labels.md) marking
+    some subjects ``test``, those are the test set and ``kind``/``fold`` are not used.
+
     Parameters
     ----------
     table : pandas.DataFrame
@@ -310,9 +313,15 @@ def split_token_cohort(
     Split
         Participant ids in ``train``, ``val``, ``test``.
     """
-    from neuroai.evaluation.splits import make_splits
+    from neuroai.datasets.labels import fixed_test_subjects
+    from neuroai.evaluation.splits import fixed_split, make_splits
 
     ids = list(table["participant_id"])
+    if "split" in table.columns:  # a labels table's split column fixes the test set
+        splits = [v if isinstance(v, str) else None for v in table["split"]]
+        fixed = fixed_test_subjects(ids, splits)
+        if fixed:
+            return fixed_split(ids, n_val=n_val, seed=seed, test_ids=fixed)
     strata = None
     if kind == "stratified":
         if stratify not in table.columns:

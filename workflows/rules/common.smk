@@ -140,11 +140,8 @@ def timeseries_of(wildcards):
 
 
 def participants_of(dataset):
-    """participants.tsv of a dataset, or [] when it has none."""
-    path = Path(dataset_root(dataset)) / "participants.tsv"
-    if "build" in dataset_config(dataset) or path.exists():
-        return str(path)
-    return []
+    """participants.tsv of a dataset (its labels table merged in, labels.smk), or []."""
+    return labelled_participants(dataset) or source_participants(dataset)
 
 
 def used_datasets():
@@ -280,6 +277,7 @@ include: "inputs/segmentation.smk"
 include: "inputs/tokens.smk"
 include: "inputs/dfc_gnn.smk"
 include: "inputs/tablet.smk"
+include: "inputs/inference.smk"
 include: "inputs/report.smk"
 include: "inputs/lists.smk"
 
@@ -288,3 +286,5 @@ include: "inputs/lists.smk"
 RUNS = {name: _index_runs(name) for name in config.get("static_fc", {}).get("datasets", [])}
 
 
+# Labels tables checked and every fine-tuning task against its labels (docs/labels.md).
+include: "inputs/labels.smk"

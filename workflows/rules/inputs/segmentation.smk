@@ -1,4 +1,5 @@
-# Input, params and report functions of the rules in ../segmentation.smk and ../inference.smk.
+# Input, params and report functions of the rules in ../segmentation.smk (those of
+# ../inference.smk are in inference.smk).
 
 SEGMENTATION = config.get("segmentation", {})
 #: ``segmentation.pretrained``: a trained DSD folder evaluated (and named ``segmentation``
@@ -71,51 +72,3 @@ def segmentation_report_inputs():
 
 
 REPORT_SECTIONS["segmentation"] = segmentation_report_inputs
-
-
-def model_folder(location):
-    """A pretrained folder: an existing folder, ``segmentation`` (the given
-    ``segmentation.pretrained``), or a model this workflow trains (under results/)."""
-    if location == "segmentation":
-        if not SEGMENTATION_PRETRAINED:
-            raise ConfigError(
-                "A model location 'segmentation' names segmentation.pretrained, which is not "
-                "set: give that folder, or a trained variant such as 'segmentation/<dataset>/dsd'."
-            )
-        return SEGMENTATION_PRETRAINED
-    path = Path(location)
-    if path.is_absolute() or (path / "config.json").exists():
-        return str(path)
-    return f"{RESULTS}/{location}/model"
-
-
-def inference_model(wildcards):
-    for section in ("embed", "predict"):
-        models = config.get(section, {}).get("models", {})
-        if wildcards.model in models:
-            return model_folder(models[wildcards.model])
-    raise ConfigError(f"Model {wildcards.model!r} is not listed under embed.models or predict.models.")
-
-
-def inference_dataset(wildcards):
-    return decathlon_json(wildcards.dataset)
-
-
-def inference_params(section):
-    return json.dumps({"split": config.get(section, {}).get("split", "test")}, sort_keys=True)
-
-
-def inference_outputs(section, folder):
-    settings = config.get(section, {})
-    return [
-        f"{RESULTS}/{folder}/{model}/{dataset}/index.tsv"
-        for model in settings.get("models", {})
-        for dataset in settings.get("datasets", [])
-    ]
-
-
-def inference_report_inputs():
-    return inference_outputs("embed", "embeddings") + inference_outputs("predict", "predictions")
-
-
-REPORT_SECTIONS["inference"] = inference_report_inputs
