@@ -10,10 +10,13 @@ The chain, one function per step (see each module)::
     write_patch_store / PatchStore        random-access store          store
     EEGPatchDataset(stores)               lazy torch Dataset           dataset
     process_recording / save_recording    all of it for one file       recording
+    add_qc_to_report(report, qc)          QC into an mne.Report        mne_report
     process_cohort(recordings, ...)       many files on Dask           cohort
 
-``EEGPatchDataset`` and ``collate_windows`` import torch, so they are loaded on
-first use; everything else needs only MNE and NumPy.
+``EEGPatchDataset``, ``collate_windows`` and the braindecode bridge
+(``store_windows``, ``to_braindecode``: :mod:`neuroai.eeg.braindecode_bridge`)
+import torch, so they are loaded on first use; everything else needs only MNE
+and NumPy.
 """
 
 from neuroai.eeg.channels import (
@@ -32,6 +35,7 @@ from neuroai.eeg.cohort import (
 )
 from neuroai.eeg.edf import check_edf, read_edf_header, write_edf
 from neuroai.eeg.layouts import LAYOUTS, EEGRecording, index_eeg_recordings
+from neuroai.eeg.mne_report import add_qc_to_report
 from neuroai.eeg.montages import MONTAGES, bipolar_pairs, montage_channels, montage_electrodes
 from neuroai.eeg.params import EEGParams
 from neuroai.eeg.patches import PatchLayout, reconstruct_time, window_patches
@@ -42,7 +46,7 @@ from neuroai.eeg.preprocessing import (
     preprocess_raw,
     to_microvolts,
 )
-from neuroai.eeg.readers import FORMATS, bids_root, eeg_format, read_raw
+from neuroai.eeg.readers import FORMATS, bids_root, check_units, eeg_format, read_raw
 from neuroai.eeg.recording import (
     ProcessedRecording,
     RecordingMeta,
@@ -61,6 +65,7 @@ from neuroai.eeg.tuh import TuhSpan, parse_tuh_path, read_tuh_csv, write_tuh_csv
 from neuroai.eeg.windows import Windows, extract_windows, find_windows, window_events
 
 _TORCH = {"EEGPatchDataset", "collate_windows"}
+_BRAINDECODE = {"RecordingWindows", "recording_windows", "store_windows", "to_braindecode"}
 
 
 def __getattr__(name: str):
@@ -68,6 +73,10 @@ def __getattr__(name: str):
         from neuroai.eeg import dataset
 
         return getattr(dataset, name)
+    if name in _BRAINDECODE:
+        from neuroai.eeg import braindecode_bridge
+
+        return getattr(braindecode_bridge, name)
     raise AttributeError(f"module 'neuroai.eeg' has no attribute {name!r}")
 
 
@@ -85,12 +94,15 @@ __all__ = [
     "PatchStore",
     "ProcessedRecording",
     "RecordingMeta",
+    "RecordingWindows",
     "TuhSpan",
     "Windows",
+    "add_qc_to_report",
     "bids_root",
     "bipolar_pairs",
     "build_cohort_store",
     "check_edf",
+    "check_units",
     "classify_channels",
     "clip_amplitude",
     "collate_windows",
@@ -115,11 +127,14 @@ __all__ = [
     "read_tuh_csv",
     "reconstruct_time",
     "recording_outputs",
+    "recording_windows",
     "save_recording",
     "standard_bipolar_name",
     "standard_channel_name",
     "standardize_channels",
+    "store_windows",
     "summarize_cohort",
+    "to_braindecode",
     "to_microvolts",
     "window_events",
     "window_patches",

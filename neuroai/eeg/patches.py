@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuroai.errors import DataError
+
 EPS = 1e-6
 
 
@@ -121,7 +123,7 @@ def window_patches(
     """
     windows = np.asarray(windows, dtype=np.float64)
     if windows.ndim != 3 or windows.shape[-1] != layout.window_samples:
-        raise ValueError(
+        raise DataError(
             f"windows must be (n_windows, n_channels, {layout.window_samples}); got {windows.shape}."
         )
     rows = windows.reshape(-1, layout.window_samples)

@@ -52,6 +52,7 @@ def preprocess_raw(
     l_freq: float,
     h_freq: float,
     sfreq: float,
+    verbose: bool | str | int | None = None,
 ):
     """Notch, band-pass and resample a recording in place.
 
@@ -66,6 +67,9 @@ def preprocess_raw(
         Band-pass edges in Hz (``l_freq=0`` for a low-pass only).
     sfreq : float
         Output sampling frequency in Hz.
+    verbose : bool | str | int | None
+        MNE's ``verbose`` for the filters and the resampling (``None``: MNE's
+        own level, see ``mne.set_log_level``).
 
     Returns
     -------
@@ -93,11 +97,11 @@ def preprocess_raw(
     if line_freq:
         freqs = notch_frequencies(float(line_freq), h_freq, original)
         if freqs:
-            raw.notch_filter(freqs, picks="all", verbose="error")
+            raw.notch_filter(freqs, picks="all", verbose=verbose)
             logger.info("%s: notch at %s Hz", source, freqs)
-    raw.filter(l_freq or None, h_freq, picks="all", verbose="error")
+    raw.filter(l_freq or None, h_freq, picks="all", verbose=verbose)
     if abs(original - sfreq) > 1e-6:
-        raw.resample(sfreq, verbose="error")
+        raw.resample(sfreq, verbose=verbose)
         logger.info("%s: resampled %g -> %g Hz", source, original, sfreq)
     return raw
 

@@ -1,6 +1,6 @@
 """One recording from file to patch sequences: the per-recording EEG pipeline.
 
-:func:`process_recording` chains the steps for one file::
+:func:`process_recording` chains the steps for one file or one MNE ``Raw``::
 
     read_raw -> standardize_channels -> preprocess_raw -> microvolts
       -> find_windows (reject flat / saturated / bad) -> clip -> normalise per channel
@@ -10,6 +10,14 @@ and returns the windows as a :class:`~neuroai.eeg.store.PatchPart` with a
 quality-control summary (channel decisions, window counts, power spectrum).
 :func:`save_recording` writes both: a patch store with the channel report in
 its provenance, and the summary as JSON.
+
+A ``Raw`` the user prepared in MNE (after ICA, with bad channels marked, or read
+by a reader neuroai does not route) goes through the same steps from
+``standardize_channels`` on, with the same checks; a ``Raw`` read from a file
+gives exactly what the file's path gives. ``mne.Epochs`` are refused: the
+chain filters and resamples continuous data and cuts its own windows, and
+filtering epochs one by one would put filter edge effects into every window.
+Pass the continuous ``Raw`` the epochs were cut from.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from neuroai.eeg.preprocessing import (
     preprocess_raw,
     to_microvolts,
 )
-from neuroai.eeg.readers import bids_root, read_raw
+from neuroai.eeg.readers import bids_root, check_units, read_raw
 from neuroai.eeg.standardize import standardize_channels
 from neuroai.eeg.store import MISSING, PatchPart, write_patch_store
 from neuroai.eeg.tuh import annotation_files, parse_tuh_path
@@ -42,6 +50,7 @@ from neuroai.eeg.windows import (
     is_bad_description,
     window_events,
 )
+from neuroai.errors import ConfigError, DataError
 from neuroai.io.store import save_json
 
 logger = get_logger(__name__)
@@ -127,19 +136,69 @@ def _psd(windows_uv: np.ndarray, sfreq: float, h_freq: float) -> dict[str, list[
     return {"freqs": freqs[keep].round(4).tolist(), "power": mean.tolist()}
 
 
+def _raw_file(raw) -> Path | None:
+    """The file a Raw was read from, or ``None`` for one built in memory."""
+    names = getattr(raw, "filenames", None) or []
+    return Path(names[0]) if names and names[0] is not None else None
+
+
+def _open_recording(recording, meta: RecordingMeta | None, verbose):
+    """``(raw, source, meta)`` for a path or an MNE Raw; refuses anything else."""
+    import mne
+
+    if isinstance(recording, str | os.PathLike):
+        path = Path(recording)
+        return read_raw(path, verbose=verbose), str(path), meta or RecordingMeta.from_path(path)
+    if isinstance(recording, mne.BaseEpochs):
+        raise ConfigError(
+            "process_recording takes continuous data, not mne.Epochs: it filters, resamples "
+            "and cuts its own windows, and filtering epochs one by one would put filter edge "
+            "effects into every window. Pass the continuous Raw the epochs were cut from "
+            "(with any ICA applied to it), and set window_s/stride_s for the windows."
+        )
+    if not isinstance(recording, mne.io.BaseRaw):
+        raise ConfigError(
+            f"process_recording takes a path or an mne.io.Raw, not {type(recording).__name__}."
+        )
+    file = _raw_file(recording)
+    if meta is None:
+        if file is None:
+            raise ConfigError(
+                "This Raw was built in memory, so its recording key cannot be inferred from a "
+                "file name: pass meta=RecordingMeta(key=..., subject=...)."
+            )
+        meta = RecordingMeta.from_path(file)
+    source = str(file) if file is not None else "<memory>"
+    if len(recording.ch_names) == 0:
+        raise DataError(f"{source} holds no channels at all.")
+    check_units(recording, source)
+    return recording, source, meta
+
+
 def process_recording(
-    path: str | os.PathLike, *, params: EEGParams, meta: RecordingMeta | None = None
+    recording,
+    *,
+    params: EEGParams,
+    meta: RecordingMeta | None = None,
+    verbose: bool | str | int | None = None,
 ) -> ProcessedRecording:
-    """Turn one EEG file into patch sequences of its usable windows.
+    """Turn one EEG recording into patch sequences of its usable windows.
 
     Parameters
     ----------
-    path : path-like
-        An EEG recording in any format :func:`neuroai.eeg.read_raw` reads.
+    recording : path-like | mne.io.BaseRaw
+        An EEG file in any format :func:`neuroai.eeg.read_raw` reads, or a
+        continuous MNE ``Raw`` (not modified). A ``Raw`` read from a file gives
+        the same windows and patches as the file's path. ``mne.Epochs`` are
+        refused (see the module docstring).
     params : EEGParams
         Channels, filters, windows and patches.
     meta : RecordingMeta | None
-        Identity and labels; inferred from the path when ``None``.
+        Identity and labels; inferred from the path (or the file a ``Raw`` was
+        read from) when ``None``. Required for a ``Raw`` built in memory.
+    verbose : bool | str | int | None
+        MNE's ``verbose`` for reading, interpolation, filters and resampling
+        (``None``: MNE's own level, see ``mne.set_log_level``).
 
     Returns
     -------
@@ -147,13 +206,16 @@ def process_recording(
 
     Raises
     ------
+    ConfigError
+        For ``mne.Epochs``, another type, or a ``Raw`` built in memory without
+        ``meta``.
     DataError
         For the bad inputs :func:`read_raw`, :func:`standardize_channels` and
-        :func:`preprocess_raw` refuse, naming the file.
+        :func:`preprocess_raw` refuse, naming the file; a ``Raw`` gets the same
+        unit check (:func:`neuroai.eeg.readers.check_units`) as a file.
     """
-    path = Path(path)
-    meta = meta or RecordingMeta.from_path(path)
-    original = read_raw(path)
+    original, source, meta = _open_recording(recording, meta, verbose)
+    name = Path(source).name
     sfreq_in = float(original.info["sfreq"])
     n_channels_in = len(original.ch_names)
     raw, report = standardize_channels(
@@ -163,6 +225,7 @@ def process_recording(
         max_interpolated=params.max_interpolated,
         reference=params.reference,
         return_report=True,
+        verbose=verbose,
     )
     # Dead and railed stretches, judged on the electrodes as read (filters smear them).
     used = [
@@ -179,6 +242,7 @@ def process_recording(
         l_freq=params.l_freq,
         h_freq=params.h_freq,
         sfreq=params.sfreq,
+        verbose=verbose,
     )
     data_uv = to_microvolts(raw)
     onset, duration, description = _relative_annotations(raw)
@@ -201,7 +265,7 @@ def process_recording(
     if counts["rejected"]:
         logger.info(
             "%s: rejected %d of %d windows (%s)",
-            path.name,
+            name,
             counts["rejected"],
             counts["total"],
             ", ".join(f"{r}: {counts[r]}" for r in ("flat", "saturated", "bad_annotation")),
@@ -231,7 +295,7 @@ def process_recording(
             event_counts[label] = event_counts.get(label, 0) + 1
     qc = {
         "recording": asdict(meta),
-        "source": str(path),
+        "source": source,
         "format_sfreq_hz": sfreq_in,
         "n_channels_in": n_channels_in,
         "duration_s": raw.n_times / raw.info["sfreq"],
@@ -267,9 +331,15 @@ def _index_table(
     }
 
 
-def recording_inputs(path: str | os.PathLike) -> list[Path]:
-    """The files a recording is read from: the data file and its annotation files."""
-    path = Path(path)
+def recording_inputs(recording) -> list[Path]:
+    """The files a recording is read from: the data file and its annotation files.
+
+    For an MNE ``Raw``, the file it was read from (none for one built in memory).
+    """
+    if not isinstance(recording, str | os.PathLike):
+        file = _raw_file(recording)
+        return [file] if file is not None and file.is_file() else []
+    path = Path(recording)
     found = [path, *annotation_files(path)]
     companions = {".vhdr": (".vmrk", ".eeg"), ".set": (".fdt",)}
     for suffix in companions.get(path.suffix.lower(), ()):
@@ -279,20 +349,21 @@ def recording_inputs(path: str | os.PathLike) -> list[Path]:
 
 
 def save_recording(
-    path: str | os.PathLike,
+    recording,
     store: str | os.PathLike,
     qc_output: str | os.PathLike,
     *,
     params: EEGParams,
     meta: RecordingMeta | None = None,
     stage: str = "eeg_recording",
+    verbose: bool | str | int | None = None,
 ) -> ProcessedRecording:
     """Process one recording and write its patch store and QC summary.
 
     Parameters
     ----------
-    path : path-like
-        The EEG file.
+    recording : path-like | mne.io.BaseRaw
+        The EEG file, or a continuous MNE ``Raw`` (see :func:`process_recording`).
     store : path-like
         Destination patch-store folder (see :mod:`neuroai.eeg.store`).
     qc_output : path-like
@@ -301,9 +372,18 @@ def save_recording(
     meta : RecordingMeta | None
     stage : str
         Stage name recorded in the provenance.
+    verbose : bool | str | int | None
+        MNE's ``verbose`` (see :func:`process_recording`).
+
+    Notes
+    -----
+    For a ``Raw`` the provenance lists the file it was read from (its checksum
+    describes the file, not what was done to the ``Raw`` since), and records
+    ``"in_memory": true``.
     """
-    result = process_recording(path, params=params, meta=meta)
-    inputs = recording_inputs(path)
+    result = process_recording(recording, params=params, meta=meta, verbose=verbose)
+    inputs = recording_inputs(recording)
+    in_memory = not isinstance(recording, str | os.PathLike)
     write_patch_store(
         store,
         [result.part],
@@ -317,6 +397,7 @@ def save_recording(
             "recording": result.qc["recording"],
             "channels": result.qc["channels"],
             "windows": result.qc["windows"],
+            **({"in_memory": True} if in_memory else {}),
         },
     )
     save_json(qc_output, result.qc, stage=stage, params=params.to_dict(), inputs=inputs)

@@ -91,6 +91,7 @@ def standardize_channels(
     max_interpolated: float = 0.25,
     reference: str | None = None,
     return_report: bool = False,
+    verbose: bool | str | int | None = None,
 ):
     """Standard channel names and, optionally, a target montage.
 
@@ -110,6 +111,10 @@ def standardize_channels(
         (ignored for bipolar montages).
     return_report : bool
         Also return the :class:`ChannelReport`.
+    verbose : bool | str | int | None
+        MNE's ``verbose`` for the steps that change the signals (interpolation,
+        re-referencing); ``None``: MNE's own level. Renaming and channel types
+        are silent bookkeeping.
 
     Returns
     -------
@@ -179,21 +184,21 @@ def standardize_channels(
             out.set_montage(electrode_positions(standard), on_missing="ignore", verbose="error")
         out.info["bads"] = bads
         if reference == "average":
-            out.set_eeg_reference("average", verbose="error")
+            out.set_eeg_reference("average", verbose=verbose)
             report.reference = "average"
         report.channels = list(out.ch_names)
         _log(report)
         return (out, report) if return_report else out
-    out = _to_montage(out, montage, bads, missing, max_interpolated, report)
+    out = _to_montage(out, montage, bads, missing, max_interpolated, report, verbose)
     if bipolar_pairs(montage) is None and reference == "average":
-        out.set_eeg_reference("average", verbose="error")
+        out.set_eeg_reference("average", verbose=verbose)
         report.reference = "average"
     report.channels = list(out.ch_names)
     _log(report)
     return (out, report) if return_report else out
 
 
-def _to_montage(raw, montage, bads, missing, max_interpolated, report):
+def _to_montage(raw, montage, bads, missing, max_interpolated, report, verbose):
     import mne
 
     electrodes = list(montage_electrodes(montage))
@@ -231,7 +236,7 @@ def _to_montage(raw, montage, bads, missing, max_interpolated, report):
         raw.drop_channels(drop)
         raw.set_montage(electrode_positions(raw.ch_names), verbose="error")
         raw.info["bads"] = list(absent)
-        raw.interpolate_bads(reset_bads=True, origin="auto", verbose="error")
+        raw.interpolate_bads(reset_bads=True, origin="auto", verbose=verbose)
         report.interpolated = list(absent)
     for name in raw.ch_names:
         if name not in electrodes:
@@ -247,7 +252,7 @@ def _to_montage(raw, montage, bads, missing, max_interpolated, report):
         ch_name=list(montage_channels(montage)),
         drop_refs=True,
         copy=True,
-        verbose="error",
+        verbose=verbose,
     )
     bipolar.pick(list(montage_channels(montage)))
     report.reference = "bipolar"

