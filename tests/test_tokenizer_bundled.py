@@ -84,7 +84,8 @@ def test_missing_bundled_files_name_the_fix(tmp_path, monkeypatch):
     assert "lacks diffusion_pytorch_model.safetensors" in str(caught.value)
 
 
-MARGIN = {"mean": 0.02, "spectral": 0.02}  # measured: see README, "What the demo tokenizer ..."
+# Measured: see docs/benchmarks.md, "What the demo tokenizer reconstructs".
+MARGIN = {"mean": 0.02, "spectral": 0.02}
 
 
 def test_bundled_autoencoder_beats_the_same_size_dct_on_an_unseen_brain():

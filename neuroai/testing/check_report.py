@@ -100,12 +100,14 @@ def completeness_problems(
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Check a report folder from the command line."""
+def main(
+    argv: list[str] | None = None, prog: str = "python -m neuroai.testing.check_report"
+) -> int:
+    """Check a report folder from the command line (also ``neuroai check-report``)."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m neuroai.testing.check_report",
+        prog=prog,
         description="Open a report folder's pages in headless Chromium and list what is wrong: "
         "console errors, images that do not load, broken links, network fetches.",
     )

@@ -266,7 +266,7 @@ def load_autoencoder(folder: str | os.PathLike, *, device: str = "cpu"):
     if not folder.is_dir():
         raise DataError(
             f"Autoencoder weights folder {folder} does not exist. It must hold {expected} "
-            f"(the diffusers layout of {PUBLISHED_REPO}); see the README, 'Published tokenizer "
+            f"(the diffusers layout of {PUBLISHED_REPO}); see docs/guide/tokens.md, 'Published tokenizer "
             "weights', for how to obtain them on a connected machine."
         )
     missing = [name for name in EXPECTED_FILES if not (folder / name).is_file()]
@@ -275,7 +275,7 @@ def load_autoencoder(folder: str | os.PathLike, *, device: str = "cpu"):
         raise DataError(
             f"Autoencoder weights folder {folder} is incomplete: {', '.join(missing)} "
             f"missing. Expected {expected}; found {', '.join(present)}. Copy the whole "
-            f"{PUBLISHED_REPO} folder (see the README), or retrain the tokenizer."
+            f"{PUBLISHED_REPO} folder (see docs/guide/tokens.md), or retrain the tokenizer."
         )
     config_path = folder / CONFIG_NAME
     try:

@@ -74,7 +74,7 @@ def pretrained_dir():
     if not folder or not Path(repo_path(folder)).is_dir():
         raise ConfigError(
             f"tokenizer.pretrained_dir {folder!r} is not a folder. With tokenizer.source "
-            f"'pretrained' it must hold {' and '.join(EXPECTED_FILES)} (see README.md, "
+            f"'pretrained' it must hold {' and '.join(EXPECTED_FILES)} (see docs/guide/tokens.md, "
             "'Published tokenizer weights')."
         )
     return repo_path(folder)
