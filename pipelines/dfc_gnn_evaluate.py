@@ -151,6 +151,10 @@ def run(
     data: dict[str, Any] | None = None,
     fingerprint: bool = True,
     fingerprint_design: str = "auto",
+    task_models: list[str | Path] | None = None,
+    splits: list[str | Path] | None = None,
+    evaluated_output: str | Path | None = None,
+    datasets: list[str] | None = None,
 ) -> Path:
     """Summarise the fine-tuning tasks and run subject fingerprinting.
 
@@ -186,6 +190,14 @@ def run(
     fingerprint_design : {"auto", "sessions", "runs", "halves"}
         Which two segments of each subject are compared (see
         :func:`~neuroai.training.graph_fingerprint.fingerprint_pairs`).
+    task_models, splits : list of path-like | None
+        Each task's final model folder and ``splits.tsv`` (``dfc_gnn_finetune``), in the
+        order of ``predictions``.
+    evaluated_output : path-like | None
+        Folder of evaluated copies of the task models (needs ``task_models``), their
+        held-out metrics in their cards (:mod:`neuroai.models.evaluated`).
+    datasets : list of str | None
+        ``NAME=CARD`` pairs: the dataset and its data card, for the cards.
     """
     # Imported here so that `--help` answers without loading torch.
     import pandas as pd
@@ -383,10 +395,88 @@ def run(
         {"similarity": str(similarity_output), "fc_examples": str(fc_output)}
     )
     save_json(metrics_output, document, stage=STAGE, params=params, inputs=inputs)
+    if evaluated_output is not None:
+        _write_evaluated(
+            evaluated_output,
+            document,
+            task_models or [],
+            splits or [],
+            metrics_output,
+            datasets,
+            params,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+        )
     return Path(metrics_output)
 
 
+def _write_evaluated(
+    output, document, task_models, splits, metrics_output, datasets, params, **bootstrap
+):
+    """An evaluated copy of each task's final model, its held-out metrics in its card.
+
+    The final model is the pretrained encoder fine-tuned on every training subject; the
+    held-out metrics are those of the same recipe at 100% of the training labels in the
+    label-efficiency protocol (mean prediction over its seeds), which the card says.
+    """
+    from neuroai.errors import ArtifactError
+    from neuroai.models.evaluated import (
+        EvaluatedModel,
+        interval,
+        parse_datasets,
+        write_evaluated_models,
+    )
+
+    tasks = document["tasks"]
+    if len(task_models) != len(tasks) or (splits and len(splits) != len(tasks)):
+        raise ArtifactError(
+            f"Cannot write {output}: {len(tasks)} tasks but {len(task_models)} task models "
+            f"and {len(splits)} split files. Pass one of each per task, in the order of "
+            "--predictions."
+        )
+    names, cards = parse_datasets(datasets)
+    entries = []
+    for k, (name, task) in enumerate(tasks.items()):
+        full = task["full_labels"].get("finetune", {})
+        transductive = bool(task["protocol"].get("transductive"))
+        if transductive:
+            note = (
+                "Transductive protocol: these are cross-validated metrics, and this model was "
+                "fine-tuned on every labelled subject, the tested ones included."
+            )
+        else:
+            note = (
+                "The metrics are those of the same recipe (the pretrained encoder fine-tuned "
+                "on the labels of every training subject) in the label-efficiency protocol at "
+                "100% of the training labels, predictions averaged over its "
+                f"{task['split'].get('repeats', 1)} seeds; this folder is that recipe trained "
+                "once more, on the same subjects."
+            )
+        entries.append(
+            EvaluatedModel(
+                name=name,
+                source=task_models[k],
+                metrics={m: interval(v) for m, v in full.items()},
+                evaluation={
+                    "stage": STAGE,
+                    "task": name,
+                    "n_test": task["protocol"].get("n_test_subjects", task["n_subjects"]),
+                    "unit": "subjects",
+                    "bootstrap": {**bootstrap, "unit": "subjects", "method": "percentile"},
+                    "metrics_file": str(metrics_output),
+                    "note": note,
+                },
+                splits=splits[k] if splits else None,
+                datasets=names or [document["dataset"]],
+                data_cards=cards,
+            )
+        )
+    write_evaluated_models(output, entries, stage=STAGE, params=params)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from neuroai.models.evaluated import add_evaluated_options
+
     parser = stage_parser(__doc__, "python -m neuroai.pipelines.dfc_gnn_evaluate", threads=True)
     parser.add_argument("--graphs", required=True, help="graph dataset folder (neuroai.graphs/1)")
     parser.add_argument("--pretrained", required=True, help="pretrained encoder folder")
@@ -406,6 +496,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--similarity-output", required=True, help="fingerprint similarity .npy")
     parser.add_argument("--fc-output", required=True, help="example half-run FC matrices .npy")
     parser.add_argument("--dataset-name", default=None, help="dataset name in the workflow config")
+    parser.add_argument(
+        "--task-models", nargs="*", default=None, help="each task's final model folder"
+    )
+    add_evaluated_options(parser)
     args = parser.parse_args(argv)
     execute(
         args,
@@ -420,6 +514,10 @@ def main(argv: list[str] | None = None) -> None:
         timeseries=args.timeseries,
         history=args.history,
         dataset_name=args.dataset_name,
+        task_models=args.task_models,
+        splits=args.splits,
+        evaluated_output=args.evaluated_output,
+        datasets=args.datasets,
     )
 
 

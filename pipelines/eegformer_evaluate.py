@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroai import get_logger
+from neuroai.errors import ArtifactError
 from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.eegformer_evaluate")
@@ -66,6 +67,51 @@ def _pretrained_summary(entries: dict) -> dict | None:
     return None
 
 
+def _write_evaluated(output, entries, document, metrics_output, splits, datasets, params):
+    """An evaluated copy of each mode's model, its test metrics in its card."""
+    from neuroai.models.evaluated import (
+        EvaluatedModel,
+        interval,
+        parse_datasets,
+        write_evaluated_models,
+    )
+
+    names, cards = parse_datasets(datasets)
+    models = []
+    for mode, entry in entries.items():
+        if "checkpoint" not in entry:
+            raise ArtifactError(
+                f"Cannot write {output}: the models folder has no {mode}/ model. Pass the "
+                "task's models folder (--models) as eegformer_finetune wrote it."
+            )
+        metrics = {
+            f"{level} {name}": interval(value)
+            for level in ("window", "recording")
+            for name, value in entry["metrics"][level].items()
+        }
+        models.append(
+            EvaluatedModel(
+                name=mode,
+                source=entry["checkpoint"],
+                metrics=metrics,
+                evaluation={
+                    "stage": STAGE,
+                    "task": document["task"],
+                    "n_test": document["n_subjects"],
+                    "unit": "subjects",
+                    "n_windows": document["n_windows"],
+                    "n_recordings": document["n_recordings"],
+                    "bootstrap": document["bootstrap"],
+                    "metrics_file": str(metrics_output),
+                },
+                splits=splits,
+                datasets=names,
+                data_cards=cards,
+            )
+        )
+    write_evaluated_models(output, models, stage=STAGE, params=params)
+
+
 def run(
     predictions: str | Path,
     metrics_output: str | Path,
@@ -76,6 +122,9 @@ def run(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    evaluated_output: str | Path | None = None,
+    splits: str | Path | None = None,
+    datasets: list[str] | None = None,
 ) -> Path:
     """Write ``metrics.json`` and the recording-level predictions of one task.
 
@@ -93,6 +142,13 @@ def run(
         Learning histories (referenced for the report).
     n_bootstrap, confidence, seed
         Bootstrap resamples, interval coverage, random seed.
+    evaluated_output : path-like | None
+        Folder of evaluated copies of the modes' models (needs ``models``): each carries
+        its held-out metrics in its card (:mod:`neuroai.models.evaluated`).
+    splits : path-like | None
+        The task's ``splits.tsv`` (copied into each evaluated folder).
+    datasets : list of str | None
+        ``NAME=CARD`` pairs: the task's datasets and their data cards, for the cards.
     """
     import pandas as pd
 
@@ -218,6 +274,10 @@ def run(
         inputs=inputs,
     )
     save_json(metrics_output, document, stage=STAGE, params=params, inputs=inputs)
+    if evaluated_output is not None:
+        _write_evaluated(
+            evaluated_output, entries, document, metrics_output, splits, datasets, params
+        )
     for mode, entry in entries.items():
         auroc = entry["metrics"]["recording"]["auroc"]
         logger.info(
@@ -232,12 +292,15 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from neuroai.models.evaluated import add_evaluated_options
+
     parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_evaluate")
     parser.add_argument("--predictions", required=True, help="window predictions .tsv")
     parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
     parser.add_argument("--recordings-output", required=True, help="recording predictions .tsv")
     parser.add_argument("--models", default=None, help="the task's models folder")
     parser.add_argument("--history", default=None, help="learning histories .tsv")
+    add_evaluated_options(parser)
     args = parser.parse_args(argv)
     execute(
         args,
@@ -247,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         args.recordings_output,
         models=args.models,
         history=args.history,
+        evaluated_output=args.evaluated_output,
+        splits=args.splits[0] if args.splits else None,
+        datasets=args.datasets,
     )
 
 

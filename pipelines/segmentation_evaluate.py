@@ -69,6 +69,9 @@ def run(
     seed: int = 0,
     examples: int = 1,
     device: str = "auto",
+    splits: list[str | Path] | None = None,
+    evaluated_output: str | Path | None = None,
+    datasets: list[str] | None = None,
 ) -> Path:
     """Evaluate ``models`` and write ``metrics.json`` and the per-case table.
 
@@ -92,6 +95,13 @@ def run(
         Test cases whose image, reference and predictions are kept for the report.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    splits : list of path-like | None
+        Each model's ``splits.tsv``, in the order of ``models``.
+    evaluated_output : path-like | None
+        Folder of evaluated copies of the models, each with its held-out metrics in its
+        card (:mod:`neuroai.models.evaluated`), named as in ``names``.
+    datasets : list of str | None
+        ``NAME=CARD`` pairs: the dataset and its data card, for the cards.
     """
     # Imported here so that `--help` answers without loading torch and MONAI.
     import pandas as pd
@@ -243,6 +253,8 @@ def run(
         params=params,
         inputs=[dataset, *model_inputs, *(histories or [])],
     )
+    if evaluated_output is not None:
+        _write_evaluated(evaluated_output, document, splits, metrics_output, datasets, params)
     for name in names:
         dice = summary[name]["dice"]["mean"]
         logger.info(
@@ -255,7 +267,57 @@ def run(
     return Path(metrics_output)
 
 
+def _write_evaluated(output, document, splits, metrics_output, datasets, params):
+    """An evaluated copy of every model, its test metrics per class in its card."""
+    from neuroai.models.evaluated import (
+        EvaluatedModel,
+        interval,
+        parse_datasets,
+        write_evaluated_models,
+    )
+
+    models = document["models"]
+    if splits and len(splits) != len(models):
+        raise ConfigError(
+            f"Cannot write {output}: {len(models)} models but {len(splits)} split files. Pass "
+            "one splits.tsv per model, in the order of --models."
+        )
+    names, cards = parse_datasets(datasets)
+    entries = []
+    for i, (name, entry) in enumerate(models.items()):
+        metrics = {
+            f"{metric} {label}": interval(value)
+            for metric, per_class in entry["metrics"].items()
+            for label, value in sorted(per_class.items(), key=lambda item: item[0] != "mean")
+        }
+        for label, detection in entry["detection"].items():
+            metrics[f"miss rate {label}"] = {"estimate": detection["miss_rate"]}
+        entries.append(
+            EvaluatedModel(
+                name=name,
+                source=entry["checkpoint"],
+                metrics=metrics,
+                evaluation={
+                    "stage": STAGE,
+                    "task": document["task_name"],
+                    "n_test": len(document["split"]["test"]),
+                    "unit": "cases",
+                    "bootstrap": document["bootstrap"],
+                    "metrics_file": str(metrics_output),
+                    "note": "HD95 and MSD in mm; a structure missed entirely scores the "
+                    "diagonal of the volume (the worst case), counted in every mean.",
+                },
+                splits=splits[i] if splits else None,
+                datasets=names or [document["dataset"]],
+                data_cards=cards,
+            )
+        )
+    write_evaluated_models(output, entries, stage=STAGE, params=params)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from neuroai.models.evaluated import add_evaluated_options
+
     parser = stage_parser(
         __doc__, "python -m neuroai.pipelines.segmentation_evaluate", threads=True
     )
@@ -266,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-output", required=True, help="metrics.json to write")
     parser.add_argument("--per-case-output", required=True, help="per-case .tsv to write")
     parser.add_argument("--dataset-name", default=None, help="dataset name in the workflow config")
+    add_evaluated_options(parser)
     args = parser.parse_args(argv)
     execute(
         args,
@@ -277,6 +340,9 @@ def main(argv: list[str] | None = None) -> None:
         names=args.names,
         histories=args.histories,
         dataset_name=args.dataset_name,
+        splits=args.splits,
+        evaluated_output=args.evaluated_output,
+        datasets=args.datasets,
     )
 
 

@@ -39,6 +39,9 @@ def run(
     n_bootstrap: int = 1000,
     seed: int = 0,
     reference: bool = True,
+    splits: list[str | Path] | None = None,
+    evaluated_output: str | Path | None = None,
+    datasets: list[str] | None = None,
 ) -> Path:
     """Score every fine-tuned model on its test subjects.
 
@@ -70,6 +73,13 @@ def run(
         Add ``reference-linear``: :func:`neuroai.evaluation.linear_readout` (logistic or
         ridge regression) on each subject's tokens averaged over frames, fitted on the
         training and validation subjects (what a linear read-out of the tokens gets).
+    splits : list of path-like | None
+        Each model's ``splits.tsv``, in the order of ``models``.
+    evaluated_output : path-like | None
+        Folder of evaluated copies of the models, each with its held-out metrics in its
+        card (:mod:`neuroai.models.evaluated`), named ``split-K_<task>_<variant>``.
+    datasets : list of str | None
+        ``NAME=CARD`` pairs: the dataset and its data card, for the cards.
     """
     import numpy as np
     import pandas as pd
@@ -87,6 +97,7 @@ def run(
     rows: list[dict] = []
     per_split: dict[int, dict] = {}
     seen: dict[tuple[int, str], tuple] = {}
+    scored: list[tuple] = []
     for folder in models:
         model = load_pretrained(folder)
         info = model.pretrained_info.get("tablet")
@@ -138,6 +149,7 @@ def run(
             "weights": model.pretrained_info.get("export"),  # "best" or "last" (select)
             "weights_step": model.pretrained_info.get("step"),
         }
+        scored.append((folder, k, task["name"], variant, scores, len(ids)))
         for subject, y, o, p in zip(ids, truth, output, probability, strict=True):
             rows.append(
                 {
@@ -168,11 +180,11 @@ def run(
             n_bootstrap=n_bootstrap,
             seed=seed,
         )
-    splits = [per_split[k] for k in sorted(per_split)]
+    by_split = [per_split[k] for k in sorted(per_split)]
     metrics = {
-        "tasks": splits[0]["tasks"] if len(splits) == 1 else across_splits(splits),
-        "n_splits": len(splits),
-        "splits": splits,
+        "tasks": by_split[0]["tasks"] if len(by_split) == 1 else across_splits(by_split),
+        "n_splits": len(by_split),
+        "splits": by_split,
     }
     params = {"window_frames": window_frames, "n_bootstrap": n_bootstrap, "seed": seed}
     inputs = [index, *models]
@@ -181,7 +193,7 @@ def run(
         aggregation="logits averaged over non-overlapping windows per subject",
         n_bootstrap=n_bootstrap,
     )
-    if len(splits) > 1:
+    if len(by_split) > 1:
         metrics["across_splits"] = (
             "tasks: the mean of each metric over the splits and its standard deviation "
             "(sd, n - 1 in the denominator); per_split: the estimate of every split in "
@@ -189,7 +201,48 @@ def run(
         )
     save_json(metrics_output, metrics, stage=STAGE, params=params, inputs=inputs)
     save_table(predictions_output, predictions, stage=STAGE, params=params, inputs=inputs)
+    if evaluated_output is not None:
+        _write_evaluated(
+            evaluated_output, scored, splits, metrics_output, datasets, params, n_bootstrap
+        )
     return Path(metrics_output)
+
+
+def _write_evaluated(output, scored, splits, metrics_output, datasets, params, n_bootstrap):
+    """An evaluated copy of every fine-tuned model, its held-out metrics in its card."""
+    from neuroai.models.evaluated import (
+        EvaluatedModel,
+        interval,
+        parse_datasets,
+        write_evaluated_models,
+    )
+
+    if splits and len(splits) != len(scored):
+        raise ConfigError(
+            f"Cannot write {output}: {len(scored)} models but {len(splits)} split files. Pass "
+            "one splits.tsv per model, in the order of --models."
+        )
+    names, cards = parse_datasets(datasets)
+    entries = [
+        EvaluatedModel(
+            name=f"split-{k}_{task}_{variant}",
+            source=folder,
+            metrics={m: interval(v) for m, v in scores.items()},
+            evaluation={
+                "stage": STAGE,
+                "task": task,
+                "n_test": n_test,
+                "unit": "subjects",
+                "bootstrap": {"n_resamples": n_bootstrap, "confidence": 0.95, "unit": "subjects"},
+                "metrics_file": str(metrics_output),
+            },
+            splits=splits[i] if splits else None,
+            datasets=names,
+            data_cards=cards,
+        )
+        for i, (folder, k, task, variant, scores, n_test) in enumerate(scored)
+    ]
+    write_evaluated_models(output, entries, stage=STAGE, params=params)
 
 
 def _comparisons(split_metrics: dict, predictions, *, n_bootstrap: int, seed: int) -> None:
@@ -351,13 +404,26 @@ def _reference_rows(table, seen, per_split, *, n_bootstrap, seed) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from neuroai.models.evaluated import add_evaluated_options
+
     parser = stage_parser(__doc__, "python -m neuroai.pipelines.tablet_evaluate")
     parser.add_argument("--index", required=True, help="token-store index.tsv")
     parser.add_argument("--models", nargs="+", required=True, help="fine-tuned model folders")
     parser.add_argument("--metrics-output", required=True, help="metrics.json")
     parser.add_argument("--predictions-output", required=True, help="predictions .tsv")
+    add_evaluated_options(parser)
     args = parser.parse_args(argv)
-    execute(args, run, args.index, args.models, args.metrics_output, args.predictions_output)
+    execute(
+        args,
+        run,
+        args.index,
+        args.models,
+        args.metrics_output,
+        args.predictions_output,
+        splits=args.splits,
+        evaluated_output=args.evaluated_output,
+        datasets=args.datasets,
+    )
 
 
 if __name__ == "__main__":

@@ -260,8 +260,23 @@ def test_pretrain_finetune_evaluate_stages(tmp_path, monkeypatch):
         history=out / "pretrained" / "history.tsv",
         n_bootstrap=50,
         data=data,
+        task_models=[out / "site" / "model", out / "age" / "model"],
+        splits=[out / "site" / "splits.tsv", out / "age" / "splits.tsv"],
+        evaluated_output=out / "evaluated",
+        datasets=["toy=toy_card.yaml"],
     )
     metrics = load_json(out / "metrics.json", stage="dfc_gnn_evaluate")
+    # Evaluated copies: the final task models with the held-out metrics of their recipe.
+    site_card = (out / "evaluated" / "site" / "README.md").read_text()
+    site_doc = json.loads((out / "evaluated" / "site" / "config.json").read_text())
+    finetune = metrics["tasks"]["site"]["full_labels"]["finetune"]
+    assert set(site_doc["heldout"]["metrics"]) == set(finetune)
+    for name, value in finetune.items():
+        assert site_doc["heldout"]["metrics"][name]["estimate"] == value["estimate"]
+    assert site_doc["heldout"]["n_test"] == 2 and "on 2 held-out test subjects" in site_card
+    assert "label-efficiency protocol at 100% of the training labels" in site_card
+    assert "Transductive protocol" in (out / "evaluated" / "age" / "README.md").read_text()
+    assert load_pretrained(out / "evaluated" / "site").pretrained_info["task"] == "site"
     finger = metrics["fingerprint"]
     assert finger["profiles"] == ["static_fc", "dfc_gnn", "dfc_gnn_random"]
     # Only the held-out subjects, whose windows the encoder never read; one run each: halves.

@@ -77,6 +77,9 @@ def outputs(tmp_path_factory):
             models=folder / "models",
             history=folder / "history.tsv",
             n_bootstrap=200,
+            evaluated_output=folder / "evaluated",
+            splits=folder / "splits.tsv",
+            datasets=["tuab_like=tuab_like.yaml"],
         )
     eegformer_anomaly.run(
         stores[:1],
@@ -246,3 +249,21 @@ def test_stage_errors_name_the_problem_and_write_nothing(outputs, tmp_path):
         )
     assert not list(tmp_path.glob("*.tsv")) and not (tmp_path / "models").exists()
     assert read_provenance(out / "abnormal" / "predictions.tsv")["stage"] == "eegformer_finetune"
+
+
+def test_evaluate_writes_an_evaluated_copy_of_every_mode_with_its_test_metrics(outputs):
+    _, _, out = outputs
+    document = load_json(out / "abnormal" / "metrics.json", stage="eegformer_evaluate")
+    evaluated = out / "abnormal" / "evaluated"
+    assert sorted(p.name for p in evaluated.iterdir()) == ["finetune", "probe", "scratch"]
+    for mode in ("finetune", "probe", "scratch"):
+        heldout = json.loads((evaluated / mode / "config.json").read_text())["heldout"]
+        auroc = document["models"][mode]["metrics"]["recording"]["auroc"]
+        assert heldout["metrics"]["recording auroc"]["estimate"] == auroc["estimate"]
+        assert heldout["n_test"] == document["n_subjects"]
+        card = (evaluated / mode / "README.md").read_text()
+        assert card.startswith(f"# probe model: abnormal ({mode})")
+        assert "- Data card: `tuab_like.yaml`" in card and "[splits.tsv](splits.tsv)" in card
+    # Only the fine-tuned modes started from the pretrained encoder.
+    assert "Started from the pretrained encoder" not in (evaluated / "scratch" / "README.md").read_text()
+    assert "Started from the pretrained encoder" in (evaluated / "probe" / "README.md").read_text()

@@ -229,3 +229,35 @@ def test_roc_figure_legend_carries_scikit_learn_areas_and_skips_one_class_models
     matrix = np.array([[5, 1], [2, 7]])
     fig = confusion_figure({"a": matrix}, ["no", "yes"])
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1", "2", "5", "7"]
+
+
+def test_the_overview_links_every_model_card_upstream(tmp_path, monkeypatch, card):
+    from neuroai.io import save_json
+    from neuroai.models import create_model, save_pretrained
+
+    encoder = save_pretrained(
+        create_model("eegnet", n_chans=3, n_times=400, patch_len=20, patch_stride=20),
+        tmp_path / "results" / "fam" / "pretrain" / "model",
+    )
+    models = tmp_path / "results" / "fam" / "task" / "models"
+    save_pretrained(
+        create_model("eegnet", n_chans=3, n_times=400, patch_len=20, patch_stride=20), models / "a"
+    )
+    metrics = save_json(
+        tmp_path / "results" / "fam" / "task" / "metrics.json",
+        {"auroc": 0.5},
+        stage="test",
+        inputs=[models, encoder / "config.json"],
+    )
+    _register(monkeypatch, "fake_model", "render_fake")
+    index = build_run_report(
+        tmp_path / "results" / "report",
+        title="t",
+        cards={"a": card},
+        config_text="",
+        sections={"fake_model": [metrics]},
+    )
+    html = index.read_text()
+    assert 'href="../fam/pretrain/model/README.md"' in html
+    assert 'href="../fam/task/models/a/README.md"' in html
+    assert html.count(">model card</a>") == 2

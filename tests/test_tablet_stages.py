@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -156,9 +158,20 @@ def test_pretrain_finetune_evaluate_and_report(index, tmp_path):
         tmp_path / "predictions.tsv",
         window_frames=4,
         n_bootstrap=20,
+        splits=[Path(f).parent / "splits.tsv" for f in folders],
+        evaluated_output=tmp_path / "evaluated",
+        datasets=["toy=toy_card.yaml"],
     )
     metrics = load_json(tmp_path / "metrics.json")
     site = metrics["tasks"]["site"]
+    # One evaluated copy per model, its card carrying that model's own test scores.
+    copy = tmp_path / "evaluated" / "split-0_site_pretrained-rope"
+    heldout = json.loads((copy / "config.json").read_text())["heldout"]
+    scored = site["variants"]["pretrained-rope"]
+    assert heldout["metrics"]["auroc"]["estimate"] == scored["auroc"]["estimate"]
+    assert heldout["n_test"] == 3 and (copy / "splits.tsv").is_file()
+    assert (copy / "README.md").read_text().startswith("# tablet model: site (pretrained-rope)")
+    assert len(list((tmp_path / "evaluated").iterdir())) == len(folders)
     assert set(site["variants"]) == {"pretrained-rope", "scratch-rope", "reference-linear"}
     assert site["n_test"] == 3
     assert set(site["variants"]["scratch-rope"]) >= {

@@ -85,6 +85,42 @@ def _metrics_lines(metrics: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def task_and_mode(document: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The task a model was trained for and its mode or variant, where recorded."""
+    task, mode = document.get("task"), document.get("mode") or document.get("variant")
+    stage_info = document.get("tablet")
+    if isinstance(stage_info, Mapping):  # TABLeT records its task and variant here
+        inner = stage_info.get("task")
+        task = task or (inner.get("name") if isinstance(inner, Mapping) else inner)
+        mode = mode or stage_info.get("variant")
+    return (str(task) if task else None), (str(mode) if mode else None)
+
+
+def _heldout_lines(heldout: Mapping[str, Any]) -> list[str]:
+    """How the test metrics were measured, then one line per metric."""
+    lines = []
+    n_test, unit = heldout.get("n_test"), heldout.get("unit", "subjects")
+    bootstrap = heldout.get("bootstrap") or {}
+    how = f"Scored by `{heldout.get('stage', 'the evaluation stage')}`"
+    if n_test is not None:
+        how += f" on {n_test} held-out test {unit}, none of them seen in training"
+    if bootstrap:
+        level = bootstrap.get("confidence", 0.95)
+        resampled = str(bootstrap.get("unit", unit)).rstrip("s") + "s"
+        how += (
+            f"; intervals: {level:.0%} percentile bootstrap resampling {resampled} "
+            f"({bootstrap.get('n_resamples', '?')} resamples)"
+        )
+    lines += [how + ".", ""]
+    if heldout.get("metrics_file"):
+        lines.append(f"- Full results: `{heldout['metrics_file']}`")
+    if heldout.get("note"):
+        lines.append(f"- {heldout['note']}")
+    metrics = heldout.get("metrics") or {}
+    lines += _metrics_lines(metrics) if metrics else ["- No metric could be computed."]
+    return lines
+
+
 def model_card(document: Mapping[str, Any], *, checksum: str | None = None) -> str:
     """The card's Markdown text for a pretrained folder's ``config.json`` document.
 
@@ -107,11 +143,20 @@ def model_card(document: Mapping[str, Any], *, checksum: str | None = None) -> s
     use, limits = _INTENDED_USE.get(
         family, ("As described by its family.", "Not validated outside the data listed below.")
     )
-    lines = [f"# {family} model", ""]
+    task, mode = task_and_mode(document)
+    title = f"# {family} model"
+    if task:
+        title += f": {task}"
+    if mode:
+        title += f" ({mode})"
+    lines = [title, ""]
     lines += [
         f"- Family: `{family}` (load with `neuroai.models.load_pretrained(folder)` or "
         f"`NeuroModel.from_pretrained(folder)`)",
-        f"- Preset: {document.get('preset', 'not recorded')}",
+        f"- Preset: {document.get('preset', 'not recorded')}"
+        if family != "probe"
+        else f"- Encoder: `{(document.get('config') or {}).get('encoder', 'unknown')}` and a "
+        "task head",
         f"- Parameters: {document.get('n_parameters', 'not recorded'):,}"
         if isinstance(document.get("n_parameters"), int)
         else "- Parameters: not recorded",
@@ -125,16 +170,24 @@ def model_card(document: Mapping[str, Any], *, checksum: str | None = None) -> s
     datasets = document.get("datasets") or (
         [document["dataset"]] if document.get("dataset") else []
     )
+    stores = document.get("stores") or []
     if datasets:
         lines += [f"- Dataset: `{d}`" for d in datasets]
-    else:
+    if stores and not datasets:
+        lines += [f"- EEG patch store: `{s}`" for s in stores]
+    if not datasets and not stores:
         lines.append("- Not recorded (a model saved outside a training stage).")
+    if isinstance(document.get("pretrained"), str) and document.get("mode") not in (
+        "scratch",
+        "eegnet",
+    ):
+        lines.append(f"- Started from the pretrained encoder `{document['pretrained']}`")
     for card in document.get("data_cards") or []:
         lines.append(f"- Data card: `{card}`")
     if document.get("splits"):
         lines.append(f"- Subjects' split file: [{document['splits']}]({document['splits']})")
-    if document.get("task"):
-        lines.append(f"- Task: {document['task']}")
+    if task:
+        lines.append(f"- Task: {task}")
     lines += ["", "## Training", ""]
     objective = document.get("objective")
     if isinstance(objective, Mapping):
@@ -148,7 +201,11 @@ def model_card(document: Mapping[str, Any], *, checksum: str | None = None) -> s
     for key in ("batch_size", "optimizer", "lr", "schedule", "seed"):
         if key in training:
             lines.append(f"- {key}: {training[key]}")
-    lines += ["", "## Metrics", ""]
+    heldout = document.get("heldout")
+    if isinstance(heldout, Mapping):
+        lines += ["", "## Held-out test metrics", ""]
+        lines += _heldout_lines(heldout)
+    lines += ["", "## Metrics" if not isinstance(heldout, Mapping) else "## Validation", ""]
     metrics = document.get("metrics")
     monitor = document.get("monitor")
     if isinstance(metrics, Mapping) and metrics:
@@ -158,8 +215,13 @@ def model_card(document: Mapping[str, Any], *, checksum: str | None = None) -> s
             f"- Best {monitor.get('metric')}: {monitor['best']:.4g} at step "
             f"{monitor.get('best_step')} (validation; no interval)"
         )
+    elif isinstance(heldout, Mapping):
+        lines.append("- No validation score recorded.")
     else:
-        lines.append("- None recorded in this folder (see the workflow's metrics.json and report).")
+        lines.append(
+            "- No held-out metrics in this folder: the evaluation stage scores it on the test "
+            "subjects and writes a copy of it with them (its `evaluated/` folder)."
+        )
     lines += ["", "## Intended use", "", use, "", "## Limitations", "", limits, ""]
     lines += ["## Provenance", ""]
     lines.append(

@@ -149,6 +149,88 @@ def pages_section(pages: Mapping[str, tuple[str, list[Section]]]) -> Section:
     return section
 
 
+def _model_folders(records: Sequence[tuple[Path, dict]]) -> list[Path]:
+    """Model folders (``config.json`` + ``README.md``) among or just inside the artifacts."""
+    from neuroai.io.provenance import _resolve
+
+    paths: list[Path] = []
+    for path, record in records:  # the artifacts, and what each read (records or not)
+        paths.append(path)
+        paths += [_resolve(item["path"], record) for item in record.get("inputs", [])]
+    candidates: list[Path] = []
+    for path in paths:
+        if path.name == "config.json":
+            candidates.append(path.parent)  # a pretrained folder named by its config
+        elif path.is_dir():
+            candidates.append(path)
+            candidates += sorted(child for child in path.iterdir() if child.is_dir())
+    found, seen = [], set()
+    for folder in candidates:
+        key = folder.resolve()
+        if key in seen or not (folder / "README.md").is_file():
+            continue
+        if (folder / "config.json").is_file():
+            seen.add(key)
+            found.append(folder)
+    return sorted(found, key=str)
+
+
+def _model_row(folder: Path, report_folder: str | os.PathLike) -> tuple[str, str, str, str]:
+    try:
+        document = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = {}
+    model = str(document.get("model", "?"))
+    if model == "probe":
+        model = f"{(document.get('config') or {}).get('encoder', '?')} + head"
+    from neuroai.models.card import task_and_mode
+
+    what = ", ".join(v for v in task_and_mode(document) if v) or str(document.get("preset") or "")
+    heldout = document.get("heldout")
+    if isinstance(heldout, dict):
+        metrics = heldout.get("metrics") or {}
+        first = next(iter(metrics.items()), None)
+        score = (
+            f"{first[0]} {first[1]['estimate']:.3f} [{first[1].get('ci_low', float('nan')):.3f}, "
+            f"{first[1].get('ci_high', float('nan')):.3f}] ({heldout.get('n_test', '?')} "
+            f"{heldout.get('unit', 'subjects')})"
+            if first and isinstance(first[1], dict) and "estimate" in first[1]
+            else "no metric"
+        )
+    else:
+        score = "none (as trained: validation score only)"
+    href = Path(os.path.relpath(folder / "README.md", Path(report_folder))).as_posix()
+    return (f"{model} ({what})" if what else model, str(folder), score, link(href, "model card"))
+
+
+def model_cards_section(
+    records: Sequence[tuple[Path, dict]], report_folder: str | os.PathLike
+) -> Section:
+    """Links to the model card (``README.md``) of every model folder behind the report."""
+    section = Section("model-cards", "Model cards")
+    folders = _model_folders(records)
+    if not folders:
+        return section.add(text("No model folder is upstream of this report.", cls="note"))
+    section.add(
+        text(
+            "Every model folder the run wrote or read carries a model card (README.md: family, "
+            "preset and size, training data with its data cards and split file, steps, "
+            "objective, intended use, limitations, weights checksum). Training stages export "
+            "before any test subject is scored; each evaluation stage then writes an evaluated "
+            "copy of every model it scored (same weights, in its evaluated/ folder) whose card "
+            "adds the held-out test metrics with bootstrap intervals: those are the folders to "
+            "share. The first held-out metric is shown here; the card lists them all.",
+            cls="note",
+        ),
+        table(
+            [_model_row(folder, report_folder) for folder in folders],
+            ["model", "folder", "held-out metric", "card"],
+            raw_columns=[3],
+        ),
+    )
+    return section
+
+
 def flow_section(records: Sequence[tuple[Path, dict]]) -> Section:
     """The pipeline as it ran: the stage graph drawn from provenance."""
     counts, edges = stage_graph(records)
@@ -275,6 +357,7 @@ def build_run_report(
     index.sections += [
         pages_section(pages),
         datasets_section(cards, pages=pages),
+        model_cards_section(records, folder),
         flow_section(records),
         stages_section(records),
         runtime_section(benchmarks),

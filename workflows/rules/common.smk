@@ -153,6 +153,14 @@ def used_datasets():
     return list(dict.fromkeys(names))
 
 
+def datasets_arg(names):
+    """``--datasets NAME=CARD ...``: the datasets behind an evaluated model and the file
+    name of each one's data card, for the model cards an evaluation stage writes (file
+    names only, so a moved project or another install changes nothing)."""
+    pairs = [f"{n}={Path(dataset_config(n)['card']).name}" for n in dict.fromkeys(names)]
+    return " ".join(["--datasets", *pairs]) if pairs else ""
+
+
 def check_data_cards():
     """Every used dataset's data card, validated while the workflow is parsed: a missing
     field or a misspelled key fails `snakemake -n` at once, naming the card and the field,

@@ -82,9 +82,11 @@ rule dfc_gnn_evaluate:
         curves=f"{RESULTS}/dfc_gnn/{{dataset}}/label_efficiency.tsv",
         similarity=f"{RESULTS}/dfc_gnn/{{dataset}}/fingerprint_similarity.npy",
         fc=f"{RESULTS}/dfc_gnn/{{dataset}}/fc_halves.npy",
+        evaluated=directory(f"{RESULTS}/dfc_gnn/{{dataset}}/evaluated"),
     params:
         cfg=dfc_gnn_evaluate_params(),
         history=dfc_gnn_history_arg,
+        evaluated=dfc_gnn_evaluated_args,
     log:
         f"{RESULTS}/logs/dfc_gnn_evaluate/{{dataset}}.log",
     benchmark:
@@ -103,4 +105,5 @@ rule dfc_gnn_evaluate:
         "--metrics-output {output.metrics:q} --curves-output {output.curves:q} "
         "--similarity-output {output.similarity:q} --fc-output {output.fc:q} "
         "--dataset-name {wildcards.dataset} --threads {threads} "
+        "{params.evaluated} --evaluated-output {output.evaluated:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

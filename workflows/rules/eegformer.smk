@@ -78,11 +78,14 @@ rule eegformer_evaluate:
         predictions=f"{RESULTS}/eegformer/{{task}}/predictions.tsv",
         models=f"{RESULTS}/eegformer/{{task}}/models",
         history=f"{RESULTS}/eegformer/{{task}}/history.tsv",
+        splits=f"{RESULTS}/eegformer/{{task}}/splits.tsv",
     output:
         metrics=f"{RESULTS}/eegformer/{{task}}/metrics.json",
         recordings=f"{RESULTS}/eegformer/{{task}}/recordings.tsv",
+        evaluated=directory(f"{RESULTS}/eegformer/{{task}}/evaluated"),
     params:
         cfg=eegformer_evaluate_params(),
+        datasets=eegformer_task_datasets,
     wildcard_constraints:
         task="|".join(EEGFORMER_TASKS) or "(?!)",
     log:
@@ -99,6 +102,7 @@ rule eegformer_evaluate:
         "python -m neuroai.pipelines.eegformer_evaluate --predictions {input.predictions:q} "
         "--models {input.models:q} --history {input.history:q} "
         "--metrics-output {output.metrics:q} --recordings-output {output.recordings:q} "
+        "--splits {input.splits:q} --evaluated-output {output.evaluated:q} {params.datasets} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
 

@@ -64,9 +64,11 @@ rule segmentation_evaluate:
     output:
         metrics=f"{RESULTS}/segmentation/{{dataset}}/metrics.json",
         per_case=f"{RESULTS}/segmentation/{{dataset}}/per_case.tsv",
+        evaluated=directory(f"{RESULTS}/segmentation/{{dataset}}/evaluated"),
     params:
         cfg=segmentation_evaluate_params(),
         names=segmentation_variants(),
+        evaluated=segmentation_evaluated_args,
     log:
         f"{RESULTS}/logs/segmentation_evaluate/{{dataset}}.log",
     benchmark:
@@ -83,4 +85,5 @@ rule segmentation_evaluate:
         "--models {input.models:q} --names {params.names} --histories {input.histories:q} "
         "--metrics-output {output.metrics:q} --per-case-output {output.per_case:q} "
         "--dataset-name {wildcards.dataset} --threads {threads} "
+        "{params.evaluated} --evaluated-output {output.evaluated:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -81,8 +81,10 @@ rule tablet_evaluate:
     output:
         metrics=f"{RESULTS}/tablet/{{dataset}}/metrics.json",
         predictions=f"{RESULTS}/tablet/{{dataset}}/predictions.tsv",
+        evaluated=directory(f"{RESULTS}/tablet/{{dataset}}/evaluated"),
     params:
         cfg=tablet_evaluate_params(),
+        datasets=tablet_datasets_arg,
     log:
         f"{RESULTS}/logs/tablet_evaluate/{{dataset}}.log",
     benchmark:
@@ -97,4 +99,5 @@ rule tablet_evaluate:
     shell:
         "python -m neuroai.pipelines.tablet_evaluate --index {input.index:q} --models {input.models:q} "
         "--metrics-output {output.metrics:q} --predictions-output {output.predictions:q} "
+        "--splits {input.splits:q} --evaluated-output {output.evaluated:q} {params.datasets} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

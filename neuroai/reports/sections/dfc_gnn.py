@@ -282,7 +282,7 @@ def _fingerprint_part(document: dict) -> list[str]:
 def render_dfc_gnn(paths: Sequence[Path]) -> list[Section]:
     """One section per dataset (``metrics.json`` of ``dfc_gnn_evaluate``)."""
     sections = []
-    for path in paths:
+    for path in (Path(p) for p in paths if Path(p).name == "metrics.json"):  # not evaluated/
         document = load_json(path, stage="dfc_gnn_evaluate")
         dataset = document["dataset"]
         model = document["model"]

@@ -104,6 +104,8 @@ def dfc_gnn_evaluate_inputs(wildcards):
         "graphs": dfc_gnn_graphs(wildcards),
         "pretrained": dfc_gnn_model(wildcards),
         "predictions": [f"{folder}/tasks/{task}/predictions.tsv" for task in tasks],
+        "task_models": [f"{folder}/tasks/{task}/model" for task in tasks],
+        "splits": [f"{folder}/tasks/{task}/splits.tsv" for task in tasks],
         **dfc_gnn_timeseries_inputs(wildcards),
         "timeseries_list": path_list("dfc_gnn_evaluate", "timeseries").format(
             dataset=wildcards.dataset
@@ -112,6 +114,15 @@ def dfc_gnn_evaluate_inputs(wildcards):
     if not DFC_GNN_PRETRAINED:  # a given encoder's pretraining history is not ours to read
         inputs["history"] = f"{folder}/pretrained/history.tsv"
     return inputs
+
+
+def dfc_gnn_evaluated_args(wildcards, input):
+    """The task models and split files, and the dataset's card, for the evaluated copies."""
+    if not list(input.task_models):
+        return datasets_arg([wildcards.dataset])
+    models = " ".join(shlex.quote(str(p)) for p in input.task_models)
+    splits = " ".join(shlex.quote(str(p)) for p in input.splits)
+    return f"--task-models {models} --splits {splits} {datasets_arg([wildcards.dataset])}"
 
 
 def dfc_gnn_history_arg(wildcards, input):
@@ -131,7 +142,11 @@ def dfc_gnn_evaluate_params():
 
 
 def dfc_gnn_report_inputs():
-    return [f"{RESULTS}/dfc_gnn/{d}/metrics.json" for d in DFC_GNN.get("datasets", [])]
+    return [
+        f"{RESULTS}/dfc_gnn/{d}/{name}"
+        for d in DFC_GNN.get("datasets", [])
+        for name in ("metrics.json", "evaluated")
+    ]
 
 
 REPORT_SECTIONS["dfc_gnn"] = dfc_gnn_report_inputs

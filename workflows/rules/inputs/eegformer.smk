@@ -79,6 +79,10 @@ def eegformer_task_folder(wildcards):
     return f"{RESULTS}/eegformer/{wildcards.task}"
 
 
+def eegformer_task_datasets(wildcards):
+    return datasets_arg(_eegformer_task(wildcards)["datasets"])
+
+
 def eegformer_evaluate_params():
     return json.dumps(EEGFORMER.get("evaluation", {}), sort_keys=True)
 
@@ -120,7 +124,7 @@ def eegformer_report_inputs():
         if not EEGFORMER_PRETRAINED:
             paths.append(f"{folder}/pretrain/compound/history.tsv")
         for task in EEGFORMER_TASKS:
-            paths += [f"{folder}/{task}/{name}" for name in ("metrics.json", "recordings.tsv", "history.tsv")]
+            paths += [f"{folder}/{task}/{name}" for name in ("metrics.json", "recordings.tsv", "history.tsv", "evaluated")]
         if EEGFORMER.get("interpretation", {}).get("datasets"):
             paths.append(f"{folder}/interpret/codes.json")
     if EEGFORMER.get("anomaly", {}).get("datasets"):

@@ -1,6 +1,8 @@
 # Input, params and report functions of the rules in ../segmentation.smk (those of
 # ../inference.smk are in inference.smk).
 
+import shlex
+
 SEGMENTATION = config.get("segmentation", {})
 #: ``segmentation.pretrained``: a trained DSD folder evaluated (and named ``segmentation``
 #: under embed/predict.models) instead of training the variants (checked now).
@@ -56,7 +58,15 @@ def segmentation_evaluate_inputs(wildcards):
         "dataset": decathlon_json(wildcards.dataset),
         "models": [f"{folder}/{v}/model" for v in segmentation_variants()],
         "histories": [f"{folder}/{v}/history.tsv" for v in segmentation_variants()],
+        "splits": [f"{folder}/{v}/splits.tsv" for v in segmentation_variants()],
     }
+
+
+def segmentation_evaluated_args(wildcards, input):
+    """The split files (none for a given model) and the dataset's card."""
+    splits = " ".join(shlex.quote(str(p)) for p in input.get("splits", []))
+    option = f"--splits {splits}" if splits else ""
+    return f"{option} {datasets_arg([wildcards.dataset])}"
 
 
 def segmentation_evaluate_params():
@@ -67,7 +77,7 @@ def segmentation_report_inputs():
     return [
         f"{RESULTS}/segmentation/{d}/{name}"
         for d in SEGMENTATION.get("datasets", [])
-        for name in ("metrics.json", "per_case.tsv")
+        for name in ("metrics.json", "per_case.tsv", "evaluated")
     ]
 
 

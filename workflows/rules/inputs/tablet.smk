@@ -114,7 +114,16 @@ def tablet_models(dataset):
 
 
 def tablet_evaluate_inputs(wildcards):
-    return {"index": tablet_index(wildcards), "models": tablet_models(wildcards.dataset)}
+    models = tablet_models(wildcards.dataset)
+    return {
+        "index": tablet_index(wildcards),
+        "models": models,
+        "splits": [str(Path(m).parent / "splits.tsv") for m in models],
+    }
+
+
+def tablet_datasets_arg(wildcards):
+    return datasets_arg([wildcards.dataset])
 
 
 def tablet_evaluate_params():
@@ -128,7 +137,9 @@ def tablet_report_inputs():
     """The evaluation of every split; pretraining and fine-tuning curves of split 0."""
     paths = []
     for dataset in TABLET.get("datasets", []):
-        paths += [f"{RESULTS}/tablet/{dataset}/{n}" for n in ("metrics.json", "predictions.tsv")]
+        paths += [
+            f"{RESULTS}/tablet/{dataset}/{n}" for n in ("metrics.json", "predictions.tsv", "evaluated")
+        ]
         folder = f"{RESULTS}/tablet/{dataset}/split-0"
         for flag in tablet_pretrain_flags():
             paths += [f"{folder}/pretrain/{flag}/{name}" for name in ("summary.json", "history.tsv")]
