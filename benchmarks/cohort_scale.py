@@ -15,7 +15,9 @@ Five measurements, each at a cohort size N and at 10 N in the same run:
 3. **EEG corpus under a file limit.** ``--recordings`` one-recording patch stores are
    concatenated (``neuroai.eeg.concatenate_stores``, what the EEG cohort stage does) in a
    process whose open-file limit is 256 (``RLIMIT_NOFILE``), with its peak memory; and
-   10x fewer, for the ratio.
+   10x fewer, for the ratio. Twice: copied (``eeg.store: copy``) and as a sharded store
+   (``eeg.store: shards``: the manifest only); then, in another such process, every window
+   of the store is read (its patches and statistics), with that process's peak memory.
 4. **Dry run and the report's command line.** A region-time-series dataset of N subjects
    (20 x 5 series) is dry-run by Snakemake (``-n -p``): the wall time, the job count and
    the length of the longest shell command printed (the report's included); one job per
@@ -102,7 +104,21 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 from neuroai.eeg import concatenate_stores
 stores = sorted(p for p in Path(sys.argv[1]).glob("rec*") if p.is_dir())[: int(sys.argv[3])]
 start = time.perf_counter()
-concatenate_stores(stores, Path(sys.argv[2]), stage="bench")
+concatenate_stores(stores, Path(sys.argv[2]), stage="bench", sharded=sys.argv[4] == "shards")
+seconds = time.perf_counter() - start
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds)
+"""
+
+EEG_READ_CHILD = """
+import resource, sys, time
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+from neuroai.eeg import open_patch_store
+start = time.perf_counter()
+store = open_patch_store(Path(sys.argv[1]))
+for window in range(len(store)):
+    rows = store.rows(window)
+    store.window(window), store.stats[rows]
 seconds = time.perf_counter() - start
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds)
 """
@@ -150,8 +166,13 @@ def eeg_corpus(work: Path, n_recordings: int) -> list[dict]:
             folder / f"rec{i:05d}", n_recordings=1, windows_per_recording=2, name_prefix=f"r{i}_"
         )
     rows = []
-    for n in (n_recordings // 10, n_recordings):
-        rows.append({"recordings": n, **_child(EEG_CHILD, folder, work / f"eeg_all_{n}", n)})
+    for form in ("copy", "shards"):
+        for n in (n_recordings // 10, n_recordings):
+            store = work / f"eeg_{form}_{n}"
+            row = {"recordings": n, "form": form, **_child(EEG_CHILD, folder, store, n, form)}
+            read = _child(EEG_READ_CHILD, store)
+            row.update(read_peak_rss_mb=read["peak_rss_mb"], read_seconds=read["seconds"])
+            rows.append(row)
     return rows
 
 
@@ -470,12 +491,19 @@ def main() -> None:
             ]
         if "eeg_corpus" in sections:
             results["eeg_corpus"] = eeg_corpus(work, args.recordings)
-        for step in ("graph_dataset", "eeg_corpus"):
-            if step in sections:
-                small_step, large_step = results[step]
-                results[f"{step}_rss_ratio_10x"] = round(
-                    large_step["peak_rss_mb"] / small_step["peak_rss_mb"], 2
-                )
+        if "graph_dataset" in sections:
+            small_step, large_step = results["graph_dataset"]
+            results["graph_dataset_rss_ratio_10x"] = round(
+                large_step["peak_rss_mb"] / small_step["peak_rss_mb"], 2
+            )
+        if "eeg_corpus" in sections:
+            for form, key in (("copy", "eeg_corpus"), ("shards", "eeg_corpus_sharded")):
+                small_step, large_step = [r for r in results["eeg_corpus"] if r["form"] == form]
+                for measure in ("peak_rss_mb", "read_peak_rss_mb"):
+                    suffix = "" if measure == "peak_rss_mb" else "_read"
+                    results[f"{key}{suffix}_rss_ratio_10x"] = round(
+                        large_step[measure] / small_step[measure], 2
+                    )
         if "dry_run" in sections:
             results["dry_run"] = [
                 dry_run(work, n, batch)
@@ -540,9 +568,14 @@ def print_tables(results: dict, sections: list[str], args) -> None:
                 f"{row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |"
             )
         for row in results.get("eeg_corpus", []) if "eeg_corpus" in sections else []:
+            form = "copied" if row["form"] == "copy" else "sharded (manifest only)"
             print(
-                f"| EEG corpus, `ulimit -n 256` | {row['recordings']:,} stores | "
+                f"| EEG corpus, {form}, `ulimit -n 256` | {row['recordings']:,} stores | "
                 f"{row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |"
+            )
+            print(
+                f"| EEG corpus, {form}: every window read | {row['recordings']:,} stores | "
+                f"{row['read_peak_rss_mb']:.0f} | {row['read_seconds']:.1f} |"
             )
         print()
     if "dry_run" in sections:

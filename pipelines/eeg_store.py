@@ -54,6 +54,8 @@ def run(
     patch_len: int = _D.patch_len,
     patch_stride: int = _D.patch_stride,
     dtype: str = _D.dtype,
+    form: str = "copy",
+    max_open_shards: int | None = None,
 ) -> Path:
     """Concatenate per-recording stores into the cohort store and summarise it.
 
@@ -79,6 +81,11 @@ def run(
     montage, missing_channels, ..., dtype
         The parameters the recordings must have been processed with (see
         :class:`neuroai.eeg.EEGParams`).
+    form : {"copy", "shards"}
+        The store's form (the workflow's ``eeg.store``): the recordings' stores copied into
+        one, or a sharded store that lists them and reads them in place.
+    max_open_shards : int | None
+        With ``form="shards"``: the shards its readers keep open (``eeg.max_open_shards``).
 
     Returns
     -------
@@ -118,6 +125,8 @@ def run(
         dataset=dataset,
         failed=_read_failures(failures) if failures else None,
         inputs=[manifest] if provenance_path(manifest).is_file() else [],
+        form=form,
+        max_open_shards=max_open_shards,
     )
     return Path(store)
 
@@ -146,6 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         "--stores", nargs="+", action=PathList, default=None, help="@list of <key>_patches stores"
     )
     parser.add_argument("--failures", default=None, help="failures table of left-out recordings")
+    parser.add_argument(
+        "--form", default="copy", choices=("copy", "shards"), help="copied or sharded store"
+    )
+    parser.add_argument(
+        "--max-open-shards", type=int, default=None, help="shards a reader keeps open"
+    )
     args = parser.parse_args(argv)
     execute(
         args,
@@ -161,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         subjects=args.subjects,
         stores=args.stores,
         failures=args.failures,
+        form=args.form,
+        max_open_shards=args.max_open_shards,
     )
 
 

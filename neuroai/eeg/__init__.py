@@ -8,6 +8,7 @@ The chain, one function per step (see each module)::
     find_windows / window_events          windows, rejection, labels   windows
     window_patches(windows, layout)       time + FFT-amplitude patches patches
     write_patch_store / PatchStore        random-access store          store
+    write_sharded_store                   stores read in place, no copy shards
     EEGPatchDataset(stores)               lazy torch Dataset           dataset
     process_recording / save_recording    all of it for one file       recording
     add_qc_to_report(report, qc)          QC into an mne.Report        mne_report
@@ -53,6 +54,7 @@ from neuroai.eeg.recording import (
     process_recording,
     save_recording,
 )
+from neuroai.eeg.shards import ShardedPatchStore, write_sharded_store
 from neuroai.eeg.standardize import ChannelReport, standardize_channels
 from neuroai.eeg.store import (
     PatchPart,
@@ -95,6 +97,7 @@ __all__ = [
     "ProcessedRecording",
     "RecordingMeta",
     "RecordingWindows",
+    "ShardedPatchStore",
     "TuhSpan",
     "Windows",
     "add_qc_to_report",
@@ -140,5 +143,6 @@ __all__ = [
     "window_patches",
     "write_edf",
     "write_patch_store",
+    "write_sharded_store",
     "write_tuh_csv",
 ]

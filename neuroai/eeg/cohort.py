@@ -27,7 +27,7 @@ from neuroai.eeg.params import EEGParams
 from neuroai.eeg.patches import reconstruct_time
 from neuroai.eeg.recording import save_recording
 from neuroai.eeg.store import MISSING, concatenate_stores, open_patch_store
-from neuroai.errors import ConfigError, NeuroaiError
+from neuroai.errors import ConfigError, NeuroaiError, check_option
 from neuroai.io.store import load_json, save_array, save_json
 
 logger = get_logger(__name__)
@@ -173,6 +173,8 @@ def build_cohort_store(
     dataset: str | None = None,
     failed: Mapping[str, str] | None = None,
     inputs: Sequence[str | os.PathLike] = (),
+    form: str = "copy",
+    max_open_shards: int | None = None,
 ) -> tuple[Path, Path, Path]:
     """Concatenate per-recording stores and summarise the cohort for the report.
 
@@ -190,10 +192,25 @@ def build_cohort_store(
         Recordings left out, with their errors.
     inputs : sequence of path-like
         Further inputs to record in the summary's provenance (a dataset manifest).
+    form : {"copy", "shards"}
+        Copy the stores into one, or write a sharded store that reads them in place
+        (they must then be kept; see :mod:`neuroai.eeg.shards`).
+    max_open_shards : int | None
+        With ``form="shards"``: the shards its readers keep open (``None``: 64).
     """
+    from neuroai.eeg.shards import STORE_FORMS
+
+    check_option("form", form, STORE_FORMS)
     if len(stores) != len(qc_paths):
         raise ConfigError(f"{len(stores)} stores but {len(qc_paths)} QC summaries.")
-    concatenate_stores(stores, store_output, stage=stage, params=params)
+    concatenate_stores(
+        stores,
+        store_output,
+        stage=stage,
+        params=params,
+        sharded=form == "shards",
+        max_open_shards=max_open_shards,
+    )
     store = open_patch_store(store_output)
     qcs = [load_json(path) for path in qc_paths]
     summary, examples = summarize_cohort(qcs, store)

@@ -36,6 +36,11 @@ it). A store is a folder, written atomically with a provenance record beside it
   ``channel_set``, ``row``, ``n_channels``, ``start_s``.
 - ``store.json`` also holds ``sfreq``, ``window_s``, ``window_samples``,
   ``patch_len``, ``patch_stride``, ``dtype`` and the preprocessing ``params``.
+
+A store may instead be *sharded* (``store.json["form"] == "shards"``): the same
+header, index and numeric index, but no ``patches.npy``/``stats.npy``; its rows are
+read in place from the per-recording stores it lists (:mod:`neuroai.eeg.shards`).
+:func:`open_patch_store` opens either form with one API.
 """
 
 from __future__ import annotations
@@ -344,6 +349,9 @@ class PatchStore:
     layout : PatchLayout
     """
 
+    #: The ``form`` of store this class reads (``store.json["form"]``, ``copy`` when absent).
+    _form = "copy"
+
     def __init__(self, path: str | os.PathLike, *, verify: str = "size") -> None:
         self.path = Path(path)
         check_artifact(self.path, verify=verify)
@@ -356,6 +364,12 @@ class PatchStore:
                 f"{self.path} is a {self.header.get('format')!r} version "
                 f"{self.header.get('version')!r} store; this neuroai reads {FORMAT!r} version "
                 f"{VERSION}. Rebuild it with this version."
+            )
+        form = self.header.get("form", "copy")
+        if form != self._form:
+            raise ArtifactError(
+                f"{self.path} is a {form!r} store, not a {self._form!r} one. Open it with "
+                "neuroai.eeg.open_patch_store, which reads both."
             )
         self.layout = PatchLayout(
             self.header["window_samples"], self.header["patch_len"], self.header["patch_stride"]
@@ -453,9 +467,48 @@ def read_index(store: str | os.PathLike):
     )
 
 
-def open_patch_store(path: str | os.PathLike, *, verify: str = "size") -> PatchStore:
-    """Open a patch store for reading (see :class:`PatchStore`)."""
+def open_patch_store(
+    path: str | os.PathLike, *, verify: str = "size", max_open_shards: int | None = None
+) -> PatchStore:
+    """Open a patch store for reading, copied or sharded.
+
+    Parameters
+    ----------
+    path : path-like
+        The store folder.
+    verify : {"size", "checksum", "none"}
+        How hard to check the store (and a sharded store's shards, when first read)
+        against their provenance records.
+    max_open_shards : int | None
+        For a sharded store: shards kept open (see
+        :class:`neuroai.eeg.shards.ShardedPatchStore`); ``None``: the store's own.
+
+    Returns
+    -------
+    PatchStore
+        A :class:`PatchStore`, or for a sharded store a
+        :class:`~neuroai.eeg.shards.ShardedPatchStore` (a subclass, same API).
+    """
+    from neuroai.eeg.shards import ShardedPatchStore, read_header
+
+    if Path(path).is_dir() and read_header(path).get("form") == "shards":
+        return ShardedPatchStore(path, verify=verify, max_open_shards=max_open_shards)
     return PatchStore(path, verify=verify)
+
+
+def _shard_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """``paths`` with each sharded store replaced by its shards (one header read at a time)."""
+    from neuroai.eeg.shards import read_header
+
+    expanded = []
+    for path in paths:
+        path = path if isinstance(path, Path) else Path(path)  # thousands: no copies
+        header = read_header(path) if path.is_dir() else {}
+        if header.get("form") == "shards":
+            expanded.extend(path / shard["path"] for shard in header["shards"])
+        else:
+            expanded.append(path)
+    return expanded
 
 
 def concatenate_stores(
@@ -465,13 +518,18 @@ def concatenate_stores(
     stage: str,
     params: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    sharded: bool = False,
+    max_open_shards: int | None = None,
 ) -> Path:
     """Concatenate patch stores into one (windows renumbered, channel sets merged).
 
     The stores must share sampling rate, window length, patch layout and dtype.
-    The patch arrays are copied one store at a time, in chunks of rows: memory for the
-    patches is one chunk and two files are open, however many stores there are; the
-    window index (one row per window, a few dozen bytes) is held whole.
+    Copied (``sharded=False``): the patch arrays are copied one store at a time, in
+    chunks of rows: memory for the patches is one chunk and two files are open, however
+    many stores there are; the window index (one row per window, a few dozen bytes) is
+    held whole. Sharded: nothing is copied; the new store lists the stores and reads
+    them in place (:func:`neuroai.eeg.shards.write_sharded_store`). A sharded store among
+    ``paths`` stands for its shards.
 
     Parameters
     ----------
@@ -481,7 +539,23 @@ def concatenate_stores(
         The new store.
     stage, params, extra
         Provenance; ``params`` defaults to the first store's ``params``.
+    sharded : bool
+        Write a sharded store (the workflow's ``eeg.store: shards``) instead of a copy.
+    max_open_shards : int | None
+        Sharded: shards a reader keeps open by default (``None``: 64).
     """
+    paths = _shard_paths(paths)
+    if sharded:
+        from neuroai.eeg.shards import MAX_OPEN_SHARDS, write_sharded_store
+
+        return write_sharded_store(
+            paths,
+            output,
+            stage=stage,
+            params=params,
+            extra=extra,
+            max_open_shards=MAX_OPEN_SHARDS if max_open_shards is None else max_open_shards,
+        )
     if not paths:
         raise ArtifactError(f"Cannot make {output}: no stores to concatenate.")
     first = open_patch_store(paths[0])

@@ -8,7 +8,7 @@ versions and the creation time. Readers use it to refuse artifacts that are
 incomplete, changed afterwards, or made with other parameters than asked.
 
 Inputs at cohort scale: an input that is itself a neuroai artifact (it has a record whose
-output size equals the file's size now) is described by the checksum in its own record,
+output size equals the file's or folder's size now) is described by the checksum in its own record,
 read from that small JSON file, instead of hashed again; the size check is the same one
 every reader makes (``check_artifact(verify="size")``). Other inputs (raw data, a user's
 files) are hashed in full, or described by size and mtime above ``checksum_limit``. So a
@@ -126,21 +126,27 @@ def file_digest(path: str | os.PathLike, *, checksum_limit: int = CHECKSUM_LIMIT
 def input_digest(path: str | os.PathLike, *, checksum_limit: int = CHECKSUM_LIMIT) -> dict:
     """Describe an input as :func:`file_digest` does, reusing its own record's checksum.
 
-    When ``path`` is a file with a provenance record whose ``output`` has a ``sha256`` and
-    the same size as the file has now, that checksum is taken as the file's; otherwise the
-    file is hashed (see :func:`file_digest`). The returned dictionary has the same keys
-    either way.
+    When ``path`` is a file or folder with a provenance record whose ``output`` has a
+    ``sha256`` and the same size as it has now (a folder: its files' sizes summed), that
+    checksum is taken as its own; otherwise it is hashed (see :func:`file_digest`). The
+    returned dictionary has the same keys either way.
     """
     path = Path(path)
     sidecar = provenance_path(path)
-    if path.is_file() and sidecar.is_file():
+    if path.exists() and sidecar.is_file():
         try:
             output = json.loads(sidecar.read_text(encoding="utf-8")).get("output", {})
         except (OSError, ValueError, AttributeError):
             output = {}
-        size = path.stat().st_size
+        if path.is_dir():  # a folder artifact: its files' sizes, summed (no hashing)
+            size = file_digest(path, checksum_limit=-1)["size"]
+        else:
+            size = path.stat().st_size
         if isinstance(output, dict) and output.get("size") == size and "sha256" in output:
-            return {"path": os.fspath(path), "size": size, "sha256": output["sha256"]}
+            record = {"path": os.fspath(path), "size": size, "sha256": output["sha256"]}
+            if path.is_dir():
+                record["n_files"] = output.get("n_files")
+            return record
     return file_digest(path, checksum_limit=checksum_limit)
 
 

@@ -1,5 +1,6 @@
 # EEG: the demo cohort, then one job per recording (or, eeg.batch_size > 0, per batch of
-# recordings: see docs/cohort_batches.md), then one patch store per dataset.
+# recordings: see docs/cohort_batches.md), then one patch store per dataset: a copy, or
+# (eeg.store: shards) a manifest over the recordings' stores, which are then kept.
 
 
 wildcard_constraints:
@@ -32,7 +33,7 @@ rule eeg_recording:
     input:
         eeg_recording_inputs,
     output:
-        store=temp(directory(f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_patches")),
+        store=eeg_kept(f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_patches"),
         qc=f"{RESULTS}/eeg/{{dataset}}/recordings/{{recording}}_qc.json",
     params:
         cfg=eeg_params(),
@@ -55,11 +56,12 @@ rule eeg_recording:
 
 rule eeg_recording_batch:
     """A batch of recordings in one process: a folder of what the per-recording rule
-    writes (<key>_patches, <key>_qc.json), removed once the dataset's store is built."""
+    writes (<key>_patches, <key>_qc.json), removed once the dataset's store is built (kept
+    as its shards with eeg.store: shards)."""
     input:
         unpack(batch_inputs("eeg_recording")),
     output:
-        temp(directory(f"{RESULTS}/eeg/{{dataset}}/recordings/batch-{{batch}}")),
+        eeg_kept(f"{RESULTS}/eeg/{{dataset}}/recordings/batch-{{batch}}"),
     wildcard_constraints:
         batch="[0-9]+",
     params:
@@ -95,6 +97,7 @@ rule eeg_store_batches:
         layout=eeg_layout,
         index=eeg_index_args,
         recordings=eeg_recordings_dir,
+        form=eeg_store_form,
     log:
         f"{RESULTS}/logs/eeg_store/{{dataset}}.log",
     benchmark:
@@ -108,7 +111,7 @@ rule eeg_store_batches:
         "python -m neuroai.pipelines.eeg_store --root {params.root:q} "
         "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
         "--layout {params.layout} {params.index} --stores @{input.stores_list:q} "
-        "--failures {input.failures:q} --store {output.store:q} "
+        "--failures {input.failures:q} {params.form} --store {output.store:q} "
         "--summary {output.summary:q} --examples {output.examples:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
@@ -129,6 +132,7 @@ rule eeg_store:
         layout=eeg_layout,
         index=eeg_index_args,
         recordings=eeg_recordings_dir,
+        form=eeg_store_form,
     log:
         f"{RESULTS}/logs/eeg_store/{{dataset}}.log",
     benchmark:
@@ -141,6 +145,6 @@ rule eeg_store:
     shell:
         "python -m neuroai.pipelines.eeg_store --root {params.root:q} "
         "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
-        "--layout {params.layout} {params.index} --store {output.store:q} "
+        "--layout {params.layout} {params.index} {params.form} --store {output.store:q} "
         "--summary {output.summary:q} --examples {output.examples:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

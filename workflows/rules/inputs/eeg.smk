@@ -106,9 +106,33 @@ def eeg_recordings_dir(wildcards):
     return f"{RESULTS}/eeg/{wildcards.dataset}/recordings"
 
 
+#: eeg keys that choose jobs or the store's form, not what a recording's store holds.
+EEG_STORE_KEYS = ("store", "max_open_shards")
+
+
 def eeg_params():
-    """The eeg section as the EEG stages' --params (without the keys that choose jobs)."""
-    return stage_params("eeg", drop=("datasets", "batch_size", "on_error"))
+    """The eeg section as the EEG stages' --params (without the keys that choose jobs or
+    the store's form)."""
+    return stage_params("eeg", drop=("datasets", "batch_size", "on_error", *EEG_STORE_KEYS))
+
+
+def eeg_sharded():
+    """eeg.store is shards: the dataset's store lists the recordings' stores and reads them
+    in place (neuroai.eeg.shards), so they are kept."""
+    return config.get("eeg", {}).get("store", "copy") == "shards"
+
+
+def eeg_kept(path):
+    """The output flag of a recording store or batch folder: temporary (removed once the
+    dataset's store has copied it), or none, kept as a shard of a sharded store."""
+    return directory(path) if eeg_sharded() else temp(directory(path))
+
+
+def eeg_store_form(wildcards):
+    """eeg_store's form arguments: none for a copied store (eeg.store: copy)."""
+    if not eeg_sharded():
+        return ""
+    return f"--form shards --max-open-shards {int(config['eeg'].get('max_open_shards', 64))}"
 
 
 def eeg_store_inputs(wildcards):
