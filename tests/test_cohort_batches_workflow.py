@@ -170,6 +170,12 @@ def test_4d_runs_in_batches_a_truncated_image_is_left_out_everywhere(tmp_path):
         "sub-01_task-rest_run-1_timeseries.tsv",
         "sub-03_task-rest_run-1_timeseries.tsv",
     ]
+    # The report shows the QC of the runs that were made and names the one left out.
+    report = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--cores", "2")
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    page = (tmp_path / "results/report/dataset-mine.html").read_text(encoding="utf-8")
+    assert "Runs left out: mine" in page and bad in page
+    assert "sub-01_task-rest_run-1" in page and "sub-03_task-rest_run-1" in page
     # Per-run static FC cannot read time series in batch folders: refused at parse time.
     config["static_fc"] = {"datasets": ["mine"]}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -228,3 +234,14 @@ def test_eeg_in_batches_a_truncated_edf_is_named_in_the_store_summary(tmp_path):
     # like those of per-recording stores, stay).
     recordings = tmp_path / "results/eeg/tiny_eeg/recordings"
     assert not [p for p in recordings.glob("batch-*") if p.is_dir()]
+
+
+@pytest.mark.integration
+def test_the_report_lists_the_runs_left_out_on_the_datasets_page(projects):
+    skip = projects["skip"]
+    done = snakemake(skip, "--configfile", str(skip / "config.yaml"), "--cores", "2")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    page = (skip / "results/report/dataset-mine.html").read_text(encoding="utf-8")
+    assert "Runs left out: mine" in page and BAD in page
+    assert "left out of everything downstream (on_error: skip)" in page
+    assert 'href="dataset-mine.html"' in (skip / "results/report/index.html").read_text()

@@ -301,6 +301,29 @@ def _page_of(name: str, section: Section) -> tuple[str, str]:
     return PAGES.get(name, (name.replace("_", "-"), name.replace("_", " ")))
 
 
+def _without_failed_runs(
+    sections: dict[str, Sequence[str | os.PathLike]],
+) -> dict[str, list[str | os.PathLike]]:
+    """The sections less the per-run artifacts of runs a batch left out (``on_error: skip``).
+
+    The workflow lists every run's QC files when it is parsed, before any batch has run;
+    a run that then fails is named in its dataset's failures table (the ``failures``
+    section) and its files are never written. Those files are dropped here, and the run is
+    shown on its dataset's page instead.
+    """
+    from neuroai.reports.sections.failures import failed_runs
+
+    failed = failed_runs(sections.get("failures", ()))
+    if not failed:
+        return {name: list(paths) for name, paths in sections.items()}
+
+    def kept(path: str | os.PathLike) -> bool:
+        name = Path(path).name
+        return Path(path).exists() or not any(name.startswith(f"{run}_") for run in failed)
+
+    return {name: [p for p in paths if kept(p)] for name, paths in sections.items()}
+
+
 def build_run_report(
     folder: str | os.PathLike,
     *,
@@ -343,7 +366,7 @@ def build_run_report(
     from neuroai import __version__
     from neuroai.reports.sections import render
 
-    sections = dict(sections or {})
+    sections = _without_failed_runs(dict(sections or {}))
     subtitle = f"neuroai {__version__}"
     pages: dict[str, tuple[str, list[Section]]] = {}
     for name, paths in sections.items():

@@ -29,6 +29,7 @@ REGISTRY = {
     "tokens": "neuroai.reports.sections.tokens:render_tokens",
     "dfc_gnn": "neuroai.reports.sections.dfc_gnn:render_dfc_gnn",
     "tablet": "neuroai.reports.sections.tablet:render_tablet",
+    "failures": "neuroai.reports.sections.failures:render_failures",
 }
 
 

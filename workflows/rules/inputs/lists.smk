@@ -331,3 +331,14 @@ BATCH_INPUTS = {
 
 
 check_batches()
+
+
+def failures_report_inputs():
+    """The failures table of every dataset a batched stage may leave runs of out."""
+    datasets = [d for stage in BATCHED_STAGES for d in stage_datasets(stage)]
+    return [
+        failures_dep(d)["failures"] for d in dict.fromkeys(datasets) if failures_dep(d)
+    ]
+
+
+REPORT_SECTIONS["failures"] = failures_report_inputs
