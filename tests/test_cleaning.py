@@ -126,3 +126,77 @@ def test_clean_bad_input():
         clean(signals[:8], t_r=2.0, low_pass=0.1, high_pass=0.01)
     with pytest.raises(DataError, match="increasing volume indices"):
         clean(signals, sample_mask=np.array([5, 3]))
+
+
+def test_scrubbed_band_pass_ignores_what_the_censored_volumes_held():
+    """Censored volumes are filled from the kept ones before filtering, so a motion spike
+    in them cannot reach the kept volumes. Volumes 4 and 17 are censored with their
+    mirrors (N-1-i): nilearn 0.14.1's own fill skips those, so passing the mask straight
+    to nilearn.signal.clean fails this test (benchmarks/nilearn_equivalents.py)."""
+    signals = correlated_timeseries(N, 5, seed=6)
+    confounds = correlated_timeseries(N, 2, seed=7)
+    censored = [4, 17, 22, N - 1 - 4, N - 1 - 17]
+    mask = np.setdiff1d(np.arange(N), censored)
+    spiked = signals.copy()
+    spiked[censored] += 500.0
+    for extrapolate in (False, True):
+        options = {"sample_mask": mask, "t_r": 2.0, "low_pass": 0.1, "high_pass": 0.01}
+        options["extrapolate"] = extrapolate
+        quiet = clean(signals, confounds=confounds, **options)
+        assert quiet.shape == (N - 5, 5)
+        np.testing.assert_allclose(
+            clean(spiked, confounds=confounds, **options), quiet, rtol=0, atol=1e-12
+        )
+
+
+def test_clean_calls_nilearn_and_logs_its_warnings(caplog):
+    signals = correlated_timeseries(N, 3, seed=8)
+    with caplog.at_level("WARNING", logger="neuroai"):
+        out = clean(signals, filter=False, low_pass=0.1)
+    assert "nilearn.signal.clean: No filter type selected" in caplog.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(out, nilearn_clean(signals, filter=False, low_pass=0.1))
+    # float32 stays float32, as in nilearn (the voxel case of the benchmark: 17% less memory).
+    low = clean(signals.astype(np.float32), t_r=2.0, low_pass=0.1)
+    assert low.dtype == np.float32
+    with pytest.raises(ConfigError, match="high_pass must be >= 0 Hz, got -0.01"):
+        clean(signals, t_r=2.0, high_pass=-0.01)
+
+
+def test_real_run_confounds_and_cleaning_equal_nilearn(tmp_path):
+    """The demo's neuropycon run (88 volumes, 184 regions), its strategy and band-pass.
+
+    nilearn's load_confounds refuses the run's own image (an uncompressed .nii), so it is
+    pointed at a .nii.gz name beside it (the image need not exist); ours reads the table.
+    """
+    pytest.importorskip("neuropycon_data")
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from neuroai.datasets.bold_demos import build_neuropycon_bold, neuropycon_files
+
+    build_neuropycon_bold(tmp_path)
+    run = next(iter(index_bold_runs(tmp_path, "fmriprep").values()))
+    strategy = ["high_pass", "global_signal"]
+    ours, mask = load_confounds(run.confounds, strategy)
+    gz = run.path.with_name(run.path.name + ".gz")
+    theirs, their_mask = nilearn_load_confounds(str(gz), strategy)
+    assert mask is None and their_mask is None
+    assert list(ours.columns) == list(theirs.columns) and ours.shape == (88, 4)
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=0, atol=1e-12)
+    files = neuropycon_files()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        regions = NiftiLabelsMasker(str(files["atlas"]), background_label=-1).fit_transform(
+            str(files["bold"])
+        )
+    options = {"confounds": ours.to_numpy(), "t_r": 2.5, "low_pass": 0.1, "high_pass": 0.01}
+    # Scrubbed volumes whose mirrors are kept, where nilearn's own fill is right.
+    kept = np.setdiff1d(np.arange(88), [10, 11, 40])
+    for sample_mask in (None, kept):
+        cleaned = clean(regions, sample_mask=sample_mask, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = nilearn_clean(regions, sample_mask=sample_mask, **options)
+        assert cleaned.shape == expected.shape
+        np.testing.assert_allclose(cleaned, expected, rtol=0, atol=1e-10)

@@ -96,3 +96,55 @@ def test_streamed_group_summary_equals_the_stacked_computation():
         assert stats["sd_edge"] == pytest.approx(values.std(), rel=1e-10)
         assert stats["counts"] == np.histogram(values, bins=bin_edges)[0].tolist()
     assert summary["run_mean_edge"][runs[4]] == pytest.approx(edges[4].mean())
+
+
+def test_real_run_equals_nilearn_and_is_exactly_symmetric():
+    """The neuropycon run's 181 non-empty regions x 88 volumes, every per-run kind."""
+    pytest.importorskip("neuropycon_data")
+    import warnings
+
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from neuroai.datasets.bold_demos import neuropycon_files
+
+    files = neuropycon_files()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        regions = NiftiLabelsMasker(str(files["atlas"]), background_label=-1).fit_transform(
+            str(files["bold"])
+        )
+    ts = regions[:, regions.std(axis=0) > 0]
+    assert ts.shape == (88, 181)
+    for kind in KINDS:
+        ours = connectivity(ts, kind)
+        theirs = ConnectivityMeasure(kind=kind).fit_transform([ts])[0]
+        scale = np.abs(theirs).max()  # covariance and precision are not unit-free
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12 * scale)
+        assert np.array_equal(ours, ours.T)
+
+
+def test_tangent_transform_takes_one_run_and_geometric_mean_is_nilearns():
+    """nilearn's tangent transform refuses a single run; ours maps it as nilearn maps it
+    within a group (a wrong whitening or log-map would fail)."""
+    from neuroai.fmri import GroupConnectivity, geometric_mean
+
+    runs = [correlated_timeseries(45 + 3 * i, 6, seed=20 + i) for i in range(5)]
+    new = [correlated_timeseries(50, 6, seed=40), correlated_timeseries(57, 6, seed=41)]
+    measure = GroupConnectivity("tangent").fit(runs)
+    oracle = ConnectivityMeasure(kind="tangent").fit(runs)
+    np.testing.assert_allclose(measure.transform(new[:1]), oracle.transform(new)[:1], atol=1e-10)
+    covariances = ConnectivityMeasure(kind="covariance").fit_transform(runs)
+    np.testing.assert_allclose(geometric_mean(covariances), oracle.mean_, rtol=0, atol=1e-12)
+    singular = covariances.copy()
+    singular[2] = np.outer(np.arange(6.0), np.arange(6.0))
+    with pytest.raises(DataError, match="1 runs have a singular covariance"):
+        geometric_mean(singular)
+
+
+def test_matrix_helpers_are_nilearns():
+    import nilearn.connectome
+
+    import neuroai.fmri
+
+    assert neuroai.fmri.cov_to_corr is nilearn.connectome.cov_to_corr
+    assert neuroai.fmri.prec_to_partial is nilearn.connectome.prec_to_partial

@@ -17,9 +17,7 @@ from neuroai.fmri.connectivity import (
     KINDS,
     GroupConnectivity,
     connectivity,
-    cov_to_corr,
     geometric_mean,
-    prec_to_partial,
     tangent_connectivity,
 )
 from neuroai.fmri.dynamic import connectivity_variability, dynamic_connectivity, window_starts
@@ -71,6 +69,11 @@ def __getattr__(name: str):
         from neuroai.fmri import graph_dataset
 
         return graph_dataset.GraphWindowDataset
+    if name in ("cov_to_corr", "prec_to_partial"):
+        # nilearn's own functions (imported on first use: nilearn.connectome is slow to import).
+        from nilearn import connectome
+
+        return getattr(connectome, name)
     if name == "RegionExtractor":  # deprecated alias of AtlasMasker (warns)
         from neuroai.fmri import extraction
 
