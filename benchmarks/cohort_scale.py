@@ -1,6 +1,6 @@
 """Benchmark: cohort-scale costs of the cohort steps and of the workflow's parsing.
 
-Five measurements, each at a cohort size N and at 10 N in the same run:
+Seven measurements, each at a cohort size N and at 10 N in the same run:
 
 1. **Group FC peak memory.** ``N`` stored connectivity matrices (``--regions`` regions,
    float64, each with its provenance record, as the static FC stage writes them) are
@@ -36,11 +36,17 @@ Five measurements, each at a cohort size N and at 10 N in the same run:
    (30 s: eeg_recording), up to group FC, the graph dataset and the EEG store. Per rule:
    jobs and summed job-seconds (benchmark files), scaled to 1,000 runs; the invocation's
    wall seconds per 1,000 per-run items; and the ratio of the two modes.
+7. **File-system metadata calls per job.** A region dataset of N and 10 N subjects; one
+   static_fc job run as a cluster executor runs it (``--target-jobs ... --mode remote``,
+   the Snakefile parsed again in the job) under ``strace -f``: stat/open/access/listing
+   calls in all, and those on the project's files. Flat in N means no job re-walks the
+   dataset (it reads the manifest the main process wrote).
 
     python benchmarks/cohort_scale.py [--runs 300] [--regions 200] [--graph-runs 200]
         [--recordings 5000] [--subjects 1000] [--e2e-subjects 300] [--batch-size 100]
-        [--rule-runs 30] [--rule-batch-size 15] [--cores 2]
-        [--sections group_fc,graph_dataset,eeg_corpus,dry_run,end_to_end,batched_rules]
+        [--rule-runs 30] [--rule-batch-size 15] [--cores 2] [--metadata-subjects 200]
+        [--sections group_fc,graph_dataset,eeg_corpus,dry_run,end_to_end,batched_rules,
+                    job_metadata]
 
 Results go to ``benchmarks/out/cohort_scale.json`` (the sections run replace theirs) and
 Markdown tables on stdout.
@@ -313,6 +319,80 @@ def end_to_end(work: Path, n_subjects: int, batch_size: int, cores: int) -> dict
     }
 
 
+#: File-system metadata system calls (strace names), counted per job in section 7.
+METADATA_CALLS = (
+    "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
+    "openat", "getdents64", "readlink", "readlinkat",
+)  # fmt: skip
+
+
+#: One traced call and its path argument (``openat(AT_FDCWD, "path", ...``).
+PATH_CALL = re.compile(r"\b(" + "|".join(METADATA_CALLS) + r")\((?:AT_FDCWD, |\d+, )?\"([^\"]*)")
+
+
+def job_metadata(work: Path, n_subjects: int) -> dict:
+    """File-system metadata calls of one cluster job (a static_fc job in remote mode).
+
+    The project of ``n_subjects`` region runs is dry-run once by the main process (which
+    writes the dataset's manifest, as a real run does); then static_fc jobs are run the
+    way a cluster executor runs them (``--target-jobs ... --mode remote``: the Snakefile
+    parsed again in the job's process), under ``strace -f``; the second job is counted
+    (the first warms Python's bytecode caches). Calls on the project's files (paths inside
+    the project, or relative to the working directory, which is the project) are counted
+    apart from the rest (Python and library imports, the same for any cohort size).
+    """
+    import shutil
+
+    if shutil.which("strace") is None:
+        return {"subjects": n_subjects, "skipped": "strace is not installed"}
+    project = work / f"metadata_{n_subjects}"
+    card = _region_cohort(project, n_subjects, n_timepoints=20, n_regions=5)
+    command = _project(project, Path("data"), card, 0)
+    subprocess.run([*command, "-n"], capture_output=True, text=True, check=True)
+    trace = work / f"metadata_{n_subjects}.strace"
+    calls = ",".join(METADATA_CALLS)
+    for subject in ("00000", "00001"):
+        job = [
+            *command,
+            "--target-jobs",
+            f"static_fc:dataset=bench,run=sub-{subject}_task-rest_atlas-test",
+            "--allowed-rules",
+            "static_fc",
+            "--cores",
+            "1",
+            "--mode",
+            "remote",
+            "--nolock",
+        ]
+        start = time.perf_counter()
+        subprocess.run(
+            ["strace", "-f", "-qq", "-e", f"trace={calls}", "-o", str(trace), *job],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds = time.perf_counter() - start
+    total = in_project = listings = 0
+    inside = str(project)
+    for line in trace.read_text(errors="replace").splitlines():
+        if "getdents64(" in line:
+            listings += 1
+        found = PATH_CALL.search(line)
+        if not found:
+            continue
+        total += 1
+        path, relative_to_cwd = found.group(2), "AT_FDCWD" in line or '("' in line
+        if path.startswith(inside) or (relative_to_cwd and not path.startswith("/")):
+            in_project += 1
+    return {
+        "subjects": n_subjects,
+        "seconds": round(seconds, 1),
+        "calls_total": total,
+        "calls_project": in_project,
+        "directory_listings": listings,
+    }
+
+
 #: Per-run rule -> its batched rule (section 6).
 PER_RUN_RULES = {
     "static_fc": "static_fc_batch",
@@ -445,7 +525,15 @@ def batched_rules(work: Path, n_runs: int, batch_size: int, cores: int) -> dict:
     }
 
 
-SECTIONS = ("group_fc", "graph_dataset", "eeg_corpus", "dry_run", "end_to_end", "batched_rules")
+SECTIONS = (
+    "group_fc",
+    "graph_dataset",
+    "eeg_corpus",
+    "dry_run",
+    "end_to_end",
+    "batched_rules",
+    "job_metadata",
+)
 
 
 def main() -> None:
@@ -463,6 +551,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--rule-batch-size", type=int, default=15, help="batch_size of every stage, batched_rules"
+    )
+    parser.add_argument(
+        "--metadata-subjects", type=int, default=200, help="N for job_metadata (and 10 N)"
     )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated, among {SECTIONS}"
@@ -518,12 +609,31 @@ def main() -> None:
             results["batched_rules"] = batched_rules(
                 work, args.rule_runs, args.rule_batch_size, args.cores
             )
+        if "job_metadata" in sections:
+            results["job_metadata"] = [
+                job_metadata(work, n) for n in (args.metadata_subjects, 10 * args.metadata_subjects)
+            ]
     OUT.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print_tables(results, sections, args)
 
 
 def print_tables(results: dict, sections: list[str], args) -> None:
+    if "job_metadata" in sections:
+        print(
+            "| one static_fc job, remote mode | subjects | metadata calls on project files | "
+            "all metadata calls | directory listings | seconds |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
+        for row in results["job_metadata"]:
+            if "skipped" in row:
+                print(f"| skipped | {row['subjects']:,} | {row['skipped']} | | | |")
+                continue
+            print(
+                f"| | {row['subjects']:,} | {row['calls_project']:,} | {row['calls_total']:,} | "
+                f"{row['directory_listings']:,} | {row['seconds']} |"
+            )
+        print()
     if "batched_rules" in sections:
         table = results["batched_rules"]
         print(
