@@ -16,15 +16,26 @@ and the batch goes on (a batch whose runs all fail is an empty folder with its t
 A :class:`~neuroai.errors.ConfigError` (bad parameters) and any error that is not an
 input error (a bug) fail the batch under ``"skip"`` too. A run whose input an earlier
 batched stage left out (:class:`LeftOut`) is left out under ``"fail"`` too.
+
+Where the runs are computed: :class:`RunResults` sends a batch's runs through
+:func:`neuroai.fmri.cohort.map_runs`, one after the other in the batch's process, or on
+a Dask scheduler (``--scheduler tcp://host:8786``, else ``DASK_SCHEDULER_ADDRESS``), and
+hands the results back in the batch's order; the batch process writes them. Either way
+the task reads its files by absolute path (workers run elsewhere) and returns an input
+error instead of raising it (:func:`attempt`), so a failed run is handled as above, its
+message naming the files as they were given; the results, and so the files written,
+are the same bytes.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 import json
+import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +116,136 @@ def attempt(task: Callable, item: Any, **options: Any) -> Any:
         return task(item, **options)
     except INPUT_ERRORS as exc:
         return exc
+
+
+def where_runs(scheduler: str | None) -> str:
+    """Where a batch computes its runs: ``scheduler`` (a Dask scheduler address), else
+    ``DASK_SCHEDULER_ADDRESS``, else ``"sequential"`` (in this process)."""
+    where = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "sequential"
+    logger.info(
+        "Computing the runs %s",
+        "in this process" if where == "sequential" else f"on the Dask scheduler {where}",
+    )
+    return where
+
+
+class RunResults:
+    """A batch's runs computed by :func:`neuroai.fmri.cohort.map_runs`, taken in order.
+
+    Parameters
+    ----------
+    task : callable
+        A module-level function (Dask workers import it by name): ``task(item,
+        **shared, **options)`` computes one run and returns what the batch writes.
+    items : mapping
+        Run key -> the task's first argument, in the batch's order; paths in it must be
+        absolute (a worker's folder is not this process's).
+    scheduler : str
+        ``"sequential"`` or a Dask scheduler address (:func:`where_runs`).
+    given : mapping
+        Run key -> its input as given (a relative path, or the dataset root): a run
+        whose input was given relative has this folder taken off the paths its error
+        names, as when the run is read from here.
+    desc : str
+        Label of the progress bar.
+    shared : mapping | None
+        Arguments common to every run (an atlas), sent to each worker once.
+    **options
+        More keyword arguments of ``task``.
+
+    Notes
+    -----
+    The tasks start at the first :meth:`take` (:func:`write_batch` may refuse the batch
+    before), and :meth:`close` cancels those not taken.
+    """
+
+    def __init__(
+        self,
+        task: Callable,
+        items: Mapping[str, Any],
+        *,
+        scheduler: str,
+        given: Mapping[str, Any],
+        desc: str,
+        shared: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self._start = functools.partial(
+            _map_runs,
+            functools.partial(attempt, task),
+            items,
+            scheduler=scheduler,
+            shared=shared,
+            desc=desc,
+            **options,
+        )
+        self._given = given
+        self._scheduler = scheduler
+        self._results: Iterator[tuple[str, Any]] | None = None
+
+    def take(self, key: str) -> Any:
+        """Run ``key``'s result (the runs are taken in the order of ``items``).
+
+        Raises
+        ------
+        Exception
+            The input error the run's task returned (:data:`INPUT_ERRORS`), or any other
+            error it raised.
+        ConfigError
+            No Dask scheduler answers at the address.
+        RuntimeError
+            The scheduler or its workers failed (a lost connection): not the run's input.
+        """
+        if self._results is None:
+            self._results = self._start()
+        try:
+            done, outcome = next(self._results)
+        except INPUT_ERRORS as exc:  # not the run's: its own come back from attempt
+            if isinstance(exc, ConfigError):  # no scheduler at that address
+                raise
+            raise RuntimeError(
+                f"The runs of the batch could not be computed ({self._scheduler}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if done != key:
+            raise RuntimeError(f"Expected the result of run {key}, got that of {done}.")
+        if isinstance(outcome, BaseException):
+            if not Path(self._given[key]).is_absolute():
+                _name_as_given(outcome, f"{Path.cwd()}{os.sep}")
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        """Cancel the runs not taken, and close the client a scheduler address opened."""
+        if self._results is not None:
+            self._results.close()
+
+    def __enter__(self) -> RunResults:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _map_runs(task, items, **kwargs):
+    from neuroai.fmri.cohort import map_runs
+
+    return map_runs(task, items, **kwargs)
+
+
+def _name_as_given(exc: BaseException, folder: str) -> None:
+    """Take ``folder`` (this process's, with its separator) off the paths an error's
+    message names: the task read the files by absolute path."""
+
+    def strip(value: Any) -> Any:
+        return value.replace(folder, "") if isinstance(value, str) else value
+
+    exc.args = tuple(strip(arg) for arg in exc.args)
+    for name in ("filename", "filename2"):
+        if isinstance(getattr(exc, name, None), str):
+            setattr(exc, name, strip(getattr(exc, name)))
+    if hasattr(exc, "__notes__"):
+        exc.__notes__ = [strip(note) for note in exc.__notes__]
 
 
 def write_batch(

@@ -59,10 +59,6 @@ def run(
     Path
         ``output``.
     """
-    check_option("dtype", dtype, ("float32", "float64"))
-    check_option("short_runs", short_runs, ("error", "skip"))
-    run_data = read_region_timeseries(timeseries)
-    ts = run_data.data
     params = {
         "window": window,
         "step": step,
@@ -71,6 +67,41 @@ def run(
         "dtype": dtype,
         "short_runs": short_runs,
     }
+    matrices, extra = compute_run(timeseries, **params)
+    return save_run(matrices, extra, output, timeseries, **params)
+
+
+def compute_run(
+    timeseries: str | Path,
+    *,
+    window: int,
+    step: int,
+    kind: str,
+    fisher_z: bool,
+    dtype: str,
+    short_runs: str,
+) -> tuple[np.ndarray, dict]:
+    """One run's dynamic FC and the facts its record keeps (the batch stage's task).
+
+    Parameters
+    ----------
+    timeseries : path-like
+        Region time series ``*_timeseries.tsv`` (n_timepoints x n_regions).
+    window, step, kind, fisher_z, dtype, short_runs
+        See :func:`run`.
+
+    Returns
+    -------
+    matrices : ndarray, shape (n_windows, n_regions, n_regions)
+        Of ``dtype``; no window (n_windows 0) for a run shorter than the window under
+        ``short_runs="skip"`` (``extra["skipped"]`` says why).
+    extra : dict
+        The record's ``extra``: shape, TR (s), regions, zero-variance regions, window starts.
+    """
+    check_option("dtype", dtype, ("float32", "float64"))
+    check_option("short_runs", short_runs, ("error", "skip"))
+    run_data = read_region_timeseries(timeseries)
+    ts = run_data.data
     extra = {
         "n_timepoints": run_data.n_timepoints,
         "n_regions": run_data.n_regions,
@@ -79,13 +110,6 @@ def run(
         "zero_variance_regions": [run_data.regions[i] for i in zero_variance_regions(ts)],
     }
     if ts.shape[0] < window and short_runs == "skip":
-        logger.warning(
-            "%s has %d time points, fewer than the window of %d: written as an empty array "
-            "(short_runs='skip').",
-            timeseries,
-            ts.shape[0],
-            window,
-        )
         matrices = np.zeros((0, ts.shape[1], ts.shape[1]), dtype=dtype)
         extra.update(window_starts=[], skipped=f"{ts.shape[0]} time points < window {window}")
     else:
@@ -93,10 +117,26 @@ def run(
             ts, window, step, kind, fisher_z=fisher_z, dtype=np.dtype(dtype)
         )
         extra["window_starts"] = window_starts(ts.shape[0], window, step).tolist()
+    return matrices, extra
+
+
+def save_run(
+    matrices: np.ndarray, extra: dict, output: str | Path, timeseries: str | Path, **params
+) -> Path:
+    """Write one run's dynamic FC (:func:`compute_run`) with its provenance record (the
+    same record whether the run was computed alone or in a batch)."""
+    if "skipped" in extra:
+        logger.warning(
+            "%s has %d time points, fewer than the window of %d: written as an empty array "
+            "(short_runs='skip').",
+            timeseries,
+            extra["n_timepoints"],
+            params["window"],
+        )
     save_array(
         output, matrices, stage="dynamic_fc", params=params, inputs=[timeseries], extra=extra
     )
-    logger.info("Wrote %s (%d windows x %d x %d, %s)", output, *matrices.shape, kind)
+    logger.info("Wrote %s (%d windows x %d x %d, %s)", output, *matrices.shape, params["kind"])
     return Path(output)
 
 

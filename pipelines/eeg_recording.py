@@ -17,7 +17,12 @@ from pathlib import Path
 os.environ.setdefault("MNE_USE_NUMBA", "false")
 
 from neuroai.eeg.params import EEGParams
-from neuroai.eeg.recording import RecordingMeta, save_recording
+from neuroai.eeg.recording import (
+    ProcessedRecording,
+    RecordingMeta,
+    process_recording,
+    save_recording,
+)
 from neuroai.pipelines._stage import execute, stage_parser
 
 _D = EEGParams()
@@ -76,6 +81,27 @@ def run(
     info = RecordingMeta(**meta) if meta else None
     save_recording(recording, store, qc, params=params, meta=info)
     return Path(store)
+
+
+def process_one(recording: dict, *, params: EEGParams) -> ProcessedRecording:
+    """One recording processed, not written: the task of the batch stage
+    (neuroai.pipelines.eeg_recording_batch), which writes it as :func:`run` does.
+
+    Parameters
+    ----------
+    recording : dict
+        ``path`` (absolute: workers may run elsewhere), ``source`` (the path as given,
+        which the QC summary names) and ``meta`` (a
+        :class:`~neuroai.eeg.recording.RecordingMeta`).
+    params : EEGParams
+
+    Returns
+    -------
+    ProcessedRecording
+    """
+    result = process_recording(recording["path"], params=params, meta=recording["meta"])
+    result.qc["source"] = recording["source"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,10 +3,13 @@
 Writes a folder holding, for every recording, what the per-recording stage
 (neuroai.pipelines.eeg_recording) writes: its patch store <key>_patches and QC
 summary <key>_qc.json, each with its provenance record, byte for byte (each
-recording goes through that stage's own run()). The folder appears whole or not
+recording goes through that stage's own process_one() and the library's
+write_recording(), as its run() does). The folder appears whole or not
 at all (see neuroai.pipelines._batch); with on_error "skip" a recording that cannot
 be read (a truncated EDF) is listed in the folder's failures.tsv instead of failing
-the batch.
+the batch. Recordings are processed one after the other here, or on a Dask scheduler
+(--scheduler tcp://host:8786, else DASK_SCHEDULER_ADDRESS) with the same results; this
+process writes them.
 
 The recordings come as a JSON-lines file, one object a line: {"key": ..., "path":
 ..., "meta": {...}} (meta as the per-recording stage's --meta).
@@ -20,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from neuroai.pipelines import eeg_recording
-from neuroai.pipelines._batch import takes_params_of, unique_keys, write_batch
+from neuroai.pipelines._batch import (
+    RunResults,
+    takes_params_of,
+    unique_keys,
+    where_runs,
+    write_batch,
+)
 from neuroai.pipelines._stage import execute, stage_parser
 
 
@@ -53,6 +62,7 @@ def run(
     recordings: str | Path | list[dict],
     output: str | Path,
     *,
+    scheduler: str | None = None,
     on_error: str = "fail",
     **params: Any,
 ) -> Path:
@@ -65,6 +75,11 @@ def run(
     output : path-like
         The batch folder: ``<key>_patches`` and ``<key>_qc.json`` for every recording
         written, and ``failures.tsv``.
+    scheduler : str | None
+        Where the recordings are processed: a Dask scheduler address
+        (``tcp://host:8786``); ``None`` or ``""``: the address in
+        ``DASK_SCHEDULER_ADDRESS`` if set, else this process, one after the other. It
+        does not change the results.
     on_error : {"fail", "skip"}
         See :mod:`neuroai.pipelines._batch`.
     **params
@@ -75,30 +90,64 @@ def run(
     Path
         ``output``.
     """
+    from neuroai.eeg.params import EEGParams
+    from neuroai.eeg.recording import RecordingMeta, write_recording
+
     items = read_recordings(recordings) if isinstance(recordings, (str, Path)) else recordings
     by_key = unique_keys(items, lambda item: item["key"])
+    settings = EEGParams.from_mapping(params)
+    scheduler = where_runs(scheduler)
+    tasks = {
+        key: {
+            "path": Path(item["path"]).absolute(),
+            "source": str(Path(item["path"])),
+            "meta": (
+                RecordingMeta(**item["meta"])
+                if item.get("meta")
+                else RecordingMeta.from_path(item["path"])
+            ),
+        }
+        for key, item in by_key.items()
+    }
+    given = {key: item["path"] for key, item in by_key.items()}
+    results = RunResults(
+        eeg_recording.process_one,
+        tasks,
+        scheduler=scheduler,
+        given=given,
+        desc="EEG recordings",
+        params=settings,
+    )
 
     def write_run(key: str, item: dict, folder: Path) -> None:
         store, qc = recording_files(key, folder)
-        eeg_recording.run(item["path"], store, qc, meta=item["meta"], **params)
+        write_recording(results.take(key), item["path"], store, qc, params=settings)
 
-    return write_batch(
-        output,
-        by_key,
-        write_run,
-        recording_files,
-        stage="eeg_recording",
-        params=params,
-        on_error=on_error,
-    )
+    with results:
+        return write_batch(
+            output,
+            by_key,
+            write_run,
+            recording_files,
+            stage="eeg_recording",
+            params=params,
+            on_error=on_error,
+            extra={"scheduler": scheduler},
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m neuroai.pipelines.eeg_recording_batch")
     parser.add_argument("--recordings", required=True, help="JSON-lines list of the recordings")
     parser.add_argument("--output", required=True, help="the batch folder")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (tcp://host:8786); default DASK_SCHEDULER_ADDRESS, "
+        "else one recording after the other in this process",
+    )
     args = parser.parse_args(argv)
-    execute(args, run, args.recordings, args.output)
+    execute(args, run, args.recordings, args.output, scheduler=args.scheduler)
 
 
 if __name__ == "__main__":

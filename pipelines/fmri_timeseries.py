@@ -9,6 +9,7 @@ its carpet (sampled voxels x time, float16) as .npy, each with provenance.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -16,15 +17,32 @@ import numpy as np
 
 from neuroai import get_logger
 from neuroai.errors import DataError, did_you_mean
-from neuroai.fmri.atlas import atlas_paths, load_atlas
+from neuroai.fmri.atlas import Atlas, atlas_paths, load_atlas
 from neuroai.fmri.qc import summarize_trace
-from neuroai.fmri.run_timeseries import run_timeseries
+from neuroai.fmri.run_timeseries import RunTimeseries, run_timeseries
 from neuroai.io import index_bold_runs, save_array, save_json, write_region_timeseries
 from neuroai.io.bids import parse_name
 from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.fmri_timeseries")
 
+#: The positional parameters of :func:`run` (files, not parameters).
+POSITIONAL = ("root", "run_key", "output", "qc_output", "carpet_output")
+#: :func:`run`'s parameters that go to :func:`run_timeseries` as they are.
+EXTRACTION_OPTIONS = (
+    "detrend",
+    "standardize",
+    "standardize_confounds",
+    "filter",
+    "low_pass",
+    "high_pass",
+    "extrapolate",
+    "use_mask",
+    "resample",
+    "chunk_mb",
+    "non_finite",
+    "n_carpet_voxels",
+)
 CONFOUND_OPTIONS = (
     "motion",
     "wm_csf",
@@ -128,62 +146,130 @@ def run(
     Path
         ``output``.
     """
-    params = {
-        k: v
-        for k, v in locals().items()
-        if k not in ("root", "run_key", "output", "qc_output", "carpet_output")
-    }
+    params = {k: v for k, v in locals().items() if k not in POSITIONAL}
     bold = find_run(root, run_key, layout=layout, desc=desc)
     parcellation = load_atlas(atlas, root=root)
-    confound_options = {k: params[k] for k in CONFOUND_OPTIONS}
-    result = run_timeseries(
-        bold,
-        parcellation,
-        strategy=strategy,
-        confound_options=confound_options,
-        detrend=detrend,
-        standardize=standardize,
-        standardize_confounds=standardize_confounds,
-        filter=filter,
-        low_pass=low_pass,
-        high_pass=high_pass,
-        extrapolate=extrapolate,
-        use_mask=use_mask,
-        resample=resample,
-        chunk_mb=chunk_mb,
-        non_finite=non_finite,
-        qc=True,
-        n_carpet_voxels=n_carpet_voxels,
+    result = _extract(bold, parcellation, params)
+    return save_run(
+        result,
+        output,
+        qc_output,
+        carpet_output,
+        root=root,
+        bold=bold,
+        atlas=parcellation,
+        params=params,
     )
+
+
+def stage_params(**params) -> dict:
+    """:func:`run`'s keyword parameters, those not given at their defaults (as its record
+    keeps them).
+
+    Raises
+    ------
+    TypeError
+        A parameter :func:`run` does not take, or no ``layout`` or ``atlas``.
+    """
+    bound = inspect.signature(run).bind(*[None] * len(POSITIONAL), **params)
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if k not in POSITIONAL}
+
+
+def extract_run(run_key: str, *, root: str | Path, atlas: Atlas, params: dict) -> RunTimeseries:
+    """One run's region time series and QC traces, not written: the task of the batch
+    stage (neuroai.pipelines.fmri_timeseries_batch), which writes them with
+    :func:`save_run`.
+
+    Parameters
+    ----------
+    run_key : str
+        The run.
+    root : path-like
+        The dataset folder (absolute on a Dask worker).
+    atlas : Atlas
+        The parcellation, loaded.
+    params : dict
+        :func:`run`'s keyword parameters (:func:`stage_params`).
+    """
+    bold = find_run(root, run_key, layout=params["layout"], desc=params["desc"])
+    return _extract(bold, atlas, params)
+
+
+def _extract(bold, atlas: Atlas, params: dict) -> RunTimeseries:
+    return run_timeseries(
+        bold,
+        atlas,
+        strategy=params["strategy"],
+        confound_options={k: params[k] for k in CONFOUND_OPTIONS},
+        **{k: params[k] for k in EXTRACTION_OPTIONS},
+        qc=True,
+    )
+
+
+def save_run(
+    result: RunTimeseries,
+    output: str | Path,
+    qc_output: str | Path,
+    carpet_output: str | Path,
+    *,
+    root: str | Path,
+    bold,
+    atlas: Atlas,
+    params: dict,
+) -> Path:
+    """Write one run's time series (:func:`extract_run`), QC and carpet, each with its
+    provenance record (the same whether the run was extracted alone or in a batch).
+
+    Parameters
+    ----------
+    result : RunTimeseries
+    output, qc_output, carpet_output : path-like
+        See :func:`run`.
+    root : path-like
+        The dataset folder as given (the records name the files under it).
+    bold : BoldRun
+        The run, found under ``root``.
+    atlas : Atlas
+        The parcellation, loaded from ``root`` (its description goes in the sidecar).
+    params : dict
+        :func:`run`'s keyword parameters.
+
+    Returns
+    -------
+    Path
+        ``output``.
+    """
     inputs = [p for p in (bold.path, bold.confounds, bold.mask, *bold.sidecars) if p is not None]
-    inputs += list(atlas_paths(atlas, root=root).values())
+    inputs += list(atlas_paths(params["atlas"], root=root).values())
     write_region_timeseries(
         output,
         result.timeseries,
         tr=result.tr,
         regions=result.regions,
         sidecar={
-            "Atlas": parcellation.describe(),
+            "Atlas": atlas.describe(),
             "Sources": [str(bold.path)],
-            "ConfoundStrategy": list(strategy),
+            "ConfoundStrategy": list(params["strategy"]),
             "Confounds": result.confounds,
             "VolumesKept": result.kept.tolist(),
             "NumberOfVolumes": result.n_volumes,
             "EmptyRegions": result.empty_regions,
             "Cleaning": {
-                "detrend": detrend,
-                "standardize": standardize,
-                "filter": filter,
-                "low_pass_hz": low_pass,
-                "high_pass_hz": high_pass,
+                "detrend": params["detrend"],
+                "standardize": params["standardize"],
+                "filter": params["filter"],
+                "low_pass_hz": params["low_pass"],
+                "high_pass_hz": params["high_pass"],
             },
         },
         stage="fmri_timeseries",
         params=params,
         inputs=inputs,
     )
+    fd_threshold = params["fd_threshold"]
     qc = {
-        "run": run_key,
+        "run": bold.key,
         "tr": result.tr,
         "n_volumes": result.n_volumes,
         "n_kept": int(result.kept.size),

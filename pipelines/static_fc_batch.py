@@ -10,14 +10,12 @@ looks complete (see neuroai.pipelines._batch, also for on_error "skip"). Runs ar
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 from collections.abc import Sequence
-from contextlib import closing
 from pathlib import Path
 
 from neuroai import get_logger
+from neuroai.pipelines._batch import INPUT_ERRORS
 from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.static_fc_batch")
@@ -65,34 +63,35 @@ def run(
         A run that cannot be read or computed (the message names its file; under
         ``on_error="skip"``, only when every run fails); no batch folder is left behind.
     """
-    from neuroai.fmri.cohort import map_runs, region_static_fc
+    from neuroai.fmri.cohort import region_static_fc
     from neuroai.io.regions import run_key
-    from neuroai.pipelines._batch import attempt, require_input, unique_keys, write_batch
+    from neuroai.pipelines._batch import (
+        RunResults,
+        require_input,
+        unique_keys,
+        where_runs,
+        write_batch,
+    )
     from neuroai.pipelines.static_fc import save_run
 
     paths = unique_keys(timeseries, run_key)
-    scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "sequential"
-    where = "in this process" if scheduler == "sequential" else f"on the Dask scheduler {scheduler}"
-    logger.info("Computing %d runs %s", len(paths), where)
+    scheduler = where_runs(scheduler)
+    params = {"kind": kind, "fisher_z": fisher_z}
     # Workers may run elsewhere: they get absolute paths; the records keep the paths as given.
     absolute = {key: Path(path).absolute() for key, path in paths.items()}
-    params = {"kind": kind, "fisher_z": fisher_z}
-    results = None
+    results = RunResults(
+        region_static_fc, absolute, scheduler=scheduler, given=paths, desc="static FC", **params
+    )
 
     def write_run(key: str, path, folder: Path) -> None:
-        nonlocal results
-        if results is None:  # started on the first run: write_batch may refuse the batch first
-            task = functools.partial(attempt, region_static_fc)
-            results = map_runs(task, absolute, scheduler=scheduler, desc="static FC", **params)
-        done, outcome = next(results)
-        if done != key:  # map_runs yields in the order of the runs
-            raise RuntimeError(f"Expected the result of run {key}, got {done}.")
-        if isinstance(outcome, BaseException):
+        try:
+            result = results.take(key)
+        except INPUT_ERRORS:
             require_input(path, "_timeseries.tsv")  # left out by fmri_timeseries_batch?
-            raise outcome
-        save_run(outcome, folder / f"{key}{SUFFIX}", path, **params)
+            raise
+        save_run(result, folder / f"{key}{SUFFIX}", path, **params)
 
-    try:
+    with results:
         return write_batch(
             output,
             paths,
@@ -103,10 +102,6 @@ def run(
             on_error=on_error,
             extra={"scheduler": scheduler},
         )
-    finally:
-        if results is not None:
-            with closing(results):
-                pass
 
 
 def main(argv: list[str] | None = None) -> None:

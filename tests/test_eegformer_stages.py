@@ -265,5 +265,8 @@ def test_evaluate_writes_an_evaluated_copy_of_every_mode_with_its_test_metrics(o
         assert card.startswith(f"# probe model: abnormal ({mode})")
         assert "- Data card: `tuab_like.yaml`" in card and "[splits.tsv](splits.tsv)" in card
     # Only the fine-tuned modes started from the pretrained encoder.
-    assert "Started from the pretrained encoder" not in (evaluated / "scratch" / "README.md").read_text()
+    assert (
+        "Started from the pretrained encoder"
+        not in (evaluated / "scratch" / "README.md").read_text()
+    )
     assert "Started from the pretrained encoder" in (evaluated / "probe" / "README.md").read_text()

@@ -78,7 +78,9 @@ def test_evaluated_folder_loads_the_same_weights_and_its_card_shows_the_test_met
         assert torch.equal(reloaded(x), model(x))
     # The training folder is left exactly as it was (its checksum is in downstream records).
     assert file_digest(folder)["sha256"] == before["sha256"]
-    assert (copy / "model.safetensors").stat().st_ino == (folder / "model.safetensors").stat().st_ino
+    assert (copy / "model.safetensors").stat().st_ino == (
+        folder / "model.safetensors"
+    ).stat().st_ino
     document = json.loads((copy / "config.json").read_text())
     assert document["heldout"]["metrics"] == METRICS
     assert document["heldout"]["trained_folder"] == str(folder)

@@ -143,7 +143,9 @@ def test_evaluate_stage_writes_metrics_with_intervals_and_predictions(trained):
     document = load_json(metrics, stage="segmentation_evaluate")
     card = (root / "eval" / "evaluated" / "dsd" / "README.md").read_text()
     mean_dice = document["models"]["dsd"]["metrics"]["dice"]["mean"]
-    assert f"- dice mean: {mean_dice['estimate']:.4g} [" in card and "on 2 held-out test cases" in card
+    assert (
+        f"- dice mean: {mean_dice['estimate']:.4g} [" in card and "on 2 held-out test cases" in card
+    )
     assert "- miss rate Anterior:" in card
     assert set(document["models"]) == set(VARIANTS) and document["classes"] == [
         "Anterior",

@@ -1,14 +1,9 @@
 """Batched static FC (static_fc.batch_size): the same files as one job per run, fewer jobs,
 few batches re-run when subjects are added, and the same results on a Dask scheduler."""
 
-import contextlib
 import functools
-import json
 import math
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +12,7 @@ import pytest
 from neuroai.errors import ConfigError, DataError
 from neuroai.fmri.cohort import assign_batches, batch_count, batch_of
 from neuroai.io import read_provenance
-from neuroai.testing import region_timeseries_dataset
+from neuroai.testing import dask_processes, region_timeseries_dataset
 from neuroai.testing.workflow import job_counts, region_project, run_snakemake
 
 snakemake = functools.partial(run_snakemake, timeout=600)
@@ -254,56 +249,13 @@ def test_two_runs_with_one_name_are_refused(tmp_path):
     assert not (tmp_path / "fc" / "batch-0").exists()
 
 
-def _address(scheduler_file, log, timeout=60):
-    """The address a ``dask scheduler`` wrote to its scheduler file (waiting for it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return json.loads(scheduler_file.read_text())["address"]
-        time.sleep(0.2)
-    raise AssertionError(f"no scheduler address in {timeout} s: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory):
     """A ``dask scheduler`` and one ``dask worker`` started as separate processes on
     localhost, in a folder of their own (so relative paths would not resolve there)."""
     pytest.importorskip("dask.distributed")
-    from dask.distributed import Client
-
-    folder = tmp_path_factory.mktemp("dask")
-    file = str(folder / "scheduler.json")
-    dask = [sys.executable, "-m", "dask"]  # the `dask` command of this environment
-    commands = {
-        "scheduler": [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0"],
-        "worker": [*dask, "worker", "--nthreads", "1", "--no-nanny"],
-    }
-    processes = []
-    with contextlib.ExitStack() as stack:
-        try:
-            for name, command in commands.items():
-                log = stack.enter_context(open(folder / f"{name}.log", "w"))
-                command += ["--scheduler-file", file, "--no-dashboard"]
-                processes.append(
-                    subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-                )
-                address = _address(folder / "scheduler.json", folder / "scheduler.log")
-            with Client(address, timeout=60) as client:
-                client.wait_for_workers(1, timeout=60)
-            yield address
-            with Client(address, timeout=60) as client:
-                prefixes = client.run_on_scheduler(
-                    lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
-                )
-                assert "one_thread" in prefixes, prefixes  # the runs went through it
-                client.shutdown()  # the scheduler, and with it the worker
-            for process in processes:
-                assert process.wait(timeout=60) == 0, process.args
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(timeout=30)
+    with dask_processes(tmp_path_factory.mktemp("dask"), require_task="one_thread") as address:
+        yield address
 
 
 @pytest.mark.integration

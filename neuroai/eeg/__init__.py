@@ -53,6 +53,7 @@ from neuroai.eeg.recording import (
     RecordingMeta,
     process_recording,
     save_recording,
+    write_recording,
 )
 from neuroai.eeg.shards import ShardedPatchStore, write_sharded_store
 from neuroai.eeg.standardize import ChannelReport, standardize_channels
@@ -143,6 +144,7 @@ __all__ = [
     "window_patches",
     "write_edf",
     "write_patch_store",
+    "write_recording",
     "write_sharded_store",
     "write_tuh_csv",
 ]

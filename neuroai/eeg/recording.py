@@ -382,6 +382,31 @@ def save_recording(
     ``"in_memory": true``.
     """
     result = process_recording(recording, params=params, meta=meta, verbose=verbose)
+    write_recording(result, recording, store, qc_output, params=params, stage=stage)
+    return result
+
+
+def write_recording(
+    result: ProcessedRecording,
+    recording,
+    store: str | os.PathLike,
+    qc_output: str | os.PathLike,
+    *,
+    params: EEGParams,
+    stage: str = "eeg_recording",
+) -> None:
+    """Write a processed recording's patch store and QC summary (:func:`save_recording`'s
+    second half, for a recording processed elsewhere, e.g. on a Dask worker).
+
+    Parameters
+    ----------
+    result : ProcessedRecording
+        From :func:`process_recording`.
+    recording : path-like | mne.io.BaseRaw
+        What ``result`` was processed from (its files are the records' inputs).
+    store, qc_output, params, stage
+        See :func:`save_recording`.
+    """
     inputs = recording_inputs(recording)
     in_memory = not isinstance(recording, str | os.PathLike)
     write_patch_store(
@@ -401,4 +426,3 @@ def save_recording(
         },
     )
     save_json(qc_output, result.qc, stage=stage, params=params.to_dict(), inputs=inputs)
-    return result

@@ -21,6 +21,7 @@ from neuroai.testing.generators import (
 )
 from neuroai.testing.graphs import graph_dataset
 from neuroai.testing.patch_store import tiny_patch_store
+from neuroai.testing.scheduler import dask_processes
 from neuroai.testing.segmentation import hippocampus_like_case, hippocampus_like_dataset
 from neuroai.testing.token_store import write_token_store
 from neuroai.testing.volumes import (
@@ -38,6 +39,7 @@ __all__ = [
     "check_site",
     "connectivity_matrices",
     "correlated_timeseries",
+    "dask_processes",
     "eeg_signals",
     "fmriprep_confounds",
     "fmriprep_dataset",

@@ -75,9 +75,12 @@ rule eeg_recording_batch:
     resources:
         mem_mb=2000,
         runtime=120,
+        # A resource, not a param: where the runs are computed does not change them.
+        dask_scheduler=dask_scheduler,
     shell:
         "python -m neuroai.pipelines.eeg_recording_batch --recordings {input.members:q} "
-        "--output {output:q} --params {params.cfg:q} --log {log:q} --no-progress"
+        "--output {output:q} --scheduler={resources.dask_scheduler:q} --params {params.cfg:q} "
+        "--log {log:q} --no-progress"
 
 
 rule eeg_store_batches:

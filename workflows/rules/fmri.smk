@@ -181,10 +181,13 @@ rule fmri_timeseries_batch:
     resources:
         mem_mb=2000,
         runtime=120,
+        # A resource, not a param: where the runs are computed does not change them.
+        dask_scheduler=dask_scheduler,
     shell:
         "python -m neuroai.pipelines.fmri_timeseries_batch --root {params.root:q} "
-        "--run-keys @{input.members:q} --output {output:q} --params {params.cfg:q} "
-        "--log {log:q} --no-progress"
+        "--run-keys @{input.members:q} --output {output:q} "
+        "--scheduler={resources.dask_scheduler:q} --params {params.cfg:q} --log {log:q} "
+        "--no-progress"
 
 
 rule dynamic_fc:
@@ -229,9 +232,12 @@ rule dynamic_fc_batch:
     resources:
         mem_mb=4000,
         runtime=60,
+        # A resource, not a param: where the runs are computed does not change them.
+        dask_scheduler=dask_scheduler,
     shell:
         "python -m neuroai.pipelines.dynamic_fc_batch --timeseries @{input.members:q} "
-        "--output {output:q} --params {params.cfg:q} --log {log:q} --no-progress"
+        "--output {output:q} --scheduler={resources.dask_scheduler:q} --params {params.cfg:q} "
+        "--log {log:q} --no-progress"
 
 
 rule graph_dataset:

@@ -59,7 +59,10 @@ def render_failures(paths: Sequence[str | Path]) -> list[Section]:
                 cls="note",
             ),
             table(
-                [(r.get("run", ""), r.get("stage", ""), r.get("error", "")) for r in rows[:MAX_ROWS]],
+                [
+                    (r.get("run", ""), r.get("stage", ""), r.get("error", ""))
+                    for r in rows[:MAX_ROWS]
+                ],
                 ["run", "stage", "error"],
             ),
         )
