@@ -6,11 +6,16 @@ graph dataset folder (format neuroai.graphs/1, arrays read lazily by
 neuroai.fmri.GraphWindowDataset), plus a JSON summary for the report (graph
 density, dynamic-FC variability per run) and the group-mean variability matrix
 (the standard deviation of each edge over windows, averaged over runs).
+
+Each run's graphs are built by compute_run(), one run after the other here, or on a
+Dask scheduler (--scheduler tcp://host:8786, else DASK_SCHEDULER_ADDRESS) with the
+same results; this process writes them in the order of the runs, one at a time.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +24,10 @@ from neuroai import get_logger
 from neuroai.errors import DataError
 from neuroai.fmri.dynamic import connectivity_variability
 from neuroai.fmri.graph_dataset import write_graph_dataset
-from neuroai.fmri.graphs import window_graphs
+from neuroai.fmri.graphs import WindowGraphs, window_graphs
 from neuroai.io import load_array, read_provenance, read_region_timeseries, save_array, save_json
 from neuroai.io.bids import participants_table
+from neuroai.pipelines._batch import RunResults, where_runs
 from neuroai.pipelines._stage import PathList, execute, stage_parser
 from neuroai.running import RunningMoments
 
@@ -41,6 +47,86 @@ def _degrees(graphs) -> np.ndarray:
     flat = window * graphs.n_regions + graphs.edge_index[0].astype(np.int64)
     counts = np.bincount(flat, minlength=graphs.n_windows * graphs.n_regions)
     return counts.reshape(graphs.n_windows, graphs.n_regions)
+
+
+@dataclass
+class RunGraphs:
+    """One run's window graphs and the numbers the summary takes from it.
+
+    Attributes
+    ----------
+    graphs : WindowGraphs
+        The run's window graphs.
+    variability : ndarray, shape (n_regions, n_regions)
+        Standard deviation of each edge over the run's windows.
+    degrees : ndarray, shape (n_windows, n_regions)
+        Node degree in each window graph.
+    density : ndarray, shape (n_windows,)
+        Edge density of each window graph.
+    summary : dict
+        The run's entry in the summary's ``runs``.
+    """
+
+    graphs: WindowGraphs
+    variability: np.ndarray
+    degrees: np.ndarray
+    density: np.ndarray
+    summary: dict
+
+
+def compute_run(
+    paths: tuple[Path, Path],
+    *,
+    windowing: dict,
+    method: str,
+    density: float,
+    threshold: float | None,
+    absolute: bool,
+    node_features: list[str] | tuple[str, ...],
+) -> RunGraphs | None:
+    """The per-run task: one run's dynamic FC (and time series) to its window graphs.
+
+    Parameters
+    ----------
+    paths : tuple of Path
+        The run's ``*_dfc.npy`` (n_windows x n_regions x n_regions) and
+        ``*_timeseries.tsv`` (n_timepoints x n_regions); absolute on a Dask worker.
+    windowing : dict
+        ``window`` and ``step`` (in TRs), ``kind``, ``fisher_z`` of the dynamic FC.
+    method, density, threshold, absolute, node_features
+        See :func:`run`.
+
+    Returns
+    -------
+    RunGraphs | None
+        ``None`` for a run without a window (its time series is not read).
+    """
+    dfc_path, ts_path = paths
+    dfc = load_array(dfc_path, stage="dynamic_fc", mmap=True)
+    if dfc.shape[0] == 0:
+        return None
+    ts = read_region_timeseries(ts_path).data if "timeseries" in node_features else None
+    graphs = window_graphs(
+        dfc,
+        method=method,
+        density=density,
+        threshold=threshold,
+        absolute=absolute,
+        features=node_features,
+        ts=ts,
+        window=windowing["window"],
+        step=windowing["step"],
+    )
+    spread = connectivity_variability(dfc)
+    window_density = graphs.density()
+    off = ~np.eye(spread.shape[0], dtype=bool)
+    summary = {
+        "n_windows": int(dfc.shape[0]),
+        "mean_edge_sd": float(spread[off].mean()),
+        "density_mean": float(window_density.mean()),
+        "density": window_density.round(5).tolist(),
+    }
+    return RunGraphs(graphs, spread, _degrees(graphs), window_density, summary)
 
 
 def _layout(dynamic_fc: list[str | Path]) -> tuple[dict, list[str]]:
@@ -66,6 +152,7 @@ def run(
     absolute: bool = True,
     node_features: list[str] | tuple[str, ...] = ("identity", "timeseries"),
     label_columns: list[str] | None = None,
+    scheduler: str | None = None,
 ) -> Path:
     """Build a dataset's graph dataset and its dynamic-FC summary.
 
@@ -92,6 +179,11 @@ def run(
         ``connectivity``, ``identity``, ``timeseries`` (see :func:`neuroai.fmri.node_features`).
     label_columns : list of str | None
         Columns of participants.tsv to keep (all by default).
+    scheduler : str | None
+        Where the runs' graphs are built: a Dask scheduler address
+        (``tcp://host:8786``); ``None`` or ``""``: the address in
+        ``DASK_SCHEDULER_ADDRESS`` if set, else this process, one run after the other.
+        It does not change the results.
 
     Returns
     -------
@@ -108,10 +200,28 @@ def run(
     degrees = RunningMoments((len(regions),))  # over all windows, per region
     densities = RunningMoments()  # over all windows
 
+    # Workers may run elsewhere: the task reads absolute paths, and the error of a run is
+    # raised here naming its files as given. Labels by position: a run key may repeat.
+    labels = [f"{i}:{_run_key(Path(path))}" for i, path in enumerate(dynamic_fc)]
+    runs = dict(zip(labels, zip(dynamic_fc, timeseries, strict=True), strict=True))
+    results = RunResults(
+        compute_run,
+        {label: (Path(d).absolute(), Path(t).absolute()) for label, (d, t) in runs.items()},
+        scheduler=where_runs(scheduler),
+        given={label: t if Path(d).is_absolute() else d for label, (d, t) in runs.items()},
+        desc="graphs",
+        windowing=windowing,
+        method=method,
+        density=density,
+        threshold=threshold,
+        absolute=absolute,
+        node_features=node_features,
+    )
+
     def run_graphs():
         """Each run's window graphs in turn, its statistics added to the running totals:
-        one run's dynamic FC and graphs are in memory at a time."""
-        for dfc_path, ts_path in zip(dynamic_fc, timeseries, strict=True):
+        one run's result is taken at a time, in the order of the runs."""
+        for label, (dfc_path, _) in runs.items():
             key = _run_key(Path(dfc_path))
             record = read_provenance(dfc_path)
             this = {k: record["params"][k] for k in WINDOWING}
@@ -121,40 +231,21 @@ def run(
                     f"regions, unlike the other runs ({windowing}, {len(regions)} regions): "
                     "every run of a graph dataset must share the windowing and the atlas."
                 )
-            dfc = load_array(dfc_path, stage="dynamic_fc", mmap=True)
-            if dfc.shape[0] == 0:
+            result = results.take(label)
+            if result is None:
                 excluded[key] = record["extra"].get("skipped", "no window")
                 logger.warning("Leaving %s out of the graph dataset: %s", key, excluded[key])
                 continue
-            ts = read_region_timeseries(ts_path).data if "timeseries" in node_features else None
-            graphs = window_graphs(
-                dfc,
-                method=method,
-                density=density,
-                threshold=threshold,
-                absolute=absolute,
-                features=node_features,
-                ts=ts,
-                window=windowing["window"],
-                step=windowing["step"],
-            )
             subjects[key] = key.split("_", 1)[0][4:]
-            spread = connectivity_variability(dfc)
             if totals["variability"] is None:
-                totals["variability"] = np.zeros(spread.shape)
-            totals["variability"] += spread
-            totals["windows"] += graphs.n_windows
-            totals["edges"] += graphs.edge_weight.size
-            degrees.add(_degrees(graphs))
-            window_density = graphs.density()
-            densities.add(window_density)
-            off = ~np.eye(spread.shape[0], dtype=bool)
-            run_summary[key] = {
-                "n_windows": int(dfc.shape[0]),
-                "mean_edge_sd": float(spread[off].mean()),
-                "density_mean": float(window_density.mean()),
-                "density": window_density.round(5).tolist(),
-            }
+                totals["variability"] = np.zeros(result.variability.shape)
+            totals["variability"] += result.variability
+            totals["windows"] += result.graphs.n_windows
+            totals["edges"] += result.graphs.edge_weight.size
+            degrees.add(result.degrees)
+            densities.add(result.density)
+            run_summary[key] = result.summary
+            graphs, result = result.graphs, None  # only the graphs held while written
             yield key, graphs
         if not run_summary:
             raise DataError(f"No run of {dataset} has a window: the graph dataset would be empty.")
@@ -170,19 +261,20 @@ def run(
     inputs = [*map(Path, dynamic_fc), *map(Path, timeseries)] + (
         [Path(participants)] if participants else []
     )
-    write_graph_dataset(
-        output,
-        run_graphs(),
-        subjects=subjects,
-        regions=regions,
-        windowing=windowing,
-        sparsity=sparsity,
-        participants=table,
-        label_columns=label_columns,
-        excluded=excluded,
-        params=params,
-        inputs=inputs,
-    )
+    with results:
+        write_graph_dataset(
+            output,
+            run_graphs(),
+            subjects=subjects,
+            regions=regions,
+            windowing=windowing,
+            sparsity=sparsity,
+            participants=table,
+            label_columns=label_columns,
+            excluded=excluded,
+            params=params,
+            inputs=inputs,
+        )
     n_runs = len(run_summary)
     mean_variability = totals["variability"] / n_runs
     provenance = {"stage": "graph_dataset", "params": params, "inputs": inputs}
@@ -241,6 +333,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary-output", required=True)
     parser.add_argument("--variability-output", required=True)
     parser.add_argument("--participants", default=None, help="participants.tsv with the labels")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (tcp://host:8786); default DASK_SCHEDULER_ADDRESS, "
+        "else one run after the other in this process",
+    )
     args = parser.parse_args(argv)
     execute(
         args,
@@ -251,6 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         args.summary_output,
         args.variability_output,
         participants=args.participants,
+        scheduler=args.scheduler,
     )
 
 

@@ -1,8 +1,9 @@
 """The batched per-run stages on a Dask scheduler (region time series of 4D runs, dynamic
-FC, EEG recordings): a ``dask scheduler`` and a ``dask worker`` started as separate
-processes compute the runs, the batch writes the same files as when it computes them
-itself (the sequential path is the oracle), a run that fails on a worker is left out
-as in the sequential path, and the workflow's batch rules pass the configured scheduler.
+FC, EEG recordings), and graph building (graph_dataset): a ``dask scheduler`` and a
+``dask worker`` started as separate processes compute the runs, the stage writes the same
+files as when it computes them itself (the sequential path is the oracle), a run that
+fails on a worker is left out, or fails the stage, as in the sequential path, and the
+workflow's rules pass the configured scheduler.
 Static FC on Dask: tests/test_static_fc_batches.py."""
 
 import functools
@@ -11,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from neuroai.errors import DataError
-from neuroai.io import read_provenance
-from neuroai.pipelines import dynamic_fc_batch, eeg_recording_batch, fmri_timeseries_batch
+from neuroai.errors import ArtifactError, DataError
+from neuroai.io import read_provenance, read_region_timeseries, write_region_timeseries
+from neuroai.pipelines import (
+    dynamic_fc,
+    dynamic_fc_batch,
+    eeg_recording_batch,
+    fmri_timeseries_batch,
+    graph_dataset,
+)
 from neuroai.pipelines._batch import read_failures
 from neuroai.testing import (
     bids_dataset,
@@ -61,17 +68,23 @@ def _untimed(value):
     return value
 
 
-def _same_batches(sequential, dask, address):
-    """Every file of two batch folders the same bytes (JSON: the same but for the times
-    of the records), and the folders' records the same but for where the runs ran."""
+def _same_files(sequential, dask):
+    """Every file of two folders the same bytes (JSON: the same but for the times of the
+    records)."""
     names = sorted(p.relative_to(sequential) for p in sequential.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(dask) for p in dask.rglob("*") if p.is_file())
-    assert any(name.suffix == ".npy" or name.name == "patches.npy" for name in names), names
+    assert any(name.suffix == ".npy" for name in names), names
     for name in names:
         a, b = (sequential / name).read_bytes(), (dask / name).read_bytes()
         if a != b and name.suffix == ".json":  # a record, or a sidecar embedding one
             a, b = (_untimed(json.loads(text)) for text in (a, b))
         assert a == b, name
+
+
+def _same_batches(sequential, dask, address):
+    """Every file of two batch folders the same bytes (JSON: the same but for the times
+    of the records), and the folders' records the same but for where the runs ran."""
+    _same_files(sequential, dask)
     a, b = (read_provenance(folder) for folder in (sequential, dask))
     assert (a["extra"].pop("scheduler"), b["extra"].pop("scheduler")) == ("sequential", address)
     for field in ("stage", "params", "extra"):
@@ -183,6 +196,84 @@ def test_a_truncated_image_on_dask_is_left_out_as_in_the_sequential_path(
     assert (dask / "sub-03" / "func" / f"{KEYS[2]}_timeseries.tsv").is_file()
 
 
+def _graph_cohort(folder):
+    """Dynamic FC of four runs of unequal lengths (53, 53, 8 and 33 time points: the third
+    is shorter than the window, so it has no window and is left out) and their region
+    time series, with the paths relative to ``folder``, as Snakemake gives them."""
+    runs = region_timeseries_dataset(
+        folder / "regions", subjects=["01", "02", "03", "04"], sites=["A", "B"]
+    )
+    for key, n in zip(list(runs)[2:], (8, 33), strict=True):
+        ts = read_region_timeseries(runs[key])
+        write_region_timeseries(
+            runs[key], ts.data[:n], tr=ts.tr, regions=ts.regions, stage="synthetic"
+        )
+    dfcs = [
+        dynamic_fc.run(path, folder / "dfc" / f"{key}_dfc.npy", window=10, step=3,
+                       short_runs="skip")
+        for key, path in runs.items()
+    ]  # fmt: skip
+    return [p.relative_to(folder) for p in dfcs], [p.relative_to(folder) for p in runs.values()]
+
+
+def _graph_dataset(dfcs, tsvs, scheduler):
+    return graph_dataset.run(
+        dfcs,
+        tsvs,
+        Path("out") / "graphs",
+        Path("out") / "summary.json",
+        Path("out") / "variability.npy",
+        dataset="tiny",
+        participants=Path("regions") / "participants.tsv",
+        scheduler=scheduler,
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_graph_dataset_on_dask_writes_the_sequential_files(dask_scheduler, tmp_path, monkeypatch):
+    from dask.distributed import Client, get_task_stream
+
+    dfcs, tsvs = _graph_cohort(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    _graph_dataset(dfcs, tsvs, "sequential")
+    Path("out").rename("sequential")
+    with Client(dask_scheduler) as client, get_task_stream(client) as stream:
+        _graph_dataset(dfcs, tsvs, dask_scheduler)
+    assert len(stream.data) == len(dfcs), stream.data  # every run built on the worker
+    # The graphs folder (arrays, dataset.json, record), the summary, the variability.
+    _same_files(tmp_path / "sequential", tmp_path / "out")
+    summary = json.loads(Path("out", "summary.json").read_text())
+    keys = [path.name[: -len("_dfc.npy")] for path in dfcs]
+    assert list(summary["excluded_runs"]) == [keys[2]]
+    assert summary["n_runs"] == 3 and summary["runs"][keys[3]]["n_windows"] == 8
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", ["record", "truncated"])
+def test_a_bad_run_fails_the_graph_dataset_on_dask_as_in_the_sequential_path(
+    bad, dask_scheduler, tmp_path, monkeypatch
+):
+    dfcs, tsvs = _graph_cohort(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    if bad == "record":  # another step: checked here, against the first run's record
+        dynamic_fc.run(tsvs[1], dfcs[1], window=10, step=4)
+    else:  # cut short after it was written: found by the task, on the worker
+        dfcs[1].write_bytes(dfcs[1].read_bytes()[:-40])
+    errors = []
+    for where in ("sequential", dask_scheduler):
+        with pytest.raises((DataError, ArtifactError)) as caught:
+            _graph_dataset(dfcs, tsvs, where)
+        errors.append(f"{type(caught.value).__name__}: {caught.value}")
+        assert not Path("out", "graphs").exists() and not Path("out", "summary.json").exists()
+    assert errors[0] == errors[1]
+    kind = "DataError" if bad == "record" else "ArtifactError"
+    # The file as given, not the absolute path the worker read.
+    assert errors[1].startswith(f"{kind}: {dfcs[1]} "), errors[1]
+    assert str(tmp_path) not in errors[1]
+
+
 @pytest.mark.integration
 def test_the_batch_rules_pass_the_configured_scheduler(tmp_path):
     import yaml
@@ -223,7 +314,8 @@ def test_the_batch_rules_pass_the_configured_scheduler(tmp_path):
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
-    for stage in ("fmri_timeseries_batch", "dynamic_fc_batch", "eeg_recording_batch"):
+    stages = ("fmri_timeseries_batch", "dynamic_fc_batch", "eeg_recording_batch", "graph_dataset")
+    for stage in stages:
         commands = [line for line in output.splitlines() if f"neuroai.pipelines.{stage} " in line]
         assert commands, f"no {stage} job in the dry run: {output[-3000:]}"
         assert all(f"--scheduler={address}" in line for line in commands), commands

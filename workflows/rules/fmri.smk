@@ -262,8 +262,11 @@ rule graph_dataset:
     resources:
         mem_mb=8000,
         runtime=60,
+        # A resource, not a param: where the graphs are built does not change them.
+        dask_scheduler=dask_scheduler,
     shell:
         "python -m neuroai.pipelines.graph_dataset --dynamic-fc @{input.dfc_list:q} "
         "--timeseries @{input.timeseries_list:q} --output {output.graphs:q} "
         "--summary-output {output.summary:q} --variability-output {output.variability:q} "
-        "{params.participants} --params {params.cfg:q} --log {log:q} --no-progress"
+        "{params.participants} --scheduler={resources.dask_scheduler:q} "
+        "--params {params.cfg:q} --log {log:q} --no-progress"
