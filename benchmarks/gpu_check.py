@@ -260,7 +260,7 @@ def _eeg(data: SyntheticData, config, preset: str, *, labels: bool, family: str 
         val_batch_size=config.batch_size,
         seed=config.seed,
         num_workers=config.num_workers,
-        part="time" if family == "eegnet" else "spectrum",
+        part="spectrum" if family == "eegformer" else "time",
     )
     return network, datamodule
 
@@ -288,6 +288,15 @@ def _eegnet(data: SyntheticData, config, preset: str):
 
     network, datamodule = _eeg(data, config, preset, labels=True, family="eegnet")
     probe = ProbeModel.from_encoder(network, n_outputs=2, freeze=False)  # EEGFormer's baseline
+    return FineTuneModule(probe, config), datamodule
+
+
+def _braindecode(data: SyntheticData, config, preset: str):
+    from neuroai.models.probe import ProbeModel
+    from neuroai.training import FineTuneModule
+
+    network, datamodule = _eeg(data, config, preset, labels=True, family="braindecode")
+    probe = ProbeModel.from_encoder(network, n_outputs=2, freeze=False)  # ShallowFBCSPNet
     return FineTuneModule(probe, config), datamodule
 
 
@@ -350,6 +359,7 @@ FAMILIES: dict[str, Family] = {
     "eegformer": Family(_eegformer, "eeg_store", (4, 32)),
     "probe": Family(_probe, "eeg_store", (4, 32)),
     "eegnet": Family(_eegnet, "eeg_store", (4, 32)),
+    "braindecode": Family(_braindecode, "eeg_store", (4, 32)),
     "dfc_gnn": Family(_dfc_gnn, "graphs", (4, 8)),
     "tablet": Family(_tablet, "token_stores", (2, 2)),
 }

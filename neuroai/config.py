@@ -97,6 +97,16 @@ def _describe(error) -> list[str]:
             )
         if messages:
             return messages
+    if error.validator == "anyOf" and isinstance(error.instance, str):
+        # A string that fits none of the choices: name the fixed values and the patterns.
+        values = [str(v) for s in error.validator_value for v in s.get("enum", [])]
+        patterns = [s["pattern"] for s in error.validator_value if "pattern" in s]
+        if values or patterns:
+            accepted = ", ".join([*values, *(f"a match of {p!r}" for p in patterns)])
+            return [
+                f"Config key {where!r}: {error.instance!r} is not one of {accepted}."
+                f"{did_you_mean(error.instance, values)}"
+            ]
     if error.validator == "enum":
         allowed = [str(v) for v in error.validator_value]
         return [

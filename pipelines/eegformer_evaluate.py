@@ -1,6 +1,6 @@
 """Evaluate EEGFormer's fine-tuned models on one task: window and recording metrics.
 
-Reads the test-window predictions of every mode (probe, finetune, scratch, eegnet) written by
+Reads the test-window predictions of every mode (probe, finetune, scratch, baselines) written by
 eegformer_finetune, aggregates them per recording (mean or max of the window
 probabilities, as the task defines), and writes metrics.json: AUROC, AUPRC and
 balanced accuracy at window and recording level with percentile-bootstrap intervals
@@ -25,14 +25,22 @@ from neuroai.pipelines._stage import execute, stage_parser
 logger = get_logger("stage.eegformer_evaluate")
 STAGE = "eegformer_evaluate"
 #: Paired comparisons (a - b): what pretraining buys against the same network from random
-#: weights, and against the published compact baseline (EEGNet) on the same split.
+#: weights; each published baseline on the same split adds its own (see ``pairs``).
 PAIRS = (
     ("finetune", "scratch"),
     ("probe", "scratch"),
     ("finetune", "probe"),
-    ("finetune", "eegnet"),
-    ("probe", "eegnet"),
 )
+#: Modes that start from the pretrained encoder; the others are trained from random weights.
+PRETRAINED_MODES = ("probe", "finetune")
+
+
+def pairs(modes) -> list[tuple[str, str]]:
+    """Paired comparisons among ``modes``: :data:`PAIRS`, then fine-tune and probe against
+    every published baseline (``eegnet``, ``braindecode.<ClassName>``), in mode order."""
+    baselines = [m for m in modes if m == "eegnet" or m.startswith("braindecode.")]
+    chosen = [*PAIRS, *((a, b) for b in baselines for a in ("finetune", "probe"))]
+    return [(a, b) for a, b in chosen if a in modes and b in modes]
 
 
 def _columns(frame, multilabel: bool, classes: list[str]):
@@ -46,7 +54,7 @@ def _columns(frame, multilabel: bool, classes: list[str]):
 def _pretrained_summary(entries: dict) -> dict | None:
     """The pretrained encoder the modes started from (its folder's JSON config)."""
     for mode, entry in entries.items():
-        if mode in ("scratch", "eegnet") or "checkpoint" not in entry:
+        if mode not in PRETRAINED_MODES or "checkpoint" not in entry:
             continue
         path = json.loads((Path(entry["checkpoint"]) / "config.json").read_text()).get("pretrained")
         if path and (Path(path) / "config.json").is_file():
@@ -221,9 +229,7 @@ def run(
         entries[mode] = entry
     pretrained = _pretrained_summary(entries)
     comparisons = []
-    for a, b in PAIRS:
-        if a not in scored or b not in scored:
-            continue
+    for a, b in pairs(list(scored)):
         (y, sa, rec_a, subjects), (_, sb, rec_b, _) = scored[a], scored[b]
         if not np.array_equal(rec_a, rec_b):
             continue  # not the same windows: no paired comparison

@@ -1,4 +1,4 @@
-"""Fine-tune EEGFormer on one downstream task: probe, fine-tuning, scratch, EEGNet baseline.
+"""Fine-tune EEGFormer on one downstream task: probe, fine-tuning, scratch, published baselines.
 
 The task (abnormal, artifacts, slowing, seizure, as the TUH subsets define them; see
 neuroai.eeg.tasks) gives each window of the task's patch stores a target. Every mode
@@ -8,7 +8,11 @@ trains a head on the encoder with the same seed, data and step budget:
 - ``finetune``: the pretrained encoder and the head trained together;
 - ``scratch``: the same architecture from random weights, trained in full;
 - ``eegnet``: the published compact baseline EEGNet-8,2 (neuroai.models.eegnet) on the
-  windows' time patches, from random weights, its classifier the same head.
+  windows' time patches, from random weights, its classifier the same head;
+- ``braindecode.<ClassName>``: a published network as braindecode implements it
+  (``braindecode.ShallowFBCSPNet``, ``braindecode.EEGNetv4``, ``braindecode.Deep4Net``
+  ...; neuroai.models.braindecode_models), on the time patches, from random weights, its
+  final layer replaced by the same head (needs ``pip install "neuroai[braindecode]"``).
 
 A task whose stores are not among the pretraining's is a *transfer* task (pretrained on
 corpus A, fine-tuned and tested on dataset B, no recording shared): the metadata says so
@@ -151,7 +155,8 @@ def run(
         Fields of the task to change or define (``kind``, ``positive``,
         ``negative``, ``classes``, ``aggregate``).
     modes : list of str | None
-        Among ``probe``, ``finetune``, ``scratch``, ``eegnet`` (all by default).
+        Among ``probe``, ``finetune``, ``scratch``, ``eegnet`` and
+        ``braindecode.<ClassName>`` (the first four by default).
     training : dict | None
         :class:`~neuroai.training.TrainConfig` fields (one budget for every mode).
     split : dict | None
@@ -189,6 +194,12 @@ def run(
     from neuroai.eeg.tasks import make_task, task_targets
     from neuroai.io import save_table, write_artifact
     from neuroai.models import build_model, load_pretrained, read_pretrained_config
+    from neuroai.models.braindecode_models import (
+        baseline_config,
+        is_braindecode_mode,
+        network_class,
+        network_name,
+    )
     from neuroai.models.probe import ProbeModel
     from neuroai.training import FineTuneModule, TrainConfig, fit, seed_everything
     from neuroai.training.eeg_data import (
@@ -203,7 +214,10 @@ def run(
 
     modes = list(modes or MODES)
     for mode in modes:
-        check_option("mode", mode, MODES)
+        if is_braindecode_mode(mode):
+            network_class(network_name(mode))  # installed, and a network it has
+        else:
+            check_option("mode", mode, MODES)
     if len(set(modes)) != len(modes):
         raise ConfigError(f"Modes are listed twice: {modes}.")
     stores = [Path(s) for s in stores]
@@ -265,12 +279,14 @@ def run(
     }
     results, frames, histories = {}, [], []
     for mode in modes:
-        part = "time" if mode == "eegnet" else "spectrum"
+        part = "spectrum" if mode in ("probe", "finetune", "scratch") else "time"
         seed_everything(train_config.seed)
         if mode == "scratch":
             encoder = build_model("eegformer", document["config"])
         elif mode == "eegnet":
             encoder = build_model("eegnet", eegnet_config(layout))
+        elif is_braindecode_mode(mode):
+            encoder = build_model("braindecode", baseline_config(network_name(mode), layout))
         else:
             encoder = load_pretrained(pretrained)
         seed_everything(train_config.seed)  # the same head in every mode

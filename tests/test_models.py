@@ -31,7 +31,7 @@ FAMILY_CLASSES = [get_model_entry(name).model_class for name in MODELS]
 #: Every family the library ships, written out here (not read from the registry) so that a
 #: family whose module fails to register makes this test fail instead of silently shrinking
 #: the per-model loops below.
-FAMILIES = {"dfc_gnn", "dsd", "eegformer", "eegnet", "probe", "tablet"}
+FAMILIES = {"braindecode", "dfc_gnn", "dsd", "eegformer", "eegnet", "probe", "tablet"}
 OBJECTIVES = {"masked_dfc", "masked_tokens", "masked_volume", "vqvae"}
 
 

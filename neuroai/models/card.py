@@ -177,10 +177,9 @@ def model_card(document: Mapping[str, Any], *, checksum: str | None = None) -> s
         lines += [f"- EEG patch store: `{s}`" for s in stores]
     if not datasets and not stores:
         lines.append("- Not recorded (a model saved outside a training stage).")
-    if isinstance(document.get("pretrained"), str) and document.get("mode") not in (
-        "scratch",
-        "eegnet",
-    ):
+    mode = str(document.get("mode", ""))
+    from_random = mode in ("scratch", "eegnet") or mode.startswith("braindecode.")
+    if isinstance(document.get("pretrained"), str) and not from_random:
         lines.append(f"- Started from the pretrained encoder `{document['pretrained']}`")
     for card in document.get("data_cards") or []:
         lines.append(f"- Data card: `{card}`")

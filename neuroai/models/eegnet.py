@@ -54,8 +54,28 @@ from neuroai.models.registry import register_model
 PAPER_SFREQ = 128.0
 
 
+class TimePatchGeometry:
+    """What a config with ``n_times``, ``patch_len`` and ``patch_stride`` derives from them."""
+
+    n_times: int
+    patch_len: int
+    patch_stride: int
+
+    @property
+    def n_time_patches(self) -> int:
+        """Time patches per channel in the store (``neuroai.eeg.patches.n_patches``)."""
+        if self.n_times < self.patch_len:
+            return 0
+        return (self.n_times - self.patch_len) // self.patch_stride + 1
+
+    @property
+    def n_samples(self) -> int:
+        """Samples the time patches cover (the signal the network convolves)."""
+        return (self.n_time_patches - 1) * self.patch_stride + self.patch_len
+
+
 @dataclass
-class EEGNetConfig(ModelConfig):
+class EEGNetConfig(TimePatchGeometry, ModelConfig):
     """Hyperparameters of EEGNet (see the module docstring).
 
     Attributes
@@ -103,18 +123,6 @@ class EEGNetConfig(ModelConfig):
     max_norm: float = 1.0
 
     @property
-    def n_time_patches(self) -> int:
-        """Time patches per channel in the store (``neuroai.eeg.patches.n_patches``)."""
-        if self.n_times < self.patch_len:
-            return 0
-        return (self.n_times - self.patch_len) // self.patch_stride + 1
-
-    @property
-    def n_samples(self) -> int:
-        """Samples the time patches cover (the signal EEGNet convolves)."""
-        return (self.n_time_patches - 1) * self.patch_stride + self.patch_len
-
-    @property
     def maps(self) -> int:
         return self.F2 or self.F1 * self.D
 
@@ -158,6 +166,35 @@ def _same(x: torch.Tensor, kernel: int) -> torch.Tensor:
     """Zero-pad time as Keras' "same" does (the extra sample of an even kernel on the right)."""
     left = (kernel - 1) // 2
     return F.pad(x, (left, kernel - 1 - left))
+
+
+def patches_to_signal(
+    x: torch.Tensor,
+    n_chans: int,
+    n_time_patches: int,
+    patch_len: int,
+    patch_stride: int,
+    *,
+    who: str = "EEGNet",
+) -> torch.Tensor:
+    """Windows' signal ``(B, n_chans, n_samples)`` from their time patches.
+
+    ``x`` is ``(B, n_chans, n_time_patches, patch_len)``, cut every ``patch_stride``
+    samples (``patch_stride <= patch_len``); ``who`` names the model in the error.
+    """
+    expected = (n_chans, n_time_patches, patch_len)
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        raise DataError(
+            f"{who} takes time patches of shape (batch, {', '.join(map(str, expected))}) "
+            f"(n_chans, n_time_patches, patch_len); got {tuple(x.shape)}. Build the model "
+            "from the patch store's header and feed the store's time patches."
+        )
+    x = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    if patch_stride == patch_len:
+        return x.reshape(x.shape[0], n_chans, -1)
+    # Overlapping patches: the first ``stride`` samples of every patch, then the last one.
+    head = x[:, :, :-1, :patch_stride].reshape(x.shape[0], n_chans, -1)
+    return torch.cat([head, x[:, :, -1]], dim=-1)
 
 
 #: Both presets are the paper's EEGNet-8,2 (it is small enough for CPU demos).
@@ -211,19 +248,7 @@ class EEGNet(NeuroModel):
     def signal(self, x: torch.Tensor) -> torch.Tensor:
         """The windows' signal ``(B, n_chans, n_samples)`` from their time patches."""
         c = self.config
-        expected = (c.n_chans, c.n_time_patches, c.patch_len)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise DataError(
-                f"EEGNet takes time patches of shape (batch, {', '.join(map(str, expected))}) "
-                f"(n_chans, n_time_patches, patch_len); got {tuple(x.shape)}. Build the model "
-                "from the patch store's header and feed the store's time patches."
-            )
-        x = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        if c.patch_stride == c.patch_len:
-            return x.reshape(x.shape[0], c.n_chans, -1)
-        # Overlapping patches: the first ``stride`` samples of every patch, then the last one.
-        head = x[:, :, :-1, : c.patch_stride].reshape(x.shape[0], c.n_chans, -1)
-        return torch.cat([head, x[:, :, -1]], dim=-1)
+        return patches_to_signal(x, c.n_chans, c.n_time_patches, c.patch_len, c.patch_stride)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config

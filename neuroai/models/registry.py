@@ -172,6 +172,7 @@ BUILTIN_MODULES = (
     "neuroai.models.dsd",
     "neuroai.models.eegformer",
     "neuroai.models.eegnet",
+    "neuroai.models.braindecode_models",
     "neuroai.models.probe",
     "neuroai.models.dfc_gnn",
     "neuroai.models.tablet",

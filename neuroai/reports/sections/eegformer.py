@@ -31,6 +31,15 @@ MODE_NAMES = {
     "scratch": "from scratch (same network, random weights)",
     "eegnet": "EEGNet-8,2 baseline (published compact CNN, from scratch)",
 }
+
+
+def mode_name(mode: str) -> str:
+    """How the report names a fine-tuning mode (``braindecode.<ClassName>`` included)."""
+    if mode.startswith("braindecode."):
+        return f"{mode.split('.', 1)[1]} baseline (braindecode's network, from scratch)"
+    return MODE_NAMES.get(mode, mode)
+
+
 REPRODUCE = (
     "snakemake --cores 2 results/report   # or only EEGFormer:\n"
     "snakemake --cores 2 results/eegformer/abnormal/metrics.json "
@@ -140,7 +149,7 @@ def _task(section: Section, document: dict, path: Path) -> None:
             metrics = entry["metrics"][level]
             rows.append(
                 (
-                    MODE_NAMES.get(mode, mode),
+                    mode_name(mode),
                     level,
                     *(_fmt(metrics.get(m)) for m in METRIC_NAMES),
                     entry.get("best_step"),
@@ -189,7 +198,7 @@ def _task_figures(section: Section, document: dict, history, recordings) -> None
     """Fine-tuning curves, and for binary tasks ROC, PR and confusion at the recording level."""
     task = document["task"]
     if history is not None and "mode" in history:
-        runs = {MODE_NAMES.get(m, m).split(" (")[0]: f for m, f in history.groupby("mode")}
+        runs = {mode_name(m).split(" (")[0]: f for m, f in history.groupby("mode")}
         curves = learning_curves(runs, ["loss", "auroc", "balanced_accuracy"])
         if curves is not None:
             section.add(
@@ -198,7 +207,7 @@ def _task_figures(section: Section, document: dict, history, recordings) -> None
     if recordings is None or "score" not in recordings:
         return  # multi-label tasks keep one score column per class: see the tables
     by_mode = {
-        MODE_NAMES.get(m, m).split(" (")[0]: (f["target"].to_numpy(), f["score"].to_numpy())
+        mode_name(m).split(" (")[0]: (f["target"].to_numpy(), f["score"].to_numpy())
         for m, f in recordings.groupby("mode", sort=False)
     }
     curves = roc_pr_figure(by_mode, title=f"{task}: held-out recordings")

@@ -7,6 +7,22 @@ EEGFORMER_CORPORA = ("compound", "normal")
 EEGFORMER_PRETRAINED = given_pretrained("eegformer", ("n_chans", "n_times", "sfreq"))
 
 
+def _check_baseline_networks():
+    """Every ``braindecode.<ClassName>`` mode: braindecode installed and has that network."""
+    for task, spec in EEGFORMER.get("tasks", {}).items():
+        for mode in spec.get("modes", []):
+            if mode.startswith("braindecode."):
+                from neuroai.models.braindecode_models import network_class, network_name
+
+                try:
+                    network_class(network_name(mode))
+                except ConfigError as exc:
+                    raise ConfigError(f"eegformer.tasks.{task}.modes: {mode}: {exc}") from exc
+
+
+_check_baseline_networks()
+
+
 def _eegformer_stores(datasets, what):
     """Patch stores of EEG datasets (built by the eeg rules)."""
     known = config.get("eeg", {}).get("datasets", [])
