@@ -3,7 +3,9 @@
 Indexes the dataset (as the workflow did), concatenates the recordings' patch
 stores from the recordings folder (checking they were made with the same
 parameters) and writes the cohort summary (window counts, channel coverage and
-interpolations, power spectra per class) and example traces for the report. The
+interpolations, power spectra per class) and example traces for the report. The store
+records the dataset's patient namespace (neuroai.eeg.patients: ``tuh`` for the TUH
+corpora, which share patient ids), which the EEGFormer splits read. The
 command line names the dataset and folders, not every recording, so it stays short
 for cohorts of any size.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from neuroai.eeg.cohort import build_cohort_store, recording_outputs
 from neuroai.eeg.layouts import index_eeg_recordings
 from neuroai.eeg.params import EEGParams
+from neuroai.eeg.patients import default_patient_namespace
 from neuroai.errors import DataError
 from neuroai.io import check_artifact, provenance_path
 from neuroai.pipelines._stage import PathList, execute, stage_parser
@@ -34,6 +37,7 @@ def run(
     layout: str = "tuh",
     label_column: str | None = None,
     subjects: list[str] | None = None,
+    patient_namespace: str | None = None,
     stores: list[str] | None = None,
     failures: str | Path | None = None,
     montage: str | None = _D.montage,
@@ -71,6 +75,11 @@ def run(
         Dataset name (for the report).
     layout, label_column, subjects
         How to index the dataset (see :func:`neuroai.eeg.index_eeg_recordings`).
+    patient_namespace : str | None
+        The dataset's patient namespace (the workflow's ``datasets.<name>.patient_namespace``);
+        None: ``tuh`` for the ``tuh`` layout, else the dataset's own
+        (:func:`neuroai.eeg.patients.default_patient_namespace`). Written into the store's
+        header unless it is the dataset's own name (a store without one is its own).
     stores : list of str | None
         The recordings' patch stores (``<key>_patches``, with ``<key>_qc.json`` beside),
         when they are not all in ``recordings_dir`` (batch folders); the dataset is then
@@ -114,6 +123,10 @@ def run(
     for path in stores:
         check_artifact(path, stage="eeg_recording", params=params)
     manifest = Path(root) / "recordings.tsv"  # the demo builder's, with its provenance
+    name = dataset or Path(store).parent.name
+    namespace = default_patient_namespace(name, layout, patient_namespace=patient_namespace)
+    if namespace == name:  # its own namespace, which a store without the key is
+        namespace = None
     build_cohort_store(
         stores,
         qcs,
@@ -127,6 +140,7 @@ def run(
         inputs=[manifest] if provenance_path(manifest).is_file() else [],
         form=form,
         max_open_shards=max_open_shards,
+        patient_namespace=namespace,
     )
     return Path(store)
 
@@ -152,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label-column", default=None, help="participants.tsv label column")
     parser.add_argument("--subjects", nargs="*", default=None, help="keep only these subjects")
     parser.add_argument(
+        "--patient-namespace", default=None, help="patients shared with: tuh (TUH layout default)"
+    )
+    parser.add_argument(
         "--stores", nargs="+", action=PathList, default=None, help="@list of <key>_patches stores"
     )
     parser.add_argument("--failures", default=None, help="failures table of left-out recordings")
@@ -174,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         layout=args.layout,
         label_column=args.label_column,
         subjects=args.subjects,
+        patient_namespace=args.patient_namespace,
         stores=args.stores,
         failures=args.failures,
         form=args.form,

@@ -5,9 +5,12 @@ Compound pretraining: the windows of every store given (TUAB + TUAR + a BIDS coh
 patch layout and channels, which also fix the model's input size. Only the training
 recordings are used, optionally only those with given recording labels (normal
 recordings for anomaly detection); a few training subjects are kept for validation.
-The test subjects are chosen store by store (neuroai.training.eeg_data.recording_split),
+The test patients are chosen store by store (neuroai.training.eeg_data.recording_split),
 the same way every fine-tuning task on these stores chooses them with the same split
-settings: no downstream test patient is pretrained on. ``transductive=True`` (named,
+settings, and a patient is matched across datasets that share patient ids (the TUH
+corpora, neuroai.eeg.patients); the test patients of the downstream stores that are not
+pretrained on (``downstream``) are held out too: no downstream test patient is
+pretrained on, through any dataset. ``transductive=True`` (named,
 opt-in) pretrains on the test recordings too, without their labels. Resumes an
 interrupted run from its run folder; writes the best weights (lowest validation loss)
 as a pretrained folder, the learning history and ``splits.tsv`` (the split of every
@@ -40,6 +43,7 @@ def run(
     split: dict[str, Any] | None = None,
     labels: list[str] | None = None,
     transductive: bool = False,
+    downstream: list[str | Path] | None = None,
     splits_output: str | Path | None = None,
     run_dir: str | Path | None = None,
 ) -> Path | None:
@@ -69,6 +73,10 @@ def run(
     transductive : bool
         Pretrain on the test recordings too (without labels). Downstream test
         patients are then seen in pretraining, on purpose; recorded in the model.
+    downstream : list of path-like | None
+        Patch stores of the downstream tasks that are not pretrained on: their test
+        patients (chosen with the same ``split``) are held out of pretraining too, which
+        matters when they share patients with ``stores`` (TUAB tested, TUSZ pretrained).
     splits_output : path-like | None
         ``splits.tsv`` to write; ``<model_output>/../splits.tsv`` by default.
     run_dir : path-like | None
@@ -88,6 +96,7 @@ def run(
     from neuroai.training import PretrainModule, TrainConfig, fit, gpu_policy, seed_everything
     from neuroai.training.eeg_data import (
         EEGWindowDataModule,
+        patients_of,
         recording_split,
         rows_of,
         split_frame,
@@ -100,7 +109,10 @@ def run(
     split_params = dict(split or {})
     layout = store_layout(stores)
     table = window_table(stores)
-    chosen = recording_split(table, **split_params)
+    resolved = {s.resolve() for s in stores}
+    downstream = [Path(s) for s in downstream or [] if Path(s).resolve() not in resolved]
+    others = window_table(downstream) if downstream else None
+    chosen = recording_split(table, downstream=others, **split_params)
     held_out = [] if transductive else chosen.test
     if transductive:
         logger.warning(
@@ -148,7 +160,12 @@ def run(
         "stores": [str(s) for s in stores],
         "labels": list(labels or []),
         "channels": layout["channels"],
-        "split": {"params": split_params, **used},
+        "split": {
+            "params": split_params,
+            **used,
+            "patients": patients_of(table, used["train"] + used["val"]),
+        },
+        "downstream": [str(s) for s in downstream],
         "transductive": bool(transductive),
         "n_windows": {"train": int(train_rows.size), "val": int(val_rows.size)},
     }
@@ -184,7 +201,7 @@ def run(
         "n_parameters": network.parameter_count(),
         "n_windows": metadata["n_windows"],
     }
-    store_files = [s / "store.json" for s in stores]
+    store_files = [s / "store.json" for s in stores + downstream]
     write_artifact(
         model_output,
         lambda tmp: shutil.copytree(result.best, tmp, dirs_exist_ok=True),
@@ -217,6 +234,12 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "python -m neuroai.pipelines.eegformer_pretrain", threads=True)
     parser.add_argument("--stores", nargs="+", required=True, help="patch-store folders")
+    parser.add_argument(
+        "--downstream-stores",
+        nargs="*",
+        default=None,
+        help="stores of the tasks not pretrained on, whose test patients are held out too",
+    )
     parser.add_argument("--model-output", required=True, help="pretrained folder to write")
     parser.add_argument("--history-output", required=True, help="learning history .tsv")
     parser.add_argument("--splits-output", default=None, help="splits.tsv to write")
@@ -228,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         args.stores,
         args.model_output,
         args.history_output,
+        downstream=args.downstream_stores,
         splits_output=args.splits_output,
         run_dir=args.run_dir,
     )

@@ -40,6 +40,7 @@ from neuroai.eeg.mne_report import add_qc_to_report
 from neuroai.eeg.montages import MONTAGES, bipolar_pairs, montage_channels, montage_electrodes
 from neuroai.eeg.params import EEGParams
 from neuroai.eeg.patches import PatchLayout, reconstruct_time, window_patches
+from neuroai.eeg.patients import default_patient_namespace
 from neuroai.eeg.preprocessing import (
     clip_amplitude,
     normalize_channels,
@@ -111,6 +112,7 @@ __all__ = [
     "clip_amplitude",
     "collate_windows",
     "concatenate_stores",
+    "default_patient_namespace",
     "eeg_format",
     "electrode_positions",
     "extract_windows",

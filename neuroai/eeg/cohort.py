@@ -108,6 +108,7 @@ def process_cohort(
     scheduler=None,
     on_error: str = "raise",
     stage: str = "eeg_cohort",
+    patient_namespace: str | None = None,
 ) -> CohortResult:
     """Process recordings in parallel on Dask and build the cohort store.
 
@@ -129,6 +130,9 @@ def process_cohort(
         stop it, or be left out, logged and listed in the summary.
     stage : str
         Stage name for the provenance.
+    patient_namespace : str | None
+        The cohort store's patient namespace (:mod:`neuroai.eeg.patients`; ``"tuh"`` for a
+        TUH corpus); None: the store is its own namespace.
     """
     import dask
 
@@ -157,6 +161,7 @@ def process_cohort(
         stage=stage,
         params=params.to_dict(),
         failed=failed,
+        patient_namespace=patient_namespace,
     )
     return CohortResult(*paths, failed=failed)
 
@@ -175,6 +180,7 @@ def build_cohort_store(
     inputs: Sequence[str | os.PathLike] = (),
     form: str = "copy",
     max_open_shards: int | None = None,
+    patient_namespace: str | None = None,
 ) -> tuple[Path, Path, Path]:
     """Concatenate per-recording stores and summarise the cohort for the report.
 
@@ -197,6 +203,9 @@ def build_cohort_store(
         (they must then be kept; see :mod:`neuroai.eeg.shards`).
     max_open_shards : int | None
         With ``form="shards"``: the shards its readers keep open (``None``: 64).
+    patient_namespace : str | None
+        The store's patient namespace (``store.json["patients"]``, see
+        :mod:`neuroai.eeg.patients`); None: the store is its own namespace.
     """
     from neuroai.eeg.shards import STORE_FORMS
 
@@ -210,6 +219,7 @@ def build_cohort_store(
         params=params,
         sharded=form == "shards",
         max_open_shards=max_open_shards,
+        patient_namespace=patient_namespace,
     )
     store = open_patch_store(store_output)
     qcs = [load_json(path) for path in qc_paths]

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from neuroai.eeg.patients import HEADER_KEY, check_patient_namespace
 from neuroai.eeg.store import (
     FORMAT,
     INDEX_COLUMNS,
@@ -107,6 +108,7 @@ def write_sharded_store(
     params: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     max_open_shards: int = MAX_OPEN_SHARDS,
+    patient_namespace: str | None = None,
 ) -> Path:
     """Write a sharded store over patch stores (atomically, with provenance): no patch is copied.
 
@@ -121,6 +123,9 @@ def write_sharded_store(
         Provenance; ``params`` defaults to the first shard's ``params``.
     max_open_shards : int
         Shards a reader keeps open by default (each holds two files).
+    patient_namespace : str | None
+        The store's patient namespace (``store.json["patients"]``, see
+        :mod:`neuroai.eeg.patients`); None writes no key.
 
     Returns
     -------
@@ -135,6 +140,8 @@ def write_sharded_store(
     """
     output = Path(output)
     max_open_shards = check_max_open_shards(max_open_shards)
+    if patient_namespace is not None:
+        check_patient_namespace(patient_namespace)
     paths = [p if isinstance(p, Path) else Path(p) for p in paths]
     if not paths:
         raise ArtifactError(f"Cannot make {output}: no stores to list as shards.")
@@ -148,6 +155,8 @@ def write_sharded_store(
     def _write(folder: Path) -> None:
         header, shards = _shard_table(paths, output)
         header.update(params=dict(params), max_open_shards=max_open_shards)
+        if patient_namespace is not None:
+            header[HEADER_KEY] = patient_namespace
         _write_index(paths, shards, header, folder)
         with open(folder / "store.json", "w", encoding="utf-8") as handle:
             header["shards"] = [

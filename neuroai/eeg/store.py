@@ -35,7 +35,9 @@ it). A store is a folder, written atomically with a provenance record beside it
   labels overlapping the window, ``;``-separated, empty when none),
   ``channel_set``, ``row``, ``n_channels``, ``start_s``.
 - ``store.json`` also holds ``sfreq``, ``window_s``, ``window_samples``,
-  ``patch_len``, ``patch_stride``, ``dtype`` and the preprocessing ``params``.
+  ``patch_len``, ``patch_stride``, ``dtype`` and the preprocessing ``params``; the
+  store of a dataset that shares patient ids with others also its ``patients``
+  namespace (``tuh``; :mod:`neuroai.eeg.patients`), absent from a store that is its own.
 
 A store may instead be *sharded* (``store.json["form"] == "shards"``): the same
 header, index and numeric index, but no ``patches.npy``/``stats.npy``; its rows are
@@ -56,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from neuroai.eeg.patches import PatchLayout
+from neuroai.eeg.patients import HEADER_KEY, check_patient_namespace
 from neuroai.errors import ArtifactError, ConfigError
 from neuroai.io.store import check_artifact, write_artifact
 
@@ -204,6 +207,7 @@ def write_patch_store(
     stage: str,
     inputs: Sequence[str | os.PathLike] = (),
     extra: Mapping[str, Any] | None = None,
+    patient_namespace: str | None = None,
 ) -> Path:
     """Write a patch store (atomically, with provenance) from one or more parts.
 
@@ -225,6 +229,9 @@ def write_patch_store(
         Preprocessing parameters (stored in ``store.json`` and the provenance).
     stage, inputs, extra
         Provenance (see :func:`neuroai.io.write_artifact`).
+    patient_namespace : str | None
+        The patient namespace of the store's subjects (``store.json["patients"]``, see
+        :mod:`neuroai.eeg.patients`); None writes no key (the store is its own namespace).
     """
     shape = (layout.n_patches, layout.patch_len)
     for number, part in enumerate(parts):
@@ -277,6 +284,8 @@ def write_patch_store(
         "recordings": list(dict.fromkeys(str(r) for r in index["recording"])),
         "params": dict(params),
     }
+    if patient_namespace is not None:
+        header[HEADER_KEY] = check_patient_namespace(patient_namespace)
     windows, events = _numeric_index(index, header)
 
     def _write(folder: Path) -> None:
@@ -520,6 +529,7 @@ def concatenate_stores(
     extra: Mapping[str, Any] | None = None,
     sharded: bool = False,
     max_open_shards: int | None = None,
+    patient_namespace: str | None = None,
 ) -> Path:
     """Concatenate patch stores into one (windows renumbered, channel sets merged).
 
@@ -543,6 +553,8 @@ def concatenate_stores(
         Write a sharded store (the workflow's ``eeg.store: shards``) instead of a copy.
     max_open_shards : int | None
         Sharded: shards a reader keeps open by default (``None``: 64).
+    patient_namespace : str | None
+        The new store's patient namespace (see :func:`write_patch_store`).
     """
     paths = _shard_paths(paths)
     if sharded:
@@ -555,6 +567,7 @@ def concatenate_stores(
             params=params,
             extra=extra,
             max_open_shards=MAX_OPEN_SHARDS if max_open_shards is None else max_open_shards,
+            patient_namespace=patient_namespace,
         )
     if not paths:
         raise ArtifactError(f"Cannot make {output}: no stores to concatenate.")
@@ -581,4 +594,5 @@ def concatenate_stores(
         stage=stage,
         inputs=[part.store for part in parts],
         extra=extra,
+        patient_namespace=patient_namespace,
     )

@@ -37,6 +37,7 @@ def tiny_patch_store(
     channels: Sequence[str] = CHANNELS,
     recordings_per_subject: int = 1,
     n_eval: int = 2,
+    patient_namespace: str | None = None,
 ) -> Path:
     """Write a tiny patch store (see the module docstring) and return its folder.
 
@@ -45,7 +46,8 @@ def tiny_patch_store(
     Recording ``r`` belongs to subject ``r // recordings_per_subject`` (named as the
     recording when each subject has one, ``<name_prefix>sub<k>`` otherwise); the last
     ``n_eval`` recordings are the ``eval`` split, so a subject may have recordings on
-    both sides of the store's own split.
+    both sides of the store's own split. ``patient_namespace`` is written into the header
+    (:mod:`neuroai.eeg.patients`): stores that share one share their subjects.
     """
     rng = np.random.default_rng(seed)
     layout = PatchLayout(window_samples, patch_len, patch_len)
@@ -98,5 +100,12 @@ def tiny_patch_store(
     part = PatchPart(index, [list(channels)], patches, stats)
     params = {"sfreq": sfreq, "window_samples": window_samples, "patch_len": patch_len}
     return write_patch_store(
-        path, [part], layout=layout, sfreq=sfreq, dtype="float16", params=params, stage="test"
+        path,
+        [part],
+        layout=layout,
+        sfreq=sfreq,
+        dtype="float16",
+        params=params,
+        stage="test",
+        patient_namespace=patient_namespace,
     )

@@ -2,16 +2,19 @@
 
 :func:`window_table` lists the windows of one or more patch stores (compound corpora)
 in the order :class:`~neuroai.eeg.dataset.EEGPatchDataset` serves them, with their
-recording, subject, session, split, recording label and annotation labels.
-:func:`recording_split` splits the recordings by subject (never the windows of one
-recording, and never one subject's recordings) into train / validation / test. Each
-store's test subjects are chosen from that store alone (its own held-out split, TUH's
-``eval`` folders, when it has one; else a seeded share of its subjects), so the compound
-pretraining table and every downstream task's table hold out the same subjects of a
-store: no downstream test subject is pretrained on. :func:`split_frame` is the
-``splits.tsv`` record of a trained model (which subject was used how) and
-:func:`seen_test_subjects` checks a model's pretraining record against a task's test
-subjects. :class:`EEGWindowDataModule`
+recording, patient, session, split, recording label and annotation labels. A patient is
+a subject of a patient namespace (:mod:`neuroai.eeg.patients`): the TUH corpora share
+one (``tuh``), so a person in TUAB and TUSZ is one patient; any other store is its own.
+:func:`recording_split` splits the recordings by patient (never the windows of one
+recording, and never one patient's recordings, whichever stores hold them) into train /
+validation / test. Each store's test patients are chosen from that store alone (its own
+held-out split, TUH's ``eval`` folders, when it has one; else a seeded share of its
+subjects), and a patient tested through any store is tested in every store. The
+compound pretraining table therefore holds out every test patient of each downstream
+task's table (given the stores of the tasks it does not read, ``downstream``): no
+downstream test patient is pretrained on. :func:`split_frame` is the ``splits.tsv``
+record of a trained model (which patient was used how) and :func:`seen_test_subjects`
+checks a model's pretraining record against a task's test patients. :class:`EEGWindowDataModule`
 serves the chosen windows' spectral patches, with task targets when fine-tuning,
 through the engine's resumable, seeded loaders.
 
@@ -50,8 +53,9 @@ TABLE_COLUMNS = (
 )
 #: Store splits that are held out for testing when present.
 TEST_SPLITS = ("eval", "test")
-#: Columns of ``splits.tsv``; a patient is a (dataset, subject) pair.
-SPLITS_COLUMNS = ("dataset", "subject", "session", "recording", "split")
+#: Columns of ``splits.tsv``; ``patient`` is ``<namespace>/<subject>`` (the dataset's
+#: patient namespace: ``tuh`` for the TUH corpora, else the dataset's name).
+SPLITS_COLUMNS = ("dataset", "subject", "session", "recording", "split", "patient")
 #: What a ``splits.tsv`` row may say: pretraining (self-supervised) training, supervised
 #: training, validation (model selection), test (held out).
 SPLIT_NAMES = ("pretrain", "train", "val", "test")
@@ -128,12 +132,15 @@ def window_table(stores: Sequence[str | os.PathLike], *, verify: str = "size"):
     -------
     pandas.DataFrame
         Columns ``store``, ``window`` (within its store), ``recording`` (unique over
-        stores: ``<store>/<recording>``), ``subject`` (``<store>/<subject>``; the
-        recording's key when the store does not know the subject), ``session``,
-        ``split``, ``label``, ``events`` (``;``-separated), ``start_s`` (seconds).
+        stores: ``<store>/<recording>``), ``subject`` (the patient,
+        ``<namespace>/<subject>``: the store's patient namespace, ``store.json["patients"]``,
+        or the store's name when its header has none; ``<store>/<recording>`` when the
+        store does not know the subject), ``session``, ``split``, ``label``, ``events``
+        (``;``-separated), ``start_s`` (seconds).
     """
     import pandas as pd
 
+    from neuroai.eeg.patients import store_patient_namespace
     from neuroai.eeg.store import open_patch_store
 
     names = [store_name(p) for p in stores]
@@ -143,9 +150,11 @@ def window_table(stores: Sequence[str | os.PathLike], *, verify: str = "size"):
         )
     frames = []
     for name, path in zip(names, stores, strict=True):
-        index = open_patch_store(path, verify=verify).index
-        subject = index["subject"].astype(str)
-        unknown = subject.isin(_UNKNOWN).to_numpy()
+        store = open_patch_store(path, verify=verify)
+        namespace = store_patient_namespace(store.header, name)
+        index = store.index
+        subject = namespace + "/" + index["subject"].astype(str)
+        unknown = index["subject"].astype(str).isin(_UNKNOWN).to_numpy()
         if unknown.any():
             logger.warning(
                 "%s: %d windows have no subject; each of their recordings counts as its own "
@@ -154,14 +163,14 @@ def window_table(stores: Sequence[str | os.PathLike], *, verify: str = "size"):
                 path,
                 int(unknown.sum()),
             )
-            subject = subject.where(~unknown, index["recording"].astype(str))
+            subject = subject.where(~unknown, name + "/" + index["recording"].astype(str))
         frames.append(
             pd.DataFrame(
                 {
                     "store": name,
                     "window": index["window"].to_numpy(np.int64),
                     "recording": name + "/" + index["recording"].astype(str),
-                    "subject": name + "/" + subject,
+                    "subject": subject,
                     "session": index["session"].astype(str),
                     "split": index["split"].astype(str),
                     "label": index["label"].astype(str),
@@ -173,44 +182,34 @@ def window_table(stores: Sequence[str | os.PathLike], *, verify: str = "size"):
     return pd.concat(frames, ignore_index=True)
 
 
-def recording_split(
+def held_out_patients(
     table,
     *,
-    n_val: int = 2,
     test_fraction: float = 0.2,
     seed: int = 0,
     test_splits: Sequence[str] = TEST_SPLITS,
-) -> Split:
-    """Train / validation / test recordings of a window table, by subject.
+) -> set[str]:
+    """The test patients of each store of a window table, chosen store by store.
 
-    Test subjects are chosen store by store, from that store's recordings alone: every
-    subject with a recording in the store's own held-out split (``test_splits``) when
-    it has one, else ``test_fraction`` of its subjects (seeded with ``seed``). All the
-    recordings of a test subject are tested. A store's test subjects therefore do not
-    depend on the other stores of the table: with the same settings, the compound
-    pretraining table and each downstream task's table hold out the same subjects.
-    ``n_val`` training recordings (whole subjects) are then kept for validation.
+    A store's test patients are every patient with a recording in its own held-out split
+    (``test_splits``) when it has one, else ``test_fraction`` of its patients (seeded
+    with ``seed``): they depend on that store and the settings only, never on the other
+    stores of the table.
 
     Parameters
     ----------
     table : pandas.DataFrame
         From :func:`window_table`.
-    n_val : int
-        Validation recordings (rounded up to whole subjects).
-    test_fraction : float
-        Share of a store's subjects tested on when the store has no held-out split.
-    seed : int
-        Seed of the test draw (per store) and of the validation draw.
-    test_splits : sequence of str
-        Store splits that are held out.
+    test_fraction, seed, test_splits
+        As in :func:`recording_split`.
 
     Returns
     -------
-    Split
-        Recording keys (the table's ``recording`` column) per part.
+    set of str
+        Patients (the table's ``subject`` values) tested through any of its stores.
     """
     recordings = table.drop_duplicates("recording")
-    test: set[str] = set()
+    tested: set[str] = set()
     for store, part in recordings.groupby("store", sort=False):
         ids = part["recording"].tolist()
         groups = part["subject"].tolist()
@@ -227,12 +226,72 @@ def recording_split(
                 )
         else:
             chosen = fixed_split(ids, test_fraction=test_fraction, seed=seed, groups=groups)
-        test.update(chosen.test)
+        patient = dict(zip(ids, groups, strict=True))
+        tested.update(patient[r] for r in chosen.test)
+    return tested
+
+
+def recording_split(
+    table,
+    *,
+    n_val: int = 2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    test_splits: Sequence[str] = TEST_SPLITS,
+    downstream=None,
+) -> Split:
+    """Train / validation / test recordings of a window table, by patient.
+
+    Test patients are chosen store by store, from that store's recordings alone
+    (:func:`held_out_patients`): every patient with a recording in the store's own held-out
+    split (``test_splits``) when it has one, else ``test_fraction`` of its patients
+    (seeded with ``seed``). All the recordings of a test patient are tested, in every
+    store of the table: a TUH patient tested through TUAB is not trained on through TUSZ
+    (the stores share the patient namespace ``tuh``, see :mod:`neuroai.eeg.patients`).
+    A store's test patients do not depend on the other stores of the table, so with the
+    same settings a table holds out every test patient of any task whose stores it holds;
+    the test patients of the ``downstream`` stores (tasks' stores that are not in
+    ``table``) are held out too. ``n_val`` training recordings (whole patients) are then
+    kept for validation.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`window_table`.
+    n_val : int
+        Validation recordings (rounded up to whole patients).
+    test_fraction : float
+        Share of a store's patients tested on when the store has no held-out split.
+    seed : int
+        Seed of the test draw (per store) and of the validation draw.
+    test_splits : sequence of str
+        Store splits that are held out.
+    downstream : pandas.DataFrame | None
+        The window table of other stores (the downstream tasks' stores that ``table``
+        does not hold): their test patients, chosen the same way, are tested here too.
+
+    Returns
+    -------
+    Split
+        Recording keys (the table's ``recording`` column) per part.
+    """
+    rule = {"test_fraction": test_fraction, "seed": seed, "test_splits": test_splits}
+    tested = held_out_patients(table, **rule)
+    if downstream is not None and len(downstream):
+        through = (held_out_patients(downstream, **rule) & set(table["subject"])) - tested
+        if through:
+            logger.info(
+                "%d patients of these stores are test patients of the downstream stores %s "
+                "(a shared patient namespace); their recordings are held out",
+                len(through),
+                sorted(set(downstream["store"])),
+            )
+        tested |= through
+    recordings = table.drop_duplicates("recording")
     ids = recordings["recording"].tolist()
     groups = recordings["subject"].tolist()
-    return fixed_split(
-        ids, n_val=n_val, seed=seed, test_ids=[r for r in ids if r in test], groups=groups
-    )
+    test = [r for r, p in zip(ids, groups, strict=True) if p in tested]
+    return fixed_split(ids, n_val=n_val, seed=seed, test_ids=test, groups=groups)
 
 
 def split_frame(table, parts: Mapping[str, Sequence[str]]):
@@ -249,8 +308,9 @@ def split_frame(table, parts: Mapping[str, Sequence[str]]):
     -------
     pandas.DataFrame
         :data:`SPLITS_COLUMNS`: ``dataset`` (store name), ``subject``, ``session`` and
-        ``recording`` as the store names them, and ``split``; one row per recording,
-        in table order.
+        ``recording`` as the store names them, ``split``, and ``patient``
+        (``<namespace>/<subject>``, the identity the splits match patients by across
+        datasets); one row per recording, in table order.
     """
     import pandas as pd
 
@@ -266,10 +326,9 @@ def split_frame(table, parts: Mapping[str, Sequence[str]]):
                 )
     rows = table.drop_duplicates("recording")
     rows = rows[rows["recording"].isin(split_of.keys())]
-    prefix = rows["store"].str.len() + 1
 
-    def own(column):
-        return [v[n:] for v, n in zip(rows[column], prefix, strict=True)]
+    def own(column):  # without the store or namespace (neither holds a "/")
+        return [v.split("/", 1)[1] for v in rows[column]]
 
     return pd.DataFrame(
         {
@@ -278,33 +337,41 @@ def split_frame(table, parts: Mapping[str, Sequence[str]]):
             "session": rows["session"].to_numpy(),
             "recording": own("recording"),
             "split": rows["recording"].map(split_of).to_numpy(),
+            "patient": rows["subject"].to_numpy(),
         },
         columns=list(SPLITS_COLUMNS),
     )
 
 
+def patients_of(table, recordings: Sequence[str]) -> list[str]:
+    """Patients (``<namespace>/<subject>``, sorted) of ``recordings`` of a window table."""
+    return sorted(set(table.loc[table["recording"].isin(set(recordings)), "subject"]))
+
+
 def seen_test_subjects(table, pretraining: Mapping[str, Sequence[str]], test: Sequence[str]):
-    """Subjects of the ``test`` recordings whose recordings a pretraining used.
+    """Patients of the ``test`` recordings whom a pretraining read.
 
     Parameters
     ----------
     table : pandas.DataFrame
         The task's window table (:func:`window_table`).
     pretraining : mapping
-        The pretraining's split (the ``split`` record of a pretrained model:
-        ``train`` and ``val`` recording keys).
+        The pretraining's split (the ``split`` record of a pretrained model: ``train``
+        and ``val`` recording keys, and ``patients``, the patients of those recordings).
+        ``patients`` catches a patient read through a store the task does not use (TUSZ
+        pretraining, TUAB task); a record without it (a model pretrained before it was
+        recorded) is matched through the task's own recordings only.
     test : sequence of str
         The task's test recordings.
 
     Returns
     -------
     list of str
-        Subjects (``<store>/<subject>``), sorted; empty when none was seen.
+        Patients (``<namespace>/<subject>``), sorted; empty when none was seen.
     """
     used = set(pretraining.get("train", [])) | set(pretraining.get("val", []))
-    seen = set(table.loc[table["recording"].isin(used), "subject"])
-    tested = set(table.loc[table["recording"].isin(set(test)), "subject"])
-    return sorted(seen & tested)
+    seen = set(patients_of(table, used)) | set(pretraining.get("patients", []))
+    return sorted(seen & set(patients_of(table, test)))
 
 
 def rows_of(table, recordings: Sequence[str], candidates: np.ndarray | None = None) -> np.ndarray:

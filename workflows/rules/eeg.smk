@@ -98,6 +98,7 @@ rule eeg_store_batches:
         cfg=eeg_params(),
         root=eeg_dataset_root,
         layout=eeg_layout,
+        patients=eeg_patients,
         index=eeg_index_args,
         recordings=eeg_recordings_dir,
         form=eeg_store_form,
@@ -113,8 +114,9 @@ rule eeg_store_batches:
     shell:
         "python -m neuroai.pipelines.eeg_store --root {params.root:q} "
         "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
-        "--layout {params.layout} {params.index} --stores @{input.stores_list:q} "
-        "--failures {input.failures:q} {params.form} --store {output.store:q} "
+        "--layout {params.layout} --patient-namespace {params.patients} {params.index} "
+        "--stores @{input.stores_list:q} --failures {input.failures:q} {params.form} "
+        "--store {output.store:q} "
         "--summary {output.summary:q} --examples {output.examples:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"
 
@@ -133,6 +135,7 @@ rule eeg_store:
         cfg=eeg_params(),
         root=eeg_dataset_root,
         layout=eeg_layout,
+        patients=eeg_patients,
         index=eeg_index_args,
         recordings=eeg_recordings_dir,
         form=eeg_store_form,
@@ -148,6 +151,7 @@ rule eeg_store:
     shell:
         "python -m neuroai.pipelines.eeg_store --root {params.root:q} "
         "--recordings-dir {params.recordings:q} --dataset {wildcards.dataset} "
-        "--layout {params.layout} {params.index} {params.form} --store {output.store:q} "
+        "--layout {params.layout} --patient-namespace {params.patients} {params.index} "
+        "{params.form} --store {output.store:q} "
         "--summary {output.summary:q} --examples {output.examples:q} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

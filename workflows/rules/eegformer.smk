@@ -5,10 +5,11 @@
 
 rule eegformer_pretrain:
     """VQ-VAE pretraining on every configured store at once (compound), or on the normal
-    recordings of the anomaly datasets (corpus "normal"); the stores' test subjects (the
-    downstream tasks' test subjects) are held out, and splits.tsv records every split."""
+    recordings of the anomaly datasets (corpus "normal"); the stores' test patients and those
+    of the downstream stores sharing their patient ids (the downstream tasks' test patients)
+    are held out, and splits.tsv records every split."""
     input:
-        eegformer_pretrain_stores,
+        unpack(eegformer_pretrain_inputs),
     output:
         model=directory(f"{RESULTS}/eegformer/pretrain/{{corpus}}/model"),
         history=f"{RESULTS}/eegformer/pretrain/{{corpus}}/history.tsv",
@@ -30,7 +31,8 @@ rule eegformer_pretrain:
         runtime=720,
         **GPU,
     shell:
-        "{resources.launch} python -m neuroai.pipelines.eegformer_pretrain --stores {input:q} "
+        "{resources.launch} python -m neuroai.pipelines.eegformer_pretrain "
+        "--stores {input.stores:q} --downstream-stores {input.downstream:q} "
         "--model-output {output.model:q} --history-output {output.history:q} "
         "--splits-output {output.splits:q} --run-dir {params.run_dir:q} --threads {threads} "
         "--params {params.cfg:q} --log {log:q} --no-progress"

@@ -196,6 +196,22 @@ def eeg_layout(wildcards):
     return dataset_config(wildcards.dataset)["layout"]
 
 
+def eeg_patient_namespace(name):
+    """Who a dataset's subjects are across datasets (neuroai.eeg.patients): its
+    patient_namespace, else tuh for a TUH dataset on disk, else its own name."""
+    from neuroai.eeg.patients import default_patient_namespace
+
+    entry = dataset_config(name)
+    declared = entry.get("patient_namespace")
+    return default_patient_namespace(
+        name, entry["layout"], patient_namespace=declared, built="build" in entry
+    )
+
+
+def eeg_patients(wildcards):
+    return eeg_patient_namespace(wildcards.dataset)
+
+
 def eeg_index_args(wildcards):
     """Indexing options of a dataset as eeg_store arguments."""
     entry = dataset_config(wildcards.dataset)

@@ -41,8 +41,25 @@ def _eegformer_corpus(corpus):
     return EEGFORMER.get("datasets", []), "datasets"
 
 
-def eegformer_pretrain_stores(wildcards):
-    return _eegformer_stores(*_eegformer_corpus(wildcards.corpus))
+def eegformer_pretrain_inputs(wildcards):
+    """The corpus' stores, and (compound) the downstream stores it does not read that share
+    a patient namespace with one it reads: their test patients are held out of pretraining."""
+    datasets = _eegformer_corpus(wildcards.corpus)
+    downstream = []
+    if wildcards.corpus == "compound":
+        read = set(datasets[0])
+        namespaces = {eeg_patient_namespace(name) for name in read}
+        uses = [name for task in EEGFORMER.get("tasks", {}).values() for name in task["datasets"]]
+        uses += EEGFORMER.get("interpretation", {}).get("datasets", [])
+        downstream = [
+            name
+            for name in dict.fromkeys(uses)
+            if name not in read and eeg_patient_namespace(name) in namespaces
+        ]
+    return {
+        "stores": _eegformer_stores(*datasets),
+        "downstream": _eegformer_stores(downstream, "tasks"),
+    }
 
 
 def eegformer_pretrain_params(wildcards):
