@@ -134,7 +134,9 @@ def run(
         Pretrained folder of the final fine-tuned probe (encoder + head).
     static_fc : list of path-like | None
         ``<run>_connectivity.npy`` of every run (the static-FC baseline); needed when
-        ``static_fc`` is among the methods.
+        ``static_fc`` is among the methods. The static_fc stage's, or your own (square,
+        finite ``.npy`` without a provenance record: external inputs, their checksums
+        recorded in ``extra.external_inputs``).
     name : str
         Task name (recorded).
     label : str
@@ -176,7 +178,7 @@ def run(
     from neuroai.evaluation.label_efficiency import cross_validated_predictions
     from neuroai.evaluation.linear import linear_readout
     from neuroai.fmri import GraphArrays
-    from neuroai.io import load_array, save_table, write_artifact
+    from neuroai.io import InputArrays, save_table, write_artifact
     from neuroai.models import build_model, load_pretrained
     from neuroai.models.checkpoint import write_pretrained
     from neuroai.training import TrainConfig, seed_everything
@@ -266,11 +268,16 @@ def run(
     crops = {"length": settings.crop_windows, "max_crops": settings.eval_crops}
 
     features: dict[str, np.ndarray] = {}
+    external: list[dict] = []  # static FC of the user's (no provenance record)
     if "static_fc" in methods:
         if not static_fc:
             raise ConfigError("The static_fc baseline needs the static_fc artifacts (static_fc=).")
         files = _static_fc_by_run(static_fc, keys)
-        features["static_fc"] = np.stack([upper_triangle(load_array(files[k])) for k in keys])
+        matrices = InputArrays(
+            [files[k] for k in keys], ndim=2, square=True, what="a connectivity matrix"
+        )
+        features["static_fc"] = np.stack([upper_triangle(m) for m in matrices])
+        external = matrices.external
     if "probe" in methods:
         features["probe"] = embed_runs(pretrained_model, graphs, runs, **crops)
     if "random_probe" in methods:
@@ -402,7 +409,7 @@ def run(
         stage=STAGE,
         params=params,
         inputs=inputs,
-        extra={"protocol": protocol},
+        extra={"protocol": protocol, "external_inputs": external},
     )
 
     # The final model: the pretrained encoder fine-tuned on every labelled training subject
@@ -442,7 +449,12 @@ def run(
         stage=STAGE,
         params=params,
         inputs=inputs,
-        extra={"steps": result.steps, "n_subjects": len(set(subjects)), "protocol": protocol},
+        extra={
+            "steps": result.steps,
+            "n_subjects": len(set(subjects)),
+            "protocol": protocol,
+            "external_inputs": external,
+        },
         directory=True,
     )
     save_table(
@@ -451,6 +463,7 @@ def run(
         stage=STAGE,
         params=params,
         inputs=inputs,
+        extra={"external_inputs": external},
     )
     shutil.rmtree(work, ignore_errors=True)
     logger.info("Wrote %s (%d rows) and %s", predictions_output, len(predictions), model_output)

@@ -2,7 +2,9 @@
 
 Reads a *_timeseries.tsv (with its JSON sidecar) and writes an
 (n_windows x n_regions x n_regions) .npy with a provenance record giving the
-window starts, the regions and the repetition time.
+window starts, the regions and the repetition time. A time series the pipeline did
+not write (its sidecar has no "Provenance") is an external input: its checksum is
+recorded in extra.external_inputs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from neuroai import get_logger
 from neuroai.errors import check_option
 from neuroai.fmri.connectivity import zero_variance_regions
 from neuroai.fmri.dynamic import dynamic_connectivity, window_starts
-from neuroai.io import read_region_timeseries, save_array
+from neuroai.io import external_inputs, read_region_timeseries, save_array
 from neuroai.pipelines._stage import execute, stage_parser
 
 logger = get_logger("stage.dynamic_fc")
@@ -134,7 +136,12 @@ def save_run(
             params["window"],
         )
     save_array(
-        output, matrices, stage="dynamic_fc", params=params, inputs=[timeseries], extra=extra
+        output,
+        matrices,
+        stage="dynamic_fc",
+        params=params,
+        inputs=[timeseries],
+        extra={**extra, "external_inputs": external_inputs([timeseries])},
     )
     logger.info("Wrote %s (%d windows x %d x %d, %s)", output, *matrices.shape, params["kind"])
     return Path(output)

@@ -70,10 +70,13 @@ def _seen_in_pretraining(table, document, test, pretrained, split_params, task) 
     seen = seen_test_subjects(table, pretraining, test)
     if seen and not document.get("transductive"):
         raise ConfigError(
-            f"Task {task}: {len(seen)} test subjects ({', '.join(seen[:5])}) were pretrained on "
+            f"Task {task}: {len(seen)} test patients ({', '.join(seen[:5])}) were pretrained on "
             f"by {pretrained}. Fine-tune with the same split settings as the pretraining "
-            f"(pretraining: {pretraining.get('params')}, this task: {split_params}), or "
-            "pretrain with transductive=True to allow it on purpose."
+            f"(pretraining: {pretraining.get('params')}, this task: {split_params}). If the "
+            "pretraining read them through another dataset of the same patient namespace (the "
+            "TUH corpora share one), pretrain with this task's stores as downstream stores "
+            "(eegformer_pretrain --downstream-stores; the workflow does so for every task "
+            "under eegformer.tasks). Or pretrain with transductive=True to allow it on purpose."
         )
     if seen:
         logger.warning(

@@ -48,16 +48,19 @@ def _participants(path):
 
 
 def _file_rows(net, family: str, files: list[Path], window_frames, batch_size):
-    """Identity and values of files given one by one; the external ones among them."""
+    """Identity and values of files given one by one; the external ones among them
+    (:func:`neuroai.io.external_inputs`)."""
     import numpy as np
     import pandas as pd
 
     from neuroai.evaluation import embeddings as emb
+    from neuroai.io import check_inputs, read_input_array
     from neuroai.models.inputs import input_id
 
     if family == "dsd":
+        external = check_inputs(files)  # before any is read for the model
         identity, values = emb.embed_volumes(net, files)
-        return identity, values, []
+        return identity, values, external
     if family not in ("eegformer", "tablet"):
         raise ConfigError(
             f"A {family!r} model embeds {emb.FAMILY_INPUTS.get(family, 'its own inputs')}, "
@@ -65,10 +68,10 @@ def _file_rows(net, family: str, files: list[Path], window_frames, batch_size):
         )
     arrays, external = [], []
     for path in files:
-        array, is_external = emb.read_input_array(path)
+        array, described = read_input_array(path, what=f"a {family} input")
         arrays.append(array)
-        if is_external:
-            external.append(path)
+        if described is not None:
+            external.append(described)
     if family == "tablet":
         subjects = [input_id(p).split("_tokens")[0] for p in files]
         for path, array in zip(files, arrays, strict=True):
@@ -250,7 +253,7 @@ def run(
         "model_folder": str(model),
         "embed_dim": int(values.shape[1]),
         "rows": {str(k): int(v) for k, v in table["level"].value_counts().items()},
-        "external_inputs": [str(p) for p in external],
+        "external_inputs": external,
     }
     people_file = [Path(participants)] if participants is not None else []
     emb.save_embeddings(

@@ -10,6 +10,11 @@ density, dynamic-FC variability per run) and the group-mean variability matrix
 Each run's graphs are built by compute_run(), one run after the other here, or on a
 Dask scheduler (--scheduler tcp://host:8786, else DASK_SCHEDULER_ADDRESS) with the
 same results; this process writes them in the order of the runs, one at a time.
+
+The dynamic FC may be your own (n_windows x n_regions x n_regions .npy, no provenance
+record), and so may the time series: such a file is read as an external input (its
+checksum in extra.external_inputs); the regions of your dynamic FC are its time series'
+header, and its windowing is the windowing parameter.
 """
 
 from __future__ import annotations
@@ -21,11 +26,19 @@ from pathlib import Path
 import numpy as np
 
 from neuroai import get_logger
-from neuroai.errors import DataError
+from neuroai.errors import ConfigError, DataError
 from neuroai.fmri.dynamic import connectivity_variability
 from neuroai.fmri.graph_dataset import write_graph_dataset
 from neuroai.fmri.graphs import WindowGraphs, window_graphs
-from neuroai.io import load_array, read_provenance, read_region_timeseries, save_array, save_json
+from neuroai.io import (
+    external_inputs,
+    has_record,
+    load_input_array,
+    read_provenance,
+    read_region_timeseries,
+    save_array,
+    save_json,
+)
 from neuroai.io.bids import participants_table
 from neuroai.pipelines._batch import RunResults, where_runs
 from neuroai.pipelines._stage import PathList, execute, stage_parser
@@ -34,6 +47,9 @@ from neuroai.running import RunningMoments
 logger = get_logger("stage.graph_dataset")
 SUFFIX = "_dfc.npy"
 WINDOWING = ("window", "step", "kind", "fisher_z")
+#: The dynamic_fc stage's defaults, for the windowing of external dynamic FC.
+WINDOWING_DEFAULTS = {"kind": "correlation", "fisher_z": False}
+DFC = "a dynamic FC array (n_windows, n_regions, n_regions)"
 
 
 def _run_key(path: Path) -> str:
@@ -102,7 +118,9 @@ def compute_run(
         ``None`` for a run without a window (its time series is not read).
     """
     dfc_path, ts_path = paths
-    dfc = load_array(dfc_path, stage="dynamic_fc", mmap=True)
+    # Ours (checked against its record) or the user's (checked as an external input); the
+    # caller records the external ones once for the whole dataset.
+    dfc = load_input_array(dfc_path, stage="dynamic_fc", ndim=3, square=True, what=DFC)
     if dfc.shape[0] == 0:
         return None
     ts = read_region_timeseries(ts_path).data if "timeseries" in node_features else None
@@ -129,12 +147,54 @@ def compute_run(
     return RunGraphs(graphs, spread, _degrees(graphs), window_density, summary)
 
 
-def _layout(dynamic_fc: list[str | Path]) -> tuple[dict, list[str]]:
-    """Windowing and region names of the dataset, from the first run's dynamic-FC record."""
+def _given_windowing(windowing: dict | None) -> dict | None:
+    """The ``windowing`` parameter with its defaults, checked (None when not given)."""
+    if windowing is None:
+        return None
+    unknown = sorted(set(windowing) - set(WINDOWING))
+    if unknown:
+        raise ConfigError(f"windowing has unknown keys {unknown}; it takes {', '.join(WINDOWING)}.")
+    for key in ("window", "step"):
+        value = windowing.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"windowing needs {key!r}, a positive whole number of TRs; got {value!r}."
+            )
+    return {**WINDOWING_DEFAULTS, **windowing}
+
+
+def _run_layout(dfc_path: Path, ts_path: Path, windowing: dict | None) -> tuple[dict, list, str]:
+    """A run's windowing, region names and reason to have no window.
+
+    From its dynamic FC's record when it has one (a stage wrote it); otherwise (an external
+    input) the ``windowing`` parameter and the header of its time series.
+    """
+    if has_record(dfc_path):
+        record = read_provenance(dfc_path)
+        this = {k: record["params"][k] for k in WINDOWING}
+        return this, record["extra"]["regions"], record["extra"].get("skipped", "no window")
+    if windowing is None:
+        raise ConfigError(
+            f"{dfc_path} has no provenance record (a dynamic FC of your own): give the "
+            "windowing it was computed with, windowing={'window': ..., 'step': ...} in TRs "
+            "(kind and fisher_z default to 'correlation' and false)."
+        )
+    if not ts_path.is_file():
+        raise DataError(f"Region time series {ts_path} does not exist.")
+    with open(ts_path, encoding="utf-8") as handle:  # the region names only
+        regions = handle.readline().rstrip("\n").split("\t")
+    return windowing, regions, "no window"
+
+
+def _layout(
+    dynamic_fc: list[str | Path], timeseries: list[str | Path], windowing: dict | None
+) -> tuple[dict, list[str]]:
+    """Windowing and region names of the dataset: the windowing parameter when given, else
+    the first run's dynamic-FC record; the first run's regions."""
     if not dynamic_fc:
         raise DataError("No dynamic FC runs were given to build the graph dataset from.")
-    record = read_provenance(dynamic_fc[0])
-    return {k: record["params"][k] for k in WINDOWING}, record["extra"]["regions"]
+    this, regions, _ = _run_layout(Path(dynamic_fc[0]), Path(timeseries[0]), windowing)
+    return windowing or this, regions
 
 
 def run(
@@ -152,6 +212,7 @@ def run(
     absolute: bool = True,
     node_features: list[str] | tuple[str, ...] = ("identity", "timeseries"),
     label_columns: list[str] | None = None,
+    windowing: dict | None = None,
     scheduler: str | None = None,
 ) -> Path:
     """Build a dataset's graph dataset and its dynamic-FC summary.
@@ -159,7 +220,9 @@ def run(
     Parameters
     ----------
     dynamic_fc : list of path-like
-        ``*_dfc.npy`` artifacts of the dynamic_fc stage (one per run).
+        ``*_dfc.npy`` artifacts of the dynamic_fc stage (one per run), or dynamic FC of
+        your own (n_windows x n_regions x n_regions ``.npy``, no provenance record): read
+        as external inputs, their checksums recorded in ``extra.external_inputs``.
     timeseries : list of path-like
         The runs' ``*_timeseries.tsv``, in the same order.
     output : path-like
@@ -179,6 +242,10 @@ def run(
         ``connectivity``, ``identity``, ``timeseries`` (see :func:`neuroai.fmri.node_features`).
     label_columns : list of str | None
         Columns of participants.tsv to keep (all by default).
+    windowing : dict | None
+        ``window`` and ``step`` (in TRs), and optionally ``kind`` and ``fisher_z``
+        (default ``"correlation"`` and False), of dynamic FC of your own; needed when a
+        file has no provenance record. A stage-made file's record must agree with it.
     scheduler : str | None
         Where the runs' graphs are built: a Dask scheduler address
         (``tcp://host:8786``); ``None`` or ``""``: the address in
@@ -194,7 +261,10 @@ def run(
         raise DataError(
             f"Got {len(dynamic_fc)} dynamic FC files but {len(timeseries)} time series."
         )
-    windowing, regions = _layout(dynamic_fc)  # from the first run's record
+    given_windowing = _given_windowing(windowing)
+    windowing, regions = _layout(dynamic_fc, timeseries, given_windowing)
+    # Files of the user's (no provenance record), hashed once, before anything is written.
+    external = external_inputs([*dynamic_fc, *timeseries])
     subjects, excluded, run_summary = {}, {}, {}
     totals = {"variability": None, "windows": 0, "edges": 0}
     degrees = RunningMoments((len(regions),))  # over all windows, per region
@@ -221,19 +291,18 @@ def run(
     def run_graphs():
         """Each run's window graphs in turn, its statistics added to the running totals:
         one run's result is taken at a time, in the order of the runs."""
-        for label, (dfc_path, _) in runs.items():
+        for label, (dfc_path, ts_path) in runs.items():
             key = _run_key(Path(dfc_path))
-            record = read_provenance(dfc_path)
-            this = {k: record["params"][k] for k in WINDOWING}
-            if this != windowing or record["extra"]["regions"] != regions:
+            this, run_regions, skipped = _run_layout(Path(dfc_path), Path(ts_path), given_windowing)
+            if this != windowing or run_regions != regions:
                 raise DataError(
-                    f"{dfc_path} was made with {this} and {len(record['extra']['regions'])} "
-                    f"regions, unlike the other runs ({windowing}, {len(regions)} regions): "
-                    "every run of a graph dataset must share the windowing and the atlas."
+                    f"{dfc_path} was made with {this} and {len(run_regions)} regions, unlike "
+                    f"the other runs ({windowing}, {len(regions)} regions): every run of a "
+                    "graph dataset must share the windowing and the atlas."
                 )
             result = results.take(label)
             if result is None:
-                excluded[key] = record["extra"].get("skipped", "no window")
+                excluded[key] = skipped
                 logger.warning("Leaving %s out of the graph dataset: %s", key, excluded[key])
                 continue
             subjects[key] = key.split("_", 1)[0][4:]
@@ -258,6 +327,8 @@ def run(
         "node_features": list(node_features),
         "label_columns": label_columns,
     }
+    if given_windowing is not None:  # recorded only when given: former records unchanged
+        params["windowing"] = given_windowing
     inputs = [*map(Path, dynamic_fc), *map(Path, timeseries)] + (
         [Path(participants)] if participants else []
     )
@@ -274,10 +345,16 @@ def run(
             excluded=excluded,
             params=params,
             inputs=inputs,
+            extra={"external_inputs": external},
         )
     n_runs = len(run_summary)
     mean_variability = totals["variability"] / n_runs
-    provenance = {"stage": "graph_dataset", "params": params, "inputs": inputs}
+    provenance = {
+        "stage": "graph_dataset",
+        "params": params,
+        "inputs": inputs,
+        "extra": {"external_inputs": external},
+    }
     save_array(variability_output, mean_variability, **provenance)
     summary = {
         "dataset": dataset,

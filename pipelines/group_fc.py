@@ -2,6 +2,9 @@
 
 Writes <out>_mean.npy (n_regions x n_regions) and <out>_summary.json, each with a
 provenance record. Groups (for example the site) come from participants.tsv.
+The matrices are the static_fc stage's, or your own (.npy files saved with numpy.save,
+square and finite): a file without a provenance record is read as an external input,
+and its checksum is recorded (extra.external_inputs).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pandas as pd
 from neuroai import get_logger
 from neuroai.errors import DataError
 from neuroai.fmri.group import summarize_connectivity
-from neuroai.io import ArrayArtifacts, save_array, save_json
+from neuroai.io import InputArrays, has_record, save_array, save_json
 from neuroai.pipelines._stage import PathList, execute, stage_parser
 
 logger = get_logger("stage.group_fc")
@@ -40,7 +43,10 @@ def run(
     Parameters
     ----------
     connectivity : list of path-like
-        ``*_connectivity.npy`` artifacts of the static FC stage.
+        ``*_connectivity.npy`` artifacts of the static FC stage, or connectivity matrices
+        of your own (n_regions x n_regions ``.npy``, no provenance record): read as
+        external inputs, their checksums recorded in ``extra.external_inputs``. A file
+        that has a record must match it.
     mean_output, summary_output : path-like
         Destinations of the group-mean matrix (.npy) and the summary (.json).
     dataset : str
@@ -52,7 +58,9 @@ def run(
     """
     paths = [Path(p) for p in connectivity]
     # Memory-mapped one at a time: memory and open files do not grow with the cohort.
-    matrices = ArrayArtifacts(paths, stage="static_fc")
+    matrices = InputArrays(
+        paths, stage="static_fc", ndim=2, square=True, what="a connectivity matrix"
+    )
     runs = [_run_key(p) for p in paths]
     groups = {}
     if participants is not None and group_by:
@@ -71,15 +79,29 @@ def run(
     summary["kind"] = kinds.pop() if len(kinds) == 1 else "mixed"
     inputs = [*paths] + ([Path(participants)] if participants else [])
     params = {"dataset": dataset, "group_by": group_by}
-    save_array(mean_output, mean, stage="group_fc", params=params, inputs=inputs)
-    save_json(summary_output, summary, stage="group_fc", params=params, inputs=inputs)
-    logger.info("Summarised %d runs of %s", len(paths), dataset)
+    provenance = {
+        "stage": "group_fc",
+        "params": params,
+        "inputs": inputs,
+        "extra": {"external_inputs": matrices.external},
+    }
+    save_array(mean_output, mean, **provenance)
+    save_json(summary_output, summary, **provenance)
+    logger.info(
+        "Summarised %d runs of %s (%d external inputs)",
+        len(paths),
+        dataset,
+        len(matrices.external),
+    )
     return Path(mean_output), Path(summary_output)
 
 
 def load_kind(path: Path) -> str:
+    """The connectivity kind a run was made with (``"unknown"`` for an external input)."""
     from neuroai.io import read_provenance
 
+    if not has_record(path):
+        return "unknown"
     return read_provenance(path)["params"].get("kind", "unknown")
 
 
@@ -90,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         action=PathList,
         required=True,
-        help="@list.txt or *_connectivity.npy files",
+        help="@list.txt or *_connectivity.npy files (the static_fc stage's or your own)",
     )
     parser.add_argument("--mean-output", required=True)
     parser.add_argument("--summary-output", required=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from neuroai import get_logger, progress
 from neuroai.errors import ConfigError, DataError
-from neuroai.io import save_array, save_table, write_artifact
+from neuroai.io import check_inputs, save_array, save_table, write_artifact
 from neuroai.pipelines._stage import execute, stage_device, stage_parser
 
 logger = get_logger("stage.predict")
@@ -151,6 +151,8 @@ def run(
         and the outputs (see :mod:`neuroai.evaluation.predictions`).
     inputs, dataset, split : optional
         Segmentation inputs: NIfTI files, or a Decathlon ``dataset.json`` and its split.
+        Volumes the pipeline did not write are external inputs: their checksums are
+        recorded in ``extra.external_inputs`` of the label maps and the index.
     store, index, graphs : path-like | None
         The input of the other families, as in :func:`neuroai.pipelines.embed.run`.
     participants : path-like | None
@@ -201,8 +203,12 @@ def run(
     model_files = [Path(model) / "config.json", Path(model) / "model.safetensors"]
     out_dir = Path(index_output).parent
     params = {"split": split, "batch_size": batch_size, "model": net.family}
+    # Inputs the pipeline did not write (no provenance record) are checked before anything
+    # is written, and their checksums named in the record of every prediction made from them.
+    external = {item["path"]: item for item in check_inputs(files)}
     rows = []
     for path in progress(files, desc="predict"):
+        described = [external[str(path)]] if str(path) in external else []
         item = read_model_input(path, net)
         with torch.no_grad():
             outputs = torch.cat(
@@ -219,6 +225,7 @@ def run(
                 stage=STAGE,
                 params=params,
                 inputs=[path, *model_files],
+                extra={"external_inputs": described},
             )
             counts = np.bincount(np.asarray(image.dataobj).ravel(), minlength=outputs.shape[1])
             row.update({f"voxels_class{k}": int(v) for k, v in enumerate(counts)})
@@ -231,13 +238,18 @@ def run(
                 stage=STAGE,
                 params=params,
                 inputs=[path, *model_files],
-                extra={"level": item.level},
+                extra={"level": item.level, "external_inputs": described},
             )
             row["predicted_class"] = int(values.mean(axis=0).argmax())
         row["prediction"] = str(target)
         rows.append(row)
     save_table(
-        index_output, pd.DataFrame(rows), stage=STAGE, params=params, inputs=[*files, *model_files]
+        index_output,
+        pd.DataFrame(rows),
+        stage=STAGE,
+        params=params,
+        inputs=[*files, *model_files],
+        extra={"external_inputs": list(external.values())},
     )
     logger.info("Predicted %d inputs with %s", len(rows), net.family)
     return Path(index_output)

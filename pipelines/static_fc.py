@@ -1,7 +1,9 @@
 """Static functional connectivity of one run of region time series.
 
 Reads a *_timeseries.tsv (with its JSON sidecar), computes the connectivity
-matrix and writes it as .npy with a provenance record beside it.
+matrix and writes it as .npy with a provenance record beside it. A time series the
+pipeline did not write (its sidecar has no "Provenance") is an external input: its
+checksum is recorded in extra.external_inputs.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def save_run(
 ) -> Path:
     """Write one run's :class:`~neuroai.fmri.cohort.RegionFC` with its provenance record
     (the same record whether the run was computed alone or in a batch)."""
-    from neuroai.io import save_array
+    from neuroai.io import external_inputs, save_array
 
     if result.zero_variance_regions:
         names = result.zero_variance_regions
@@ -68,7 +70,7 @@ def save_run(
         stage="static_fc",
         params={"kind": kind, "fisher_z": fisher_z},
         inputs=[timeseries],
-        extra=result.record(),
+        extra={**result.record(), "external_inputs": external_inputs([timeseries])},
     )
     logger.info("Wrote %s (%d x %d, %s)", output, *result.matrix.shape, kind)
     return Path(output)

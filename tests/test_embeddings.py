@@ -231,8 +231,9 @@ def test_an_external_array_is_accepted_and_its_checksum_recorded(eeg, tokens, ro
     np.testing.assert_allclose(embedding_matrix(table)[1:], direct, rtol=1e-5, atol=1e-5)
     record = read_provenance(out)
     digest = hashlib.sha256(mine.read_bytes()).hexdigest()
-    assert {"path": str(mine), "size": mine.stat().st_size, "sha256": digest} in record["inputs"]
-    assert record["extra"]["external_inputs"] == [str(mine)]
+    described = {"path": str(mine), "size": mine.stat().st_size, "sha256": digest}
+    assert described in record["inputs"]
+    assert record["extra"]["external_inputs"] == [described]
     # A user's token array for TABLeT, too (one subject per file).
     array = root / "external" / "sub-77_tokens.npy"
     np.save(array, np.random.default_rng(0).standard_normal((6, 5, 12)).astype(np.float32))

@@ -24,8 +24,8 @@ One function per family computes the rows from the artifacts the workflow writes
 :func:`read_embeddings` reads a written table back as a DataFrame.
 
 Arrays that the pipeline did not write (no provenance record beside them) are
-*external inputs*: :func:`read_input_array` reads them without unpickling and their
-checksum goes into the provenance of what is written from them; an array that has a
+*external inputs*: :func:`neuroai.io.read_input_array` reads them without unpickling and
+their checksum goes into the provenance of what is written from them; an array that has a
 record must still match it.
 """
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -196,46 +197,6 @@ def read_embeddings(path: str | os.PathLike, *, level: str | None = None, verify
             )
         table = table[table["level"] == level].reset_index(drop=True)
     return table
-
-
-# -- inputs ----------------------------------------------------------------------------
-
-
-def read_input_array(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
-    """Read an ``.npy`` input: our artifact (checked against its record) or an external one.
-
-    Returns
-    -------
-    array : ndarray
-        Memory-mapped, never unpickled.
-    external : bool
-        True when the file has no provenance record (the pipeline did not write it):
-        it is read as given, and the caller records its checksum among its inputs.
-
-    Raises
-    ------
-    ArtifactError
-        When the file has a record it does not match (changed or half written).
-    DataError
-        When it is not a plain numeric ``.npy`` file.
-    """
-    from neuroai.io import load_array, provenance_path
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Input {path} does not exist.")
-    if provenance_path(path).is_file():
-        return load_array(path, mmap=True), False
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(
-            f"{path} is not a plain numeric .npy array ({exc}); save it with numpy.save."
-        ) from exc
-    if not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"{path} holds {array.dtype} values; give a numeric array.")
-    logger.info("%s has no provenance record: read as an external input.", path)
-    return array, True
 
 
 def _device(model) -> torch.device:
@@ -589,7 +550,22 @@ __all__ = [
     "embedding_table",
     "encoder_family",
     "read_embeddings",
-    "read_input_array",
     "save_embeddings",
     "with_recordings",
 ]
+
+
+def __getattr__(name: str):
+    if name == "read_input_array":
+        warnings.warn(
+            "neuroai.evaluation.embeddings.read_input_array moved to "
+            "neuroai.io.read_input_array (one rule for external inputs in every stage); its "
+            "second value is now the file's description (a dict) or None. The old name will "
+            "be removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        from neuroai.io.external import read_input_array
+
+        return read_input_array
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

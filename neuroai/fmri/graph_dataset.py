@@ -103,6 +103,7 @@ def write_graph_dataset(
     stage: str = "graph_dataset",
     params: Mapping | None = None,
     inputs: Sequence[str | os.PathLike] = (),
+    extra: Mapping | None = None,
 ) -> Path:
     """Write window graphs of many runs as one dataset folder, atomically, run by run.
 
@@ -135,13 +136,15 @@ def write_graph_dataset(
         ``runs`` is consumed.
     stage, params, inputs
         Provenance.
+    extra : mapping | None
+        More facts for the record's ``extra`` (``external_inputs``), beside the counts.
     """
     from neuroai.io import write_artifact
     from neuroai.io.appendable import NpyAppender
 
     items = runs.items() if isinstance(runs, Mapping) else runs
     index_dtype = np.int16 if len(regions) < 2**15 else np.int32
-    counts: dict[str, int] = {}  # the provenance record's facts, known once written
+    counts: dict = dict(extra or {})  # the provenance record's facts, known once written
 
     def write(folder: Path) -> None:
         keys, n_windows, first = [], [], None

@@ -231,9 +231,11 @@ def read_provenance(artifact: str | os.PathLike) -> dict:
         raise ProvenanceError(
             f"{artifact} has no provenance record ({sidecar.name} is missing), so neuroai cannot "
             "tell how or whether it was completed. If a neuroai stage wrote it, delete it and "
-            "rerun that stage; if it is your own file, give it where files of your own are "
-            "accepted (python -m neuroai.pipelines.embed --inputs ..., docs/embeddings.md), "
-            "which records its checksum instead."
+            "rerun that stage. If it is your own file, this input must be made by neuroai (its "
+            "record holds facts the stage needs); files of your own are accepted as external "
+            "inputs where the stage reads user data (connectivity matrices, dynamic FC, region "
+            "time series, EEG windows, token arrays, volumes: docs/howto/python.md, 'Files you "
+            "made yourself'), which record their checksum instead."
         )
     try:
         record = json.loads(sidecar.read_text(encoding="utf-8"))

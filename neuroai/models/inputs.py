@@ -18,7 +18,7 @@ import torch
 
 from neuroai.errors import DataError
 from neuroai.io.decathlon import DecathlonCase, case_id, read_decathlon
-from neuroai.io.store import load_array
+from neuroai.io.external import load_input_array
 from neuroai.models.base import INPUTS, NeuroModel
 
 
@@ -78,7 +78,7 @@ def read_model_input(path: str | os.PathLike, model: NeuroModel) -> ModelInput:
             np.asarray(image.affine),
         )
     if name.endswith(".npy"):
-        array = load_array(path, mmap=True)
+        array = load_input_array(path, mmap=True)  # ours (checked) or the user's own
         ndim = model.item_ndim
         if array.ndim == ndim:
             return ModelInput(
