@@ -4,7 +4,7 @@ import pytest
 import yaml
 from test_tokens_workflow import tiny_config
 
-from neuroai.io import load_json, read_provenance
+from neuroai.io import load_json, load_table, read_provenance
 from neuroai.testing import report_text
 from neuroai.testing.workflow import run_snakemake as snakemake
 
@@ -40,6 +40,7 @@ def tablet_config(work):
         },
         "ablation": {"positional": ["none", "rope"], "pretraining": True},
         "evaluation": {"n_bootstrap": 20},
+        "splits": 2,  # the paper's protocol (4 random splits), here 2 to keep it short
     }
     path = work / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -55,12 +56,19 @@ def test_tablet_rules_run_end_to_end_and_rerun_nothing(tmp_path):
     metrics = load_json(metrics_path, stage="tablet_evaluate")
     assert set(metrics["tasks"]) == {"site", "mean_fc"}, metrics.keys()
     assert read_provenance(metrics_path)["stage"] == "tablet_evaluate"
-    for flag in ("none", "rope"):
-        assert (
-            results / "tablet" / "vol" / "split-0" / "pretrain" / flag / "summary.json"
-        ).is_file(), flag
+    pretrain = results / "tablet" / "vol"
+    for flag in ("none", "rope"):  # the ablation's pretrainings: split 0 only
+        assert (pretrain / "split-0" / "pretrain" / flag / "summary.json").is_file(), flag
+    # The main flag (rope) pretrains again on split 1's own training subjects.
+    assert (pretrain / "split-1" / "pretrain" / "rope" / "summary.json").is_file()
+    assert not (pretrain / "split-1" / "pretrain" / "none").exists()
+    assert metrics["n_splits"] == 2 and [s["index"] for s in metrics["splits"]] == [0, 1]
+    predictions = load_table(results / "tablet" / "vol" / "predictions.tsv")
+    tested = [set(predictions.loc[predictions["split"] == k, "participant_id"]) for k in (0, 1)]
+    assert all(tested) and tested[0] != tested[1]  # each split tests its own draw
     report = report_text(results / "report")
     assert "TABLeT" in report and "positional none" in report
+    assert "2 random splits: mean +- sd over the splits" in report
     for rule in ("tablet_pretrain", "tablet_finetune", "tablet_evaluate"):
         assert list((results / "benchmarks" / rule).rglob("*.tsv")), rule
     again = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
