@@ -420,12 +420,7 @@ def _write_evaluated(
     label-efficiency protocol (mean prediction over its seeds), which the card says.
     """
     from neuroai.errors import ArtifactError
-    from neuroai.models.evaluated import (
-        EvaluatedModel,
-        interval,
-        parse_datasets,
-        write_evaluated_models,
-    )
+    from neuroai.models.evaluated import write_evaluations
 
     tasks = document["tasks"]
     if len(task_models) != len(tasks) or (splits and len(splits) != len(tasks)):
@@ -434,8 +429,7 @@ def _write_evaluated(
             f"and {len(splits)} split files. Pass one of each per task, in the order of "
             "--predictions."
         )
-    names, cards = parse_datasets(datasets)
-    entries = []
+    scored = []
     for k, (name, task) in enumerate(tasks.items()):
         full = task["full_labels"].get("finetune", {})
         transductive = bool(task["protocol"].get("transductive"))
@@ -452,26 +446,24 @@ def _write_evaluated(
                 f"{task['split'].get('repeats', 1)} seeds; this folder is that recipe trained "
                 "once more, on the same subjects."
             )
-        entries.append(
-            EvaluatedModel(
-                name=name,
-                source=task_models[k],
-                metrics={m: interval(v) for m, v in full.items()},
-                evaluation={
-                    "stage": STAGE,
-                    "task": name,
-                    "n_test": task["protocol"].get("n_test_subjects", task["n_subjects"]),
-                    "unit": "subjects",
-                    "bootstrap": {**bootstrap, "unit": "subjects", "method": "percentile"},
-                    "metrics_file": str(metrics_output),
-                    "note": note,
-                },
-                splits=splits[k] if splits else None,
-                datasets=names or [document["dataset"]],
-                data_cards=cards,
-            )
-        )
-    write_evaluated_models(output, entries, stage=STAGE, params=params)
+        evaluation = {
+            "task": name,
+            "n_test": task["protocol"].get("n_test_subjects", task["n_subjects"]),
+            "unit": "subjects",
+            "bootstrap": {**bootstrap, "unit": "subjects", "method": "percentile"},
+            "note": note,
+        }
+        scored.append((name, task_models[k], full, evaluation))
+    write_evaluations(
+        output,
+        scored,
+        stage=STAGE,
+        metrics_file=metrics_output,
+        params=params,
+        splits=splits or None,
+        datasets=datasets,
+        default_datasets=[document["dataset"]],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

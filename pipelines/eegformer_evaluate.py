@@ -77,15 +77,9 @@ def _pretrained_summary(entries: dict) -> dict | None:
 
 def _write_evaluated(output, entries, document, metrics_output, splits, datasets, params):
     """An evaluated copy of each mode's model, its test metrics in its card."""
-    from neuroai.models.evaluated import (
-        EvaluatedModel,
-        interval,
-        parse_datasets,
-        write_evaluated_models,
-    )
+    from neuroai.models.evaluated import write_evaluations
 
-    names, cards = parse_datasets(datasets)
-    models = []
+    scored = []
     for mode, entry in entries.items():
         if "checkpoint" not in entry:
             raise ArtifactError(
@@ -93,31 +87,28 @@ def _write_evaluated(output, entries, document, metrics_output, splits, datasets
                 "task's models folder (--models) as eegformer_finetune wrote it."
             )
         metrics = {
-            f"{level} {name}": interval(value)
+            f"{level} {name}": value
             for level in ("window", "recording")
             for name, value in entry["metrics"][level].items()
         }
-        models.append(
-            EvaluatedModel(
-                name=mode,
-                source=entry["checkpoint"],
-                metrics=metrics,
-                evaluation={
-                    "stage": STAGE,
-                    "task": document["task"],
-                    "n_test": document["n_subjects"],
-                    "unit": "subjects",
-                    "n_windows": document["n_windows"],
-                    "n_recordings": document["n_recordings"],
-                    "bootstrap": document["bootstrap"],
-                    "metrics_file": str(metrics_output),
-                },
-                splits=splits,
-                datasets=names,
-                data_cards=cards,
-            )
-        )
-    write_evaluated_models(output, models, stage=STAGE, params=params)
+        evaluation = {
+            "task": document["task"],
+            "n_test": document["n_subjects"],
+            "unit": "subjects",
+            "n_windows": document["n_windows"],
+            "n_recordings": document["n_recordings"],
+            "bootstrap": document["bootstrap"],
+        }
+        scored.append((mode, entry["checkpoint"], metrics, evaluation))
+    write_evaluations(
+        output,
+        scored,
+        stage=STAGE,
+        metrics_file=metrics_output,
+        params=params,
+        splits=splits,
+        datasets=datasets,
+    )
 
 
 def run(

@@ -269,50 +269,36 @@ def run(
 
 def _write_evaluated(output, document, splits, metrics_output, datasets, params):
     """An evaluated copy of every model, its test metrics per class in its card."""
-    from neuroai.models.evaluated import (
-        EvaluatedModel,
-        interval,
-        parse_datasets,
-        write_evaluated_models,
-    )
+    from neuroai.models.evaluated import write_evaluations
 
-    models = document["models"]
-    if splits and len(splits) != len(models):
-        raise ConfigError(
-            f"Cannot write {output}: {len(models)} models but {len(splits)} split files. Pass "
-            "one splits.tsv per model, in the order of --models."
-        )
-    names, cards = parse_datasets(datasets)
-    entries = []
-    for i, (name, entry) in enumerate(models.items()):
+    evaluation = {
+        "task": document["task_name"],
+        "n_test": len(document["split"]["test"]),
+        "unit": "cases",
+        "bootstrap": document["bootstrap"],
+        "note": "HD95 and MSD in mm; a structure missed entirely scores the diagonal of the "
+        "volume (the worst case), counted in every mean.",
+    }
+    scored = []
+    for name, entry in document["models"].items():
         metrics = {
-            f"{metric} {label}": interval(value)
+            f"{metric} {label}": value
             for metric, per_class in entry["metrics"].items()
             for label, value in sorted(per_class.items(), key=lambda item: item[0] != "mean")
         }
         for label, detection in entry["detection"].items():
             metrics[f"miss rate {label}"] = {"estimate": detection["miss_rate"]}
-        entries.append(
-            EvaluatedModel(
-                name=name,
-                source=entry["checkpoint"],
-                metrics=metrics,
-                evaluation={
-                    "stage": STAGE,
-                    "task": document["task_name"],
-                    "n_test": len(document["split"]["test"]),
-                    "unit": "cases",
-                    "bootstrap": document["bootstrap"],
-                    "metrics_file": str(metrics_output),
-                    "note": "HD95 and MSD in mm; a structure missed entirely scores the "
-                    "diagonal of the volume (the worst case), counted in every mean.",
-                },
-                splits=splits[i] if splits else None,
-                datasets=names or [document["dataset"]],
-                data_cards=cards,
-            )
-        )
-    write_evaluated_models(output, entries, stage=STAGE, params=params)
+        scored.append((name, entry["checkpoint"], metrics, evaluation))
+    write_evaluations(
+        output,
+        scored,
+        stage=STAGE,
+        metrics_file=metrics_output,
+        params=params,
+        splits=splits or None,
+        datasets=datasets,
+        default_datasets=[document["dataset"]],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -210,39 +210,27 @@ def run(
 
 def _write_evaluated(output, scored, splits, metrics_output, datasets, params, n_bootstrap):
     """An evaluated copy of every fine-tuned model, its held-out metrics in its card."""
-    from neuroai.models.evaluated import (
-        EvaluatedModel,
-        interval,
-        parse_datasets,
-        write_evaluated_models,
-    )
+    from neuroai.models.evaluated import write_evaluations
 
-    if splits and len(splits) != len(scored):
-        raise ConfigError(
-            f"Cannot write {output}: {len(scored)} models but {len(splits)} split files. Pass "
-            "one splits.tsv per model, in the order of --models."
+    bootstrap = {"n_resamples": n_bootstrap, "confidence": 0.95, "unit": "subjects"}
+    models = [
+        (
+            f"split-{k}_{task}_{variant}",
+            folder,
+            scores,
+            {"task": task, "n_test": n_test, "unit": "subjects", "bootstrap": bootstrap},
         )
-    names, cards = parse_datasets(datasets)
-    entries = [
-        EvaluatedModel(
-            name=f"split-{k}_{task}_{variant}",
-            source=folder,
-            metrics={m: interval(v) for m, v in scores.items()},
-            evaluation={
-                "stage": STAGE,
-                "task": task,
-                "n_test": n_test,
-                "unit": "subjects",
-                "bootstrap": {"n_resamples": n_bootstrap, "confidence": 0.95, "unit": "subjects"},
-                "metrics_file": str(metrics_output),
-            },
-            splits=splits[i] if splits else None,
-            datasets=names,
-            data_cards=cards,
-        )
-        for i, (folder, k, task, variant, scores, n_test) in enumerate(scored)
+        for folder, k, task, variant, scores, n_test in scored
     ]
-    write_evaluated_models(output, entries, stage=STAGE, params=params)
+    write_evaluations(
+        output,
+        models,
+        stage=STAGE,
+        metrics_file=metrics_output,
+        params=params,
+        splits=splits or None,
+        datasets=datasets,
+    )
 
 
 def _comparisons(split_metrics: dict, predictions, *, n_bootstrap: int, seed: int) -> None:

@@ -24,7 +24,7 @@ def test_fisher_z():
     off = ~np.eye(7, dtype=bool)
     np.testing.assert_allclose(z[off], np.arctanh(r[off]))
     assert np.all(np.diag(z) == 0)
-    with pytest.raises(DataError, match="fisher_z applies to correlations"):
+    with pytest.raises(ConfigError, match="fisher_z applies to correlations"):
         connectivity(ts, "covariance", fisher_z=True)
 
 

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from neuroai._logging import get_logger
-from neuroai.errors import DataError, check_option
+from neuroai.errors import ConfigError, DataError, check_option
 
 logger = get_logger(__name__)
 
@@ -93,7 +93,10 @@ def connectivity(
     check_option("kind", kind, KINDS)
     ts = _check_timeseries(ts)
     if fisher_z and kind not in ("correlation", "partial correlation"):
-        raise DataError(f"fisher_z applies to correlations, not to kind={kind!r}.")
+        raise ConfigError(
+            f'fisher_z applies to correlations, not to kind={kind!r}: use kind="correlation" '
+            'or "partial correlation", or fisher_z=False.'
+        )
     matrix = _per_run([ts], kind)[0]
     if fisher_z:
         matrix = np.arctanh(np.clip(matrix, -1 + 1e-12, 1 - 1e-12))

@@ -293,8 +293,8 @@ def find_record(path: str | os.PathLike) -> dict | None:
     return None
 
 
-def _resolve(path: str, record: dict) -> Path:
-    """An input path of ``record``: as written, or relative to where it was made."""
+def resolve_input(path: str, record: dict) -> Path:
+    """An input path of ``record``: as written, or relative to where it was made (``cwd``)."""
     candidate = Path(path)
     if candidate.is_absolute() or candidate.exists() or "cwd" not in record:
         return candidate
@@ -320,5 +320,5 @@ def lineage(artifacts: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
         if record is None:
             continue
         found.append((path, record))
-        queue.extend(_resolve(item["path"], record) for item in record.get("inputs", []))
+        queue.extend(resolve_input(item["path"], record) for item in record.get("inputs", []))
     return found

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuroai.errors import ArtifactError
+from neuroai.errors import ArtifactError, ConfigError
 from neuroai.models.card import write_model_card
 from neuroai.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
@@ -159,6 +159,75 @@ def write_evaluated_models(
     )
 
 
+def write_evaluations(
+    output: str | os.PathLike,
+    scored: Sequence[tuple[str, str | os.PathLike, Mapping[str, Any], Mapping[str, Any]]],
+    *,
+    stage: str,
+    metrics_file: str | os.PathLike,
+    params: Mapping[str, Any] | None = None,
+    splits: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    datasets: Sequence[str] | None = None,
+    default_datasets: Sequence[str] = (),
+) -> Path:
+    """The evaluated-models folder of an evaluation stage, from what it scored.
+
+    What the four evaluation stages share: the ``--datasets`` pairs, the split files, the
+    metrics cut to their estimates and intervals, the stage and metrics file in every
+    model's ``evaluation`` record.
+
+    Parameters
+    ----------
+    output : path-like
+        The folder (see :func:`write_evaluated_models`).
+    scored : sequence of (name, source, metrics, evaluation)
+        Per model: its folder name, its training folder, its metrics
+        (``{label: {"estimate", "ci_low", "ci_high", ...}}``) and what the stage says of how
+        they were measured (``task``, ``n_test``, ``unit``, ``bootstrap``, ``note`` ...).
+    stage : str
+        The evaluation stage.
+    metrics_file : path-like
+        The stage's metrics file (named in every card, relative to its folder).
+    params : mapping | None
+        The stage's parameters (provenance).
+    splits : path-like | sequence of path-like | None
+        One split file for every model, or one per model in the order of ``scored``.
+    datasets : sequence of str | None
+        ``NAME=CARD`` pairs (the stage's ``--datasets``).
+    default_datasets : sequence of str
+        Dataset names when ``datasets`` gives none.
+
+    Raises
+    ------
+    ConfigError
+        When a split file per model is given for another number of models.
+    """
+    scored = list(scored)
+    if splits is None or isinstance(splits, str | os.PathLike):
+        per_model = [splits] * len(scored)
+    else:
+        per_model = list(splits) or [None] * len(scored)
+        if len(per_model) != len(scored):
+            raise ConfigError(
+                f"Cannot write {output}: {len(scored)} models but {len(per_model)} split files. "
+                "Pass one splits.tsv per model, in the order of the models."
+            )
+    names, cards = parse_datasets(datasets)
+    entries = [
+        EvaluatedModel(
+            name=name,
+            source=source,
+            metrics={label: interval(value) for label, value in metrics.items()},
+            evaluation={"stage": stage, **evaluation, "metrics_file": str(metrics_file)},
+            splits=split,
+            datasets=names or list(default_datasets),
+            data_cards=cards,
+        )
+        for (name, source, metrics, evaluation), split in zip(scored, per_model, strict=True)
+    ]
+    return write_evaluated_models(output, entries, stage=stage, params=params)
+
+
 def _relative_metrics_file(entry: EvaluatedModel, output: str | os.PathLike) -> EvaluatedModel:
     """The entry with its ``metrics_file`` given relative to its evaluated folder."""
     metrics_file = entry.evaluation.get("metrics_file")
@@ -181,7 +250,9 @@ def parse_datasets(values: Sequence[str] | None) -> tuple[list[str], list[str]]:
     for value in values or ():
         name, sep, card = value.partition("=")
         if not name or not sep:
-            raise ValueError(f"--datasets takes NAME=CARD pairs, got {value!r}.")
+            raise ConfigError(
+                f"--datasets takes NAME=CARD pairs (a data card may be empty: NAME=), got {value!r}."
+            )
         names.append(name)
         if card:
             cards.append(card)

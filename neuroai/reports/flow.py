@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from neuroai.io.provenance import SUFFIX, _resolve, find_record
+from neuroai.io.provenance import SUFFIX, find_record, resolve_input
 
 
 def stage_graph(
@@ -45,7 +45,7 @@ def stage_graph(
         stage = record["stage"]
         counts[stage] += 1
         for item in record.get("inputs", []):
-            path = _resolve(item["path"], record)
+            path = resolve_input(item["path"], record)
             upstream = known.get(path.resolve()) or _maker(path)
             if upstream is not None and upstream != stage:
                 edges.add((upstream, stage))

@@ -151,12 +151,12 @@ def pages_section(pages: Mapping[str, tuple[str, list[Section]]]) -> Section:
 
 def _model_folders(records: Sequence[tuple[Path, dict]]) -> list[Path]:
     """Model folders (``config.json`` + ``README.md``) among or just inside the artifacts."""
-    from neuroai.io.provenance import _resolve
+    from neuroai.io.provenance import resolve_input
 
     paths: list[Path] = []
     for path, record in records:  # the artifacts, and what each read (records or not)
         paths.append(path)
-        paths += [_resolve(item["path"], record) for item in record.get("inputs", [])]
+        paths += [resolve_input(item["path"], record) for item in record.get("inputs", [])]
     candidates: list[Path] = []
     for path in paths:
         if path.name == "config.json":
@@ -288,7 +288,6 @@ PAGES = {
     "dynamic_fc": ("fmri", "fMRI connectivity"),
     "eegformer": ("eegformer", "EEGFormer"),
     "segmentation": ("segmentation", "Segmentation"),
-    "inference": ("segmentation", "Segmentation"),
     "tokens": ("tokens", "Volume tokens"),
     "tablet": ("tablet", "TABLeT"),
     "dfc_gnn": ("dfc-gnn", "Dynamic-FC graph network"),
