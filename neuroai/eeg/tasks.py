@@ -4,7 +4,8 @@ A task says which windows of a patch store it uses and what each window's target
 is, from the two kinds of labels a store keeps (see :mod:`neuroai.eeg.store`): the
 *recording label* of every window (TUAB's ``normal``/``abnormal`` folders) and the
 *annotation labels* overlapping it (``events``: TUAR artifact codes, TUSL/TUSZ
-term-based spans ...). Four tasks are built in, as in EEGFormer's evaluation:
+term-based spans ...). Four tasks are built in, named after the four TUH subsets EEGFormer
+is evaluated on:
 
 ``abnormal`` (TUAB)
     binary, from the recording label: ``abnormal`` is positive, ``normal`` negative;
@@ -27,6 +28,16 @@ Event tasks aggregate windows to recordings with the maximum (a recording is
 positive if any of its windows is). Every field can be changed per task (the demo
 counts its simulated 3 Hz spike-and-wave bursts, ``spsw``, as seizures), and new
 tasks can be defined with the same fields.
+
+What differs from EEGFormer's evaluation, as far as can be said: the definitions above are
+ours, written from the TUH corpora's own label conventions, not from the paper's code (none
+is public) or its evaluation section (not re-read here). So the class sets (TUAR's six
+artifact classes as a multi-label task; TUSL and TUSZ as binary window tasks, where a
+benchmark may instead classify seizure, slowing and background as three classes), the
+window length (``eeg.window_s``, 12 s in the demo), the recording-level aggregation (mean for
+``abnormal``, max for the event tasks) and the metrics (AUROC, AUPRC, balanced accuracy at
+window and recording level, with patient bootstrap intervals) are our choices and may differ
+from the paper's. The report's EEGFormer fidelity table says the same.
 """
 
 from __future__ import annotations
