@@ -207,7 +207,7 @@ def test_fine_tuning_refuses_an_encoder_that_read_its_test_patient_elsewhere(
             split=SPLIT,
         )
 
-    with pytest.raises(ConfigError, match=r"2 test subjects \(tuh/p04, tuh/p05\) were pretrained"):
+    with pytest.raises(ConfigError, match=r"2 test patients \(tuh/p04, tuh/p05\) were pretrained"):
         finetune("untold", [stores["tuab"]], tmp_path / "leak")
     assert not (tmp_path / "leak" / "predictions.tsv").exists()
     finetune("told", [stores["tuab"]], tmp_path / "tuab")
