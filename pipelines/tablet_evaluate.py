@@ -341,13 +341,14 @@ def _reference_rows(table, seen, per_split, *, n_bootstrap, seed) -> list[dict]:
     import numpy as np
 
     from neuroai.evaluation import linear_readout, subject_metrics
+    from neuroai.io import load_array
 
     cache: dict[str, np.ndarray] = {}
 
     def features(ids):
         for i in ids:
             if i not in cache:
-                tokens = np.load(table.loc[i, "tokens"], mmap_mode="r", allow_pickle=False)
+                tokens = load_array(table.loc[i, "tokens"], mmap=True)  # ours: record checked
                 cache[i] = np.asarray(tokens, dtype=np.float32).mean(0).ravel()
         return np.stack([cache[i] for i in ids])
 

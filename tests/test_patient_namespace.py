@@ -66,6 +66,10 @@ def test_the_default_namespace_is_tuh_for_tuh_datasets_and_the_name_otherwise():
     assert default_patient_namespace("tusz", "tuh") == "tuh"
     assert default_patient_namespace("site_a", "bids_eeg") == "site_a"
     assert default_patient_namespace("clinic", "eeg_files") == "clinic"
+    # A dataset of another layout named like the shared TUH namespace would join it silently.
+    with pytest.raises(ConfigError, match="namespace the tuh corpora share"):
+        default_patient_namespace("tuh", "bids_eeg")
+    assert default_patient_namespace("tuh", "bids_eeg", patient_namespace="tuh") == "tuh"
     # Declared: two cohorts of one site share; a TUH copy with its own numbering does not.
     assert default_patient_namespace("site_a", "bids_eeg", patient_namespace="site") == "site"
     assert default_patient_namespace("tuh_copy", "tuh", patient_namespace="tuh_copy") == "tuh_copy"

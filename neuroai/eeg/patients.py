@@ -74,6 +74,14 @@ def default_patient_namespace(
         return check_patient_namespace(patient_namespace)
     if not built and layout in SHARED_NAMESPACES:
         return SHARED_NAMESPACES[layout]
+    shared = {v: k for k, v in SHARED_NAMESPACES.items()}
+    if dataset in shared:
+        raise ConfigError(
+            f"EEG dataset {dataset!r} ({layout} layout) would be its own patient namespace "
+            f"{dataset!r}, which is the namespace the {shared[dataset]} corpora share: its "
+            f"subjects would be taken for {shared[dataset].upper()} patients. Rename the dataset, "
+            "or set its patient_namespace (the same name to join them on purpose)."
+        )
     return dataset
 
 
